@@ -1,0 +1,130 @@
+"""Bad input raises VideoDecodeError naming the file, leaks no file descriptor, and scan_videos lists it."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from videos import noise_video, write_bad_corpus
+
+from vidrcnn.errors import VideoDecodeError
+from vidrcnn.io import open_video
+from vidrcnn.io.scan import find_videos
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load_tool(name: str):
+    # Tools are scripts, not a package: load one by path to call its main() in-process (no subprocess start-up).
+    spec = importlib.util.spec_from_file_location(f"_tool_{name}", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+scan_videos = _load_tool("scan_videos")
+
+# Not even a container: open_video itself must refuse these (with any backend).
+UNOPENABLE = ("missing", "directory", "empty", "text", "random_bytes", "truncated_mp4", "audio_only")
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory, sample_videos) -> dict[str, Path]:
+    return write_bad_corpus(tmp_path_factory.mktemp("io_bad"), sample_videos["carphone_pristine.mp4"])
+
+
+def open_and_decode_all(path: Path, backend: str) -> None:
+    with open_video(path, backend) as video:
+        video.get_frames(range(video.num_frames))
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "empty", "text", "random_bytes", "truncated_mp4",
+                                  "truncated_avi", "audio_only", "corrupt_middle"])
+def test_pyav_raises_video_decode_error_naming_the_file(bad, kind):
+    with pytest.raises(VideoDecodeError) as info:
+        open_and_decode_all(bad[kind], "pyav")
+    assert type(info.value) is VideoDecodeError
+    assert info.value.path == str(bad[kind]) and str(info.value).startswith(f"{bad[kind]}: ")
+    assert info.value.cause and "\n" not in info.value.cause
+
+
+def test_causes_say_what_is_wrong(bad):
+    expected = {"missing": "no such file", "directory": "directory", "empty": "empty", "audio_only": "no video stream",
+                "truncated_avi": "truncated", "corrupt_middle": "corrupt"}
+    for kind, words in expected.items():
+        with pytest.raises(VideoDecodeError, match=words):
+            open_and_decode_all(bad[kind], "auto")
+
+
+def test_corruption_in_the_middle_surfaces_where_it_is_decoded(bad):
+    with open_video(bad["corrupt_middle"]) as video:
+        assert video.get_frames([0, 1]).shape[0] == 2  # the intact start still decodes
+        with pytest.raises(VideoDecodeError, match="frame .* corrupt"):
+            video.get_frames(range(video.num_frames))
+
+
+@pytest.mark.parametrize("kind", UNOPENABLE)
+def test_decord_backend_raises_video_decode_error_too(bad, kind):
+    with pytest.raises(VideoDecodeError) as info:
+        open_and_decode_all(bad[kind], "decord")
+    assert info.value.path == str(bad[kind])
+
+
+def test_no_file_descriptor_is_left_open(bad, tmp_path):
+    good = noise_video(tmp_path / "good.avi")
+    open_and_decode_all(good, "pyav")  # first use loads codec libraries: not a leak
+    before = open_fds()
+    errors = []  # kept alive: their tracebacks reference every frame's locals, so only an explicit close() helps
+    for _ in range(2):
+        for path in [*bad.values(), good]:
+            for backend in ("pyav", "decord"):
+                try:
+                    open_and_decode_all(path, backend)
+                except VideoDecodeError as exc:
+                    errors.append(exc)
+        video = open_video(good)  # abandoned without close(): collected, not leaked
+        video.get_frames([3])
+        chunks = video.iter_frames(chunk_size=4)
+        next(chunks)  # a stream left half read has a container of its own: dropped with it
+        del video, chunks
+    assert len(errors) == 2 * (2 * len(UNOPENABLE) + 2)  # truncated_avi and corrupt_middle: pyav only
+    assert open_fds() == before
+
+
+def test_scan_lists_each_bad_file_with_its_cause(bad, tmp_path, capsys):
+    (tmp_path / "ok").mkdir()
+    good = noise_video(tmp_path / "ok" / "good.avi")
+    cache = tmp_path / "probe.json"
+    roots = [str(bad["empty"].parent), str(good.parent)]
+    assert scan_videos.main([*roots, "--cache", str(cache)]) == 1
+    out, err = capsys.readouterr()
+    files = [p for p in bad.values() if p.is_file()]
+    assert len(files) == 7 and set(find_videos(bad["empty"].parent)) == set(files)
+    lines = out.splitlines()
+    assert sorted(line.split(": ")[0] for line in lines) == sorted(str(p) for p in files)
+    assert all(len(line.split(": ", 1)[1]) > 5 for line in lines)  # a cause, not just a name
+    assert "scanned 8 videos: 1 readable" in err and "7 unreadable" in err
+    # second run: same verdicts, from the cache (the cache remembers failures too)
+    assert scan_videos.main([*roots, "--cache", str(cache)]) == 1
+    assert capsys.readouterr().out == out
+    assert cache.stat().st_size > 0
+    assert scan_videos.main([str(good.parent), "--quick"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and "1 readable" in err
+
+
+def test_scan_tool_reports_a_missing_folder_without_traceback(tmp_path):
+    tool = [sys.executable, str(REPO / "tools" / "scan_videos.py")]
+    missing = subprocess.run(
+        [*tool, str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert missing.stderr == f"error: {tmp_path / 'nowhere'}: no such file or directory\n"

@@ -1,0 +1,139 @@
+"""What every decoder backend shares: the :class:`VideoDecoder` protocol, :class:`VideoInfo`, argument checks.
+
+A decoder returns frames as ``torch.uint8`` tensors ``(T, H, W, 3)`` in RGB, indexed in display order from 0 to
+``num_frames - 1``. Backends live in their own modules (``pyav.py``, ``decord_.py``); ``open_video`` picks one.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+from typing_extensions import Self
+
+from vidrcnn.errors import VideoDecodeError
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Metadata of a video stream. ``duration`` is ``num_frames / fps`` in seconds (0.0 when fps is unknown)."""
+
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+    duration: float
+
+
+@runtime_checkable
+class VideoDecoder(Protocol):
+    """One open video. ``num_frames`` is what the backend can actually deliver (see the backend for how it is got)."""
+
+    path: str
+    backend: str
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def duration(self) -> float: ...
+
+    def get_frames(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Frames ``indices`` (display order, any order, duplicates allowed) as uint8 ``(T, H, W, 3)`` RGB.
+
+        ``size=(H, W)`` resizes (bilinear). An index outside ``[0, num_frames)`` raises ``VideoDecodeError``.
+        """
+        ...
+
+    def iter_frames(self, chunk_size: int = 32, size: tuple[int, int] | None = None) -> Iterator[torch.Tensor]:
+        """Every frame in display order, decoded sequentially, in uint8 chunks ``(n <= chunk_size, H, W, 3)``."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class DecoderBase:
+    """Shared plumbing for backends: context manager, ``duration``, ``info``, argument checks."""
+
+    path: str
+    backend: str
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames / self.fps if self.fps > 0 else 0.0
+
+    @property
+    def info(self) -> VideoInfo:
+        return VideoInfo(self.num_frames, self.fps, self.width, self.height, self.duration)
+
+    def close(self) -> None:  # pragma: no cover - every backend overrides it
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.path!r}, num_frames={self.num_frames}, fps={self.fps:.3f}, "
+            f"size={self.width}x{self.height})"
+        )
+
+    def _check_indices(self, indices: Sequence[int]) -> list[int]:
+        try:
+            idx = [operator.index(i) for i in indices]
+        except TypeError:
+            raise TypeError(f"frame indices must be integers, got {list(indices)[:8]!r}") from None
+        bad = [i for i in idx if not 0 <= i < self.num_frames]
+        if bad:
+            raise VideoDecodeError(
+                self.path, f"frame index {bad[0]} out of range: the video has {self.num_frames} frames (0..{self.num_frames - 1})"
+            )
+        return idx
+
+
+def check_size(size: tuple[int, int] | None) -> tuple[int, int] | None:
+    """Validate an optional output size ``(H, W)``."""
+    if size is None:
+        return None
+    h, w = (int(v) for v in size)
+    if h <= 0 or w <= 0:
+        raise ValueError(f"size must be two positive integers (H, W), got {size!r}")
+    return h, w
+
+
+def check_file(path: str | os.PathLike) -> str:
+    """Return ``path`` as a string if it names a non-empty regular file, else raise ``VideoDecodeError``.
+
+    Checked before any library sees the path so that the common mistakes get a plain cause, not an FFmpeg one.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise VideoDecodeError(path, "no such file")
+    if os.path.isdir(path):
+        raise VideoDecodeError(path, "is a directory, not a video file")
+    if not os.path.isfile(path):
+        raise VideoDecodeError(path, "not a regular file")
+    if os.path.getsize(path) == 0:
+        raise VideoDecodeError(path, "empty file (0 bytes)")
+    return path
+
+
+def empty_frames(height: int, width: int) -> torch.Tensor:
+    """A ``(0, H, W, 3)`` uint8 tensor: what ``get_frames([])`` returns."""
+    return torch.empty((0, height, width, 3), dtype=torch.uint8)

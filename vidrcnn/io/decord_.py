@@ -1,0 +1,110 @@
+"""decord backend. Imported lazily: decord ships wheels only for Linux x86-64.
+
+Use with care: decord 0.6 returns the wrong frame after a seek on some streams (measured here: HEVC with B-frames
+and MPEG-4 Part 2 with B-frames in AVI), so ``open_video(backend="auto")`` does not pick it (see ``vidrcnn.io``).
+``num_frames`` is decord's own count (``len(VideoReader)``, from its packet index).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from vidrcnn.errors import VideoDecodeError
+from vidrcnn.io.base import DecoderBase, check_file, check_size, empty_frames
+
+
+def import_decord(path: str | os.PathLike | None = None):
+    """The ``decord`` module, or ``VideoDecodeError`` saying it is not installed."""
+    try:
+        import decord
+    except ImportError as exc:  # also catches a wheel that fails to load its shared library
+        raise VideoDecodeError(
+            path,
+            f"backend 'decord' is not available ({exc}); decord ships wheels only for Linux x86-64: "
+            "use backend='pyav' or 'auto'",
+        ) from None
+    return decord
+
+
+def decord_errors(decord) -> tuple[type[BaseException], ...]:
+    """What decord raises on bad input: its own DECORDError (FFmpeg's message inside) and a few builtins."""
+    return (decord.DECORDError, RuntimeError, ValueError, IndexError, OSError, MemoryError)
+
+
+def decord_available() -> bool:
+    try:
+        import_decord()
+    except VideoDecodeError:
+        return False
+    return True
+
+
+def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of uint8 ``(T, H, W, 3)`` to ``size=(H, W)``."""
+    if tuple(frames.shape[1:3]) == tuple(size) or frames.shape[0] == 0:
+        return frames if frames.shape[0] else torch.empty((0, *size, 3), dtype=torch.uint8)
+    x = frames.permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+class DecordDecoder(DecoderBase):
+    """Decode with ``decord.VideoReader`` on the CPU."""
+
+    backend = "decord"
+
+    def __init__(self, path: str | os.PathLike, *, num_threads: int = 1):
+        self.path = check_file(path)
+        decord = import_decord(self.path)
+        self._reader = None
+        try:
+            reader = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=max(1, int(num_threads)))
+            self.num_frames = len(reader)
+            self.fps = float(reader.get_avg_fps() or 0.0)
+            height, width = reader[0].shape[:2] if self.num_frames else (0, 0)
+        except decord_errors(decord) as exc:
+            raise VideoDecodeError(self.path, f"decord cannot read it ({_first_line(exc)})") from None
+        if self.num_frames == 0:
+            raise VideoDecodeError(self.path, "video stream has no frames")
+        self._reader, self.height, self.width = reader, int(height), int(width)
+        self._errors = decord_errors(decord)
+
+    def close(self) -> None:
+        self._reader = None  # decord closes the file when the reader is freed
+
+    def _live(self):
+        if self._reader is None:
+            raise VideoDecodeError(self.path, "decoder is closed")
+        return self._reader
+
+    def _batch(self, idx: list[int]) -> torch.Tensor:
+        try:
+            return torch.from_numpy(self._live().get_batch(idx).asnumpy())
+        except self._errors as exc:
+            raise VideoDecodeError(self.path, f"decord failed to decode ({_first_line(exc)})") from None
+
+    def get_frames(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> torch.Tensor:
+        idx = self._check_indices(indices)
+        size = check_size(size)
+        if not idx:
+            return empty_frames(*(size or (self.height, self.width)))
+        frames = self._batch(idx)
+        return resize_frames(frames, size) if size else frames
+
+    def iter_frames(self, chunk_size: int = 32, size: tuple[int, int] | None = None) -> Iterator[torch.Tensor]:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        size = check_size(size)
+        for start in range(0, self.num_frames, chunk_size):
+            frames = self._batch(list(range(start, min(start + chunk_size, self.num_frames))))
+            yield resize_frames(frames, size) if size else frames
+
+
+def _first_line(exc: BaseException) -> str:
+    # decord's messages carry a multi-line C++ stack trace; the first line is the cause.
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
