@@ -1,0 +1,172 @@
+"""Recurrent conv cells and the layer that runs them: the equations, batched vs step-by-step, chunked state."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vidrcnn.layers import CELLS, ConvRecurrent, GRUCell, PerFrame, RCLCell, RecurrentCell, RNNCell, get_cell
+
+B, C_IN, T, H, W = 2, 3, 4, 8, 8
+HIDDEN = 16  # LRN size 16 // 8 + 1 = 3
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny inputs gain nothing from intra-op threads; on a busy machine their synchronisation dominates.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+
+def conv(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    return F.conv2d(x, weight, bias, padding=weight.shape[-1] // 2)
+
+
+def lrn(x: Tensor, size: int, alpha: float = 0.001, beta: float = 0.75) -> Tensor:
+    """Liang & Hu's eq. 4 written out: x / (1 + alpha/size * sum of squares over `size` neighbouring maps)^beta."""
+    c = x.shape[1]
+    out = torch.empty_like(x)
+    for k in range(c):
+        lo, hi = max(0, k - size // 2), min(c, k + (size - 1) // 2 + 1)
+        out[:, k] = x[:, k] / (1 + alpha / size * (x[:, lo:hi] ** 2).sum(dim=1)) ** beta
+    return out
+
+
+def reference(cell: RecurrentCell, x: Tensor) -> Tensor:
+    """The cell's equations evaluated step by step with F.conv2d on its weights; returns (B, C, T, H, W)."""
+    wx, bx = cell.input_conv.weight, cell.input_conv.bias
+    n = cell.hidden_channels
+    h = x.new_zeros(x.shape[0], n, *x.shape[3:])
+    c = torch.zeros_like(h)
+    outs = []
+    for t in range(x.shape[2]):
+        xt = x[:, :, t]
+        if isinstance(cell, RCLCell):
+            z = conv(xt, wx, bx) + conv(h, cell.state_conv.weight)  # h is x(t-1), zero at t = 0
+            h = lrn(F.relu(z), n // 8 + 1)
+        elif isinstance(cell, RNNCell):
+            h = torch.tanh(conv(xt, wx, bx) + conv(h, cell.state_conv.weight))
+        elif isinstance(cell, GRUCell):
+            wz, wr, wn = wx.split(n)
+            bz, br, bn = bx.split(n)
+            uz, ur = cell.state_conv_zr.weight.split(n)
+            z = torch.sigmoid(conv(xt, wz, bz) + conv(h, uz))
+            r = torch.sigmoid(conv(xt, wr, br) + conv(h, ur))
+            cand = torch.tanh(conv(xt, wn, bn) + conv(r * h, cell.state_conv_n.weight))
+            h = (1 - z) * h + z * cand
+        else:  # LSTM, gate order i, f, c, o
+            w = list(zip(wx.split(n), bx.split(n), cell.state_conv.weight.split(n)))
+            pw = cell.peephole_weight if cell.peephole_weight is not None else torch.zeros(3, n, 1, 1)
+            i = torch.sigmoid(conv(xt, w[0][0], w[0][1]) + conv(h, w[0][2]) + pw[0] * c)
+            f = torch.sigmoid(conv(xt, w[1][0], w[1][1]) + conv(h, w[1][2]) + pw[1] * c)
+            c = f * c + i * torch.tanh(conv(xt, w[2][0], w[2][1]) + conv(h, w[2][2]))
+            o = torch.sigmoid(conv(xt, w[3][0], w[3][1]) + conv(h, w[3][2]) + pw[2] * c)
+            h = o * torch.tanh(c)
+        outs.append(h)
+    return torch.stack(outs, dim=2)
+
+
+CELL_CASES = [("rnn", {}), ("rcl", {}), ("gru", {}), ("lstm", {}), ("lstm", {"peephole": True}),
+              ("lstm", {"peephole_size": (H, W)})]
+
+
+@pytest.mark.parametrize(("cell", "kw"), CELL_CASES)
+def test_cell_matches_its_equations(cell, kw):
+    torch.manual_seed(0)
+    layer = ConvRecurrent(C_IN, HIDDEN, cell=cell, **kw)
+    if getattr(layer.cell, "peephole_weight", None) is not None:
+        torch.nn.init.normal_(layer.cell.peephole_weight)  # starts at zero: make the peephole terms count
+    x = torch.randn(B, C_IN, T, H, W)
+    out, _ = layer(x)
+    assert out.shape == (B, HIDDEN, T, H, W)
+    torch.testing.assert_close(out, reference(layer.cell, x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("cell", "kw"), CELL_CASES + [("rcl", {"norm": "bn"})])
+def test_batched_input_conv_equals_step_by_step(cell, kw):
+    torch.manual_seed(0)
+    batched = ConvRecurrent(C_IN, HIDDEN, cell=cell, **kw).eval()
+    stepwise = ConvRecurrent(C_IN, HIDDEN, cell=cell, batch_input_conv=False, **kw).eval()
+    stepwise.load_state_dict(batched.state_dict())
+    x = torch.randn(B, C_IN, T, H, W, requires_grad=True)
+    out_b, _ = batched(x)
+    (grad_b,) = torch.autograd.grad(out_b.square().sum(), x)
+    out_s, _ = stepwise(x)
+    (grad_s,) = torch.autograd.grad(out_s.square().sum(), x)
+    torch.testing.assert_close(out_b, out_s, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad_b, grad_s, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_state_carries_over_chunks(cell):
+    torch.manual_seed(0)
+    layer = ConvRecurrent(C_IN, HIDDEN, cell=cell)
+    x = torch.randn(B, C_IN, 5, H, W)
+    whole, state_whole = layer(x)
+    a, state = layer(x[:, :, :2])
+    b, state = layer(x[:, :, 2:], state)
+    torch.testing.assert_close(torch.cat([a, b], dim=2), whole)
+    for s1, s2 in zip(torch.utils._pytree.tree_leaves(state), torch.utils._pytree.tree_leaves(state_whole)):
+        torch.testing.assert_close(s1, s2)
+
+
+def test_rcl_first_step_is_feed_forward_only():
+    torch.manual_seed(0)
+    layer = ConvRecurrent(C_IN, HIDDEN, cell="rcl")
+    x = torch.randn(B, C_IN, 2, H, W)
+    out, _ = layer(x)
+    expected = lrn(F.relu(conv(x[:, :, 0], layer.cell.input_conv.weight, layer.cell.input_conv.bias)), 3)
+    torch.testing.assert_close(out[:, :, 0], expected)
+    assert isinstance(layer.cell.norm, torch.nn.LocalResponseNorm) and layer.cell.norm.size == HIDDEN // 8 + 1
+
+
+def test_forward_static_iterates_one_still_input():
+    torch.manual_seed(0)
+    layer = ConvRecurrent(C_IN, HIDDEN, cell="rcl")
+    u = torch.randn(B, C_IN, H, W)
+    out, _ = layer(u.unsqueeze(2).expand(-1, -1, 4, -1, -1))
+    torch.testing.assert_close(layer.forward_static(u, 4), out[:, :, -1])
+
+
+def test_get_cell_accepts_names_and_classes():
+    assert get_cell("gru") is CELLS["gru"]
+    assert get_cell(RCLCell) is RCLCell
+    with pytest.raises(ValueError, match="unknown cell"):
+        get_cell("transformer")
+
+
+def test_a_cell_may_bring_its_own_sequence_forward():
+    """The hook a parallel-scan cell uses: ConvRecurrent hands it the whole input-conv sequence at once."""
+
+    class CumSumCell(RecurrentCell):
+        def forward_sequence(self, xin, state=None):
+            h = xin.cumsum(dim=1) + (0 if state is None else state.unsqueeze(1))
+            return h, h[:, -1]
+
+    layer = ConvRecurrent(C_IN, HIDDEN, cell=CumSumCell)
+    x = torch.randn(B, C_IN, T, H, W)
+    out, state = layer(x)
+    xin = torch.stack([layer.cell.input_conv(x[:, :, t]) for t in range(T)], dim=2)
+    torch.testing.assert_close(out, xin.cumsum(dim=2))
+    torch.testing.assert_close(state, out[:, :, -1])
+
+
+def test_per_frame_applies_the_module_to_each_frame():
+    module = torch.nn.Conv2d(3, 5, 3, stride=2, padding=1)
+    x = torch.randn(B, 3, T, H, W)
+    out = PerFrame(module)(x)
+    assert out.shape == (B, 5, T, H // 2, W // 2)
+    torch.testing.assert_close(out[:, :, 2], module(x[:, :, 2]))
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="odd"):
+        ConvRecurrent(C_IN, HIDDEN, cell="rnn", kernel_size=2)
+    with pytest.raises(ValueError, match="norm"):
+        ConvRecurrent(C_IN, HIDDEN, cell="rcl", norm="group")
+    with pytest.raises(ValueError, match=r"\(B, C, T, H, W\)"):
+        ConvRecurrent(C_IN, HIDDEN)(torch.randn(B, C_IN, H, W))

@@ -1,0 +1,190 @@
+"""Every registered model: shapes, gradients, weight sharing, causality, streaming; the registry; the RCNN."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from vidrcnn.errors import CheckpointError, ConfigError
+from vidrcnn.models import RCN, get_model, list_models, register_model
+
+K = 5  # classes
+ALL = list_models()
+CAUSAL = [n for n in ALL if n.startswith(("rcn_", "cnn_lstm_"))]
+TORCHVISION = ("r3d_18", "mc3_18", "r2plus1d_18")
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny inputs gain nothing from intra-op threads; on a busy machine their synchronisation dominates.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+
+def tiny_input(name: str, t: int = 4) -> torch.Tensor:
+    if name in TORCHVISION or name.endswith("_m"):
+        return torch.randn(1, 3, t, 32, 32)
+    return torch.randn(2, 3, t, 16, 16)
+
+
+def build(name: str, **kw) -> nn.Module:
+    torch.manual_seed(0)
+    return get_model(name, num_classes=K, **kw)
+
+
+def test_registry_names():
+    expected = {f"rcn_{c}_{s}" for c in ("rnn", "rcl", "gru", "lstm") for s in "sm"} | {
+        "cnn_lstm_s", "cnn_lstm_m", "c3d_s", "c3d_m", "r3d_18", "mc3_18", "r2plus1d_18", "frame_avg_s",
+        "frame_avg_m", "rcnn_k96", "rcnn_k128", "rcnn_k160"}
+    assert set(ALL) == expected
+
+
+def test_unknown_name_lists_close_names():
+    with pytest.raises(ConfigError, match="rcn_gru_s"):
+        get_model("rcn_gru_ss", num_classes=K)
+
+
+def test_duplicate_registration_is_refused():
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("rcn_gru_s")(lambda **kw: nn.Identity())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_forward_backward(name):
+    model = build(name)
+    assert isinstance(model.is_causal, bool) and model.is_causal == (name in CAUSAL)
+    x = tiny_input(name).requires_grad_()
+    out = model(x)
+    assert out.shape == (x.shape[0], K)
+    out.square().sum().backward()
+    assert torch.isfinite(out).all()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+    assert x.grad[:, :, 0].abs().sum() > 0  # the gradient reaches the first time step
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if n.endswith("_s")])
+def test_parameters_shared_over_time(name):
+    """One set of weights runs clips of any length: no parameter is created or resized by T."""
+    model = build(name).eval()
+    before = {k: v.shape for k, v in model.state_dict().items()}
+    for t in (1, 3, 7):
+        assert model(tiny_input(name, t)).shape[-1] == K
+    assert {k: v.shape for k, v in model.state_dict().items()} == before
+
+
+@pytest.mark.parametrize("name", [n for n in CAUSAL if n.startswith("rcn_")])
+def test_recurrent_layers_have_their_own_weights(name):
+    model = build(name)
+    ptrs = [{p.data_ptr() for p in layer.parameters()} for layer in model.layers]
+    assert len(ptrs) >= 2
+    assert all(not (a & b) for i, a in enumerate(ptrs) for b in ptrs[i + 1:])
+
+
+def _stream_name_kw():
+    cases = [(n, {}) for n in CAUSAL]
+    return cases + [("rcn_gru_s", {"head": "mean"}), ("rcn_lstm_s", {"head": "mean", "peephole": True})]
+
+
+@pytest.mark.parametrize(("name", "kw"), _stream_name_kw())
+def test_causal(name, kw):
+    model = build(name, **kw).eval()
+    x = tiny_input(name, 5)
+    y = x.clone()
+    y[:, :, 3:] = torch.randn_like(y[:, :, 3:])  # change frames after t = 2
+    with torch.no_grad():
+        px, _ = model.stream(x)
+        py, _ = model.stream(y)
+    torch.testing.assert_close(px[:, :3], py[:, :3])
+    assert not torch.allclose(px[:, 3:], py[:, 3:])
+
+
+@pytest.mark.parametrize(("name", "kw"), _stream_name_kw())
+def test_streaming_chunked_equals_whole(name, kw):
+    model = build(name, **kw).eval()
+    x = tiny_input(name, 5)
+    with torch.no_grad():
+        whole, _ = model.stream(x)
+        assert whole.shape == (x.shape[0], 5, K)
+        torch.testing.assert_close(model(x), whole[:, -1])
+        for chunks in ((1, 1, 1, 1, 1), (2, 3), (1, 2, 2)):
+            state, outs, start = None, [], 0
+            for n in chunks:
+                out, state = model.stream(x[:, :, start:start + n], state)
+                outs.append(out)
+                start += n
+            torch.testing.assert_close(torch.cat(outs, dim=1), whole, rtol=1e-5, atol=1e-6)
+
+
+def test_mean_head_streams_the_running_mean():
+    model = build("rcn_rnn_s", head="mean").eval()
+    x = tiny_input("rcn_rnn_s", 4)
+    with torch.no_grad():
+        per_frame, _ = model.stream(x)
+        for t in range(1, 5):
+            torch.testing.assert_close(per_frame[:, t - 1], model(x[:, :, :t]))
+        last = build("rcn_rnn_s").eval()(x)
+    assert not torch.allclose(per_frame[:, -1], last)  # a different head is a different model
+
+
+def test_frame_average_ignores_order_and_rcn_does_not():
+    x = tiny_input("frame_avg_s", 4)
+    reversed_x = x.flip(2)
+    with torch.no_grad():
+        fa = build("frame_avg_s").eval()
+        torch.testing.assert_close(fa(x), fa(reversed_x))
+        rcn = build("rcn_gru_s").eval()
+        assert not torch.allclose(rcn(x), rcn(reversed_x))
+
+
+@pytest.mark.parametrize(("name", "params"), [("rcnn_k96", 672_202), ("rcnn_k128", 1_191_178),
+                                              ("rcnn_k160", 1_857_610)])
+def test_rcnn_parameter_counts_match_liang_and_hu(name, params):
+    model = get_model(name, num_classes=10)
+    n = sum(p.numel() for p in model.parameters())
+    assert n == params
+    assert round(n / 1e6, 2) == {"rcnn_k96": 0.67, "rcnn_k128": 1.19, "rcnn_k160": 1.86}[name]
+
+
+def test_rcnn_images_and_videos():
+    model = build("rcnn_k96").eval()
+    frames = torch.randn(2, 3, 3, 16, 16)
+    with torch.no_grad():
+        assert model(frames[:, :, 0]).shape == (2, K)
+        per_frame = torch.stack([model(frames[:, :, t]) for t in range(3)], dim=1)
+        torch.testing.assert_close(model(frames), per_frame.mean(dim=1))
+    assert model.steps == 4  # T = 3 recurrent iterations after the feed-forward step
+
+
+def test_rcn_options():
+    model = build("rcn_rcl_s", norm="bn", channels=(8, 8, 8), dropout=0.5)
+    assert isinstance(model, RCN) and len(model.layers) == 3
+    assert isinstance(model.layers[0].cell.norm, nn.BatchNorm2d)
+    assert model(tiny_input("rcn_rcl_s")).shape == (2, K)
+    with pytest.raises(ValueError, match="head"):
+        build("rcn_gru_s", head="max")
+
+
+def test_resnet18_stem_from_a_local_file(tmp_path):
+    from torchvision.models import resnet18
+
+    torch.manual_seed(1)
+    reference = resnet18()
+    path = tmp_path / "resnet18.pt"
+    torch.save(reference.state_dict(), path)
+    model = build("rcn_gru_s", stem="resnet18", stem_weights=path, resnet_stage=1)
+    torch.testing.assert_close(model.stem.module[0].weight, reference.conv1.weight)
+    assert model(tiny_input("rcn_gru_s")).shape == (2, K)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        build("cnn_lstm_s", stem="resnet18", stem_weights=bad)
+
+
+def test_torchvision_weights_from_a_bad_file_raise_checkpoint_error(tmp_path):
+    bad = tmp_path / "r3d.pt"
+    bad.write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="r3d.pt"):
+        get_model("r3d_18", num_classes=K, pretrained=bad)

@@ -1,0 +1,121 @@
+"""Per-frame 2-D parts shared by the model families: a small conv stem, a truncated ResNet-18, plain conv stages.
+
+Every model family builds its 2-D front from here, so the RCN, CNN+LSTM and frame-average models see frames through
+the same kind of network.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vidrcnn.errors import CheckpointError
+
+
+def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1) -> nn.Sequential:
+    """Conv2d (no bias, BN follows) + BatchNorm2d + ReLU, 'same' padding."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+def small_stem(widths: Sequence[int], strides: Sequence[int], *, in_channels: int = 3,
+               kernel_size: int = 3) -> tuple[nn.Sequential, int]:
+    """A stack of conv-BN-ReLU layers; returns ``(module, out_channels)``."""
+    layers, c = [], in_channels
+    for w, s in zip(widths, strides, strict=True):
+        layers.append(conv_bn_relu(c, w, kernel_size, s))
+        c = w
+    return nn.Sequential(*layers), c
+
+
+def conv_stages(in_channels: int, widths: Sequence[int], *, convs_per_stage: int = 1,
+                pool_between: bool = True) -> tuple[nn.Sequential, int]:
+    """Plain 2-D stages of conv-BN-ReLU with a 2x2 max pool between stages; returns ``(module, out_channels)``."""
+    layers: list[nn.Module] = []
+    c = in_channels
+    for i, w in enumerate(widths):
+        if i > 0 and pool_between:
+            layers.append(nn.MaxPool2d(2))
+        for _ in range(convs_per_stage):
+            layers.append(conv_bn_relu(c, w))
+            c = w
+    return nn.Sequential(*layers), c
+
+
+RESNET18_STAGE_CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512}
+
+
+def resnet18_stem(stage: int = 2, weights: str | os.PathLike | None = None) -> tuple[nn.Sequential, int]:
+    """torchvision's ResNet-18 truncated after ``stage`` (1..4; stride 4, 8, 16, 32); returns ``(module, channels)``.
+
+    ``weights``: ``None`` (random init, nothing downloaded), ``"imagenet"`` (torchvision's weights API,
+    ``ResNet18_Weights.IMAGENET1K_V1``: uses the local torch hub cache, downloads only then and only when online), or
+    the path of a local file holding a ResNet-18 ``state_dict`` (its ``fc.*`` keys are ignored).
+    """
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    if stage not in RESNET18_STAGE_CHANNELS:
+        raise ValueError(f"ResNet-18 stage must be 1..4, got {stage}")
+    if weights == "imagenet":
+        try:
+            net = resnet18(weights=ResNet18_Weights.IMAGENET1K_V1)
+        except Exception as e:  # no network, no cache: say which weights and why
+            raise CheckpointError(None, f"cannot load ImageNet ResNet-18 weights: {e}") from e
+    else:
+        net = resnet18(weights=None)
+        if weights is not None:
+            path = Path(weights)
+            try:
+                sd = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as e:
+                raise CheckpointError(path, f"cannot read ResNet-18 weights: {e}") from e
+            sd = sd.get("state_dict", sd) if isinstance(sd, dict) else sd
+            sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}
+            missing, unexpected = net.load_state_dict(sd, strict=False)
+            missing = [k for k in missing if not k.startswith("fc.")]
+            if missing or unexpected:
+                raise CheckpointError(path, f"not a ResNet-18 state_dict (missing {missing[:3]}, "
+                                            f"unexpected {unexpected[:3]})")
+    parts = [net.conv1, net.bn1, net.relu, net.maxpool] + [getattr(net, f"layer{i}") for i in range(1, stage + 1)]
+    return nn.Sequential(*parts), RESNET18_STAGE_CHANNELS[stage]
+
+
+def build_stem(kind: str, *, widths: Sequence[int], strides: Sequence[int], resnet_stage: int = 2,
+               weights: str | os.PathLike | None = None) -> tuple[nn.Module, int]:
+    """``kind="small"``: :func:`small_stem` with ``widths``/``strides``; ``"resnet18"``: :func:`resnet18_stem`;
+    ``"none"``: identity on RGB (3 channels)."""
+    if kind == "small":
+        if weights is not None:
+            raise ValueError("the small stem has no pretrained weights; use stem='resnet18'")
+        return small_stem(widths, strides)
+    if kind == "resnet18":
+        return resnet18_stem(resnet_stage, weights)
+    if kind == "none":
+        return nn.Identity(), 3
+    raise ValueError(f"stem must be 'small', 'resnet18' or 'none', got {kind!r}")
+
+
+# The per-frame CNN of the CNN+LSTM and frame-average baselines: the RCN's stem followed by plain conv stages
+# (where the RCN has recurrent layers), sized so params and FLOPs stay of the same order as the RCN's.
+FRAME_CNN_CONFIGS: dict[str, dict] = {
+    "s": {"stem_widths": (16, 32), "stem_strides": (2, 2), "widths": (64, 96), "convs_per_stage": 2},
+    "m": {"stem_widths": (32, 64), "stem_strides": (2, 2), "widths": (96, 192, 256), "convs_per_stage": 2},
+}
+
+
+def frame_cnn(size: str, *, stem: str = "small", stem_weights: str | os.PathLike | None = None,
+              resnet_stage: int = 2) -> tuple[nn.Sequential, int]:
+    """A 2-D CNN mapping one frame ``(N, 3, H, W)`` to a feature vector ``(N, C)`` (global average pool);
+    returns ``(module, C)``. With ``stem="resnet18"`` the conv stages follow the truncated ResNet-18."""
+    cfg = FRAME_CNN_CONFIGS[size]
+    stem_module, c = build_stem(stem, widths=cfg["stem_widths"], strides=cfg["stem_strides"],
+                                resnet_stage=resnet_stage, weights=stem_weights)
+    stages, c = conv_stages(c, cfg["widths"], convs_per_stage=cfg["convs_per_stage"])
+    return nn.Sequential(stem_module, stages, nn.AdaptiveAvgPool2d(1), nn.Flatten(1)), c

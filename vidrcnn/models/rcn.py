@@ -1,0 +1,153 @@
+"""The recurrent convolutional network for video: a grid of recurrent conv layers over (layer, time).
+
+The state of layer l at time t depends on layer l-1 at time t and on layer l at time t-1; weights differ between
+layers and are shared over time. The model is causal: the output at time t never depends on frames after t
+(with BatchNorm in eval mode; in train mode the stem's BatchNorm shares batch statistics across frames).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from vidrcnn.layers import ConvRecurrent, PerFrame, RecurrentCell, State
+from vidrcnn.models.backbones import build_stem
+from vidrcnn.models.registry import register_model
+
+HEADS = ("last", "mean")
+
+
+class StreamState(NamedTuple):
+    """What :meth:`RCN.stream` carries from one chunk to the next."""
+
+    layers: list[State]  # one cell state per recurrent layer
+    pooled_sum: Tensor | None  # (B, C) sum of the pooled features so far (the running mean of a "mean" head)
+    steps: int  # frames seen so far
+
+
+class RCN(nn.Module):
+    """Recurrent convolutional network: per-frame 2-D ``stem`` -> recurrent layers (``ConvRecurrent`` with
+    ``cell``, widths ``channels``, a per-frame 2x2 max pool after layer i where ``pool_after[i]``) -> spatial
+    average of the top layer's output -> dropout -> linear.
+
+    ``head="last"``: clip logits from the last time step; ``head="mean"``: from the mean over time of the pooled
+    features (the layer is linear, so this is also the mean of the per-step logits).
+    ``forward(x)``: ``(B, C, T, H, W) -> (B, num_classes)``. :meth:`stream` gives per-frame logits and a state.
+    """
+
+    is_causal = True
+
+    def __init__(self, *, num_classes: int, cell: str | type[RecurrentCell], stem: nn.Module, stem_channels: int,
+                 channels: Sequence[int], pool_after: Sequence[bool] | None = None, kernel_size: int = 3,
+                 head: str = "last", dropout: float = 0.0, batch_input_conv: bool = True,
+                 cell_kwargs: dict | None = None):
+        super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        pool_after = list(pool_after) if pool_after is not None else [False] * len(channels)
+        if len(pool_after) != len(channels):
+            raise ValueError("pool_after needs one entry per recurrent layer")
+        self.head = head
+        self.stem = PerFrame(stem)
+        self.layers = nn.ModuleList()
+        self.pools = nn.ModuleList()
+        c_in = stem_channels
+        for c, pool in zip(channels, pool_after):
+            self.layers.append(ConvRecurrent(c_in, c, cell=cell, kernel_size=kernel_size,
+                                             batch_input_conv=batch_input_conv, **(cell_kwargs or {})))
+            # (1, 2, 2) pooling acts on each frame alone, so it keeps the model causal.
+            self.pools.append(nn.MaxPool3d((1, 2, 2)) if pool else nn.Identity())
+            c_in = c
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(c_in, num_classes)
+
+    def features(self, x: Tensor, states: Sequence[State | None] | None = None) -> tuple[Tensor, list[State]]:
+        """Pooled top-layer features per frame ``(B, T, C)`` and the layer states after the last frame."""
+        y = self.stem(x)  # (B, C0, T, H', W')
+        states = list(states) if states is not None else [None] * len(self.layers)
+        new_states = []
+        for layer, pool, s in zip(self.layers, self.pools, states):
+            y, s = layer(y, s)
+            y = pool(y)
+            new_states.append(s)
+        return y.mean(dim=(3, 4)).transpose(1, 2), new_states  # (B, T, C)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pooled, _ = self.features(x)
+        feat = pooled[:, -1] if self.head == "last" else pooled.sum(dim=1) / pooled.shape[1]
+        return self.fc(self.dropout(feat))
+
+    def stream(self, x: Tensor, state: StreamState | None = None) -> tuple[Tensor, StreamState]:
+        """Per-frame logits ``(B, T, num_classes)`` for the chunk ``x`` ``(B, C, T, H, W)`` continuing from
+        ``state``. Chunk after chunk with the returned state equals one call on the whole clip; the last frame's
+        logits equal ``forward`` on the clip so far (for ``head="mean"`` they are the running mean)."""
+        state = state or StreamState([None] * len(self.layers), None, 0)
+        pooled, layer_states = self.features(x, state.layers)
+        t = pooled.shape[1]
+        if self.head == "mean":
+            csum = pooled.cumsum(dim=1)
+            if state.pooled_sum is not None:
+                csum = csum + state.pooled_sum.unsqueeze(1)
+            counts = torch.arange(state.steps + 1, state.steps + t + 1, device=x.device, dtype=pooled.dtype)
+            feats, pooled_sum = csum / counts.view(1, t, 1), csum[:, -1]
+        else:
+            feats, pooled_sum = pooled, None
+        return self.fc(self.dropout(feats)), StreamState(layer_states, pooled_sum, state.steps + t)
+
+
+# Sizes: "s" for <= 64x64 frames (trains in minutes on 2 CPU cores), "m" for UCF101 at 112x112. The small stem
+# brings frames down 4x (64 -> 16 px, 112 -> 28 px) before the recurrent layers. Widths differ per cell so that
+# every cell gets about the same parameter and FLOP budget (a GRU layer has 3x, an LSTM layer 4x the convolutions
+# of an RNN layer of the same width): differences between cells are then not bought with size.
+RCN_CONFIGS: dict[str, dict] = {
+    "s": {"stem_widths": (16, 32), "stem_strides": (2, 2), "pool_after": (True, False),
+          "channels": {"rnn": (80, 104), "rcl": (80, 104), "gru": (48, 64), "lstm": (40, 56)}},
+    "m": {"stem_widths": (32, 64), "stem_strides": (2, 2), "pool_after": (True, True, False),
+          "channels": {"rnn": (104, 200, 304), "rcl": (104, 200, 304), "gru": (64, 128, 192),
+                       "lstm": (56, 112, 168)}},
+}
+
+
+def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_weights: str | os.PathLike | None,
+         resnet_stage: int, channels: Sequence[int] | None, dropout: float, batch_input_conv: bool,
+         cell_kwargs: dict) -> RCN:
+    cfg = RCN_CONFIGS[size]
+    stem_module, stem_channels = build_stem(stem, widths=cfg["stem_widths"], strides=cfg["stem_strides"],
+                                            resnet_stage=resnet_stage, weights=stem_weights)
+    pool_after = cfg["pool_after"]
+    if channels is None:
+        # A cell without its own entry (e.g. one added later) gets the RNN's widths: two convolutions per step.
+        channels = cfg["channels"].get(cell, cfg["channels"]["rnn"])
+    elif len(channels) != len(pool_after):  # a custom depth: pool after every layer but the last
+        pool_after = [True] * (len(channels) - 1) + [False]
+    return RCN(num_classes=num_classes, cell=cell, stem=stem_module, stem_channels=stem_channels, channels=channels,
+               pool_after=pool_after, head=head, dropout=dropout, batch_input_conv=batch_input_conv,
+               cell_kwargs=cell_kwargs)
+
+
+def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
+    """The typed keyword-only builder of ``rcn_<cell>_<size>`` (register it with :func:`register_model`)."""
+    def builder(*, num_classes: int = 101, head: str = "last", stem: str = "small",
+                stem_weights: str | os.PathLike | None = None, resnet_stage: int = 2,
+                channels: Sequence[int] | None = None, dropout: float = 0.0, batch_input_conv: bool = True,
+                **cell_kwargs) -> RCN:
+        return _rcn(cell, size, num_classes=num_classes, head=head, stem=stem, stem_weights=stem_weights,
+                    resnet_stage=resnet_stage, channels=channels, dropout=dropout,
+                    batch_input_conv=batch_input_conv, cell_kwargs=cell_kwargs)
+
+    builder.__name__ = builder.__qualname__ = f"rcn_{cell}_{size}"
+    widths = RCN_CONFIGS[size]["channels"].get(cell, RCN_CONFIGS[size]["channels"]["rnn"])
+    builder.__doc__ = (
+        f"RCN with the {cell!r} cell, size {size!r} (recurrent widths {widths}). ``stem``: 'small' or 'resnet18' "
+        "(truncated after ``resnet_stage``; ``stem_weights`` None, 'imagenet' or a local state_dict file). "
+        "Extra keyword arguments go to the cell (e.g. norm='bn' for rcl, peephole=True for lstm).")
+    return builder
+
+
+for _cell in ("rnn", "rcl", "gru", "lstm"):
+    for _size in ("s", "m"):
+        register_model()(make_rcn_builder(_cell, _size))
