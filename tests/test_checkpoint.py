@@ -1,0 +1,126 @@
+"""Checkpoints: atomic writes, safe loading (no code from a pickle ever runs), rebuilding the model."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+import vidrcnn.engine.checkpoint as ckpt_mod
+from vidrcnn.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from vidrcnn.errors import CheckpointError
+from vidrcnn.models import get_model
+
+
+def _state(model_name="frame_avg_s", num_classes=3, kwargs=None):
+    torch.manual_seed(0)
+    kwargs = kwargs or {}
+    model = get_model(model_name, num_classes=num_classes, **kwargs)
+    return model, {
+        "model": model.state_dict(), "optimizer": {}, "scheduler": {"step": 3}, "scaler": {}, "epoch": 2,
+        "config": {"model": {"name": model_name, "kwargs": kwargs}}, "model_name": model_name,
+        "num_classes": num_classes, "classes": ["a", "b", "c"][:num_classes],
+        "preprocess": {"num_frames": 4, "stride": 1, "sampling": "dense", "size": 32, "resize": None,
+                       "mean": [0.4, 0.4, 0.4], "std": [0.2, 0.2, 0.2]},
+        "best_top1": 0.5, "metrics": {"val_top1": 0.5}, "rng": {"torch": torch.get_rng_state()},
+    }
+
+
+def test_round_trip_rebuilds_the_model_with_its_kwargs(tmp_path):
+    model, state = _state(kwargs={"dropout": 0.3})
+    path = save_checkpoint(tmp_path / "run" / "ckpt.pt", state)
+    loaded = load_checkpoint(path)
+    assert loaded["classes"] == ["a", "b", "c"] and loaded["preprocess"]["size"] == 32
+    rebuilt = model_from_checkpoint(loaded)
+    assert not rebuilt.training
+    assert type(rebuilt) is type(model)
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), model.eval()(x))
+    assert sorted(os.listdir(tmp_path / "run")) == ["ckpt.pt"]  # no temporary file left behind
+
+
+def test_ddp_prefix_is_stripped(tmp_path):
+    model, state = _state()
+    state["model"] = {f"module.{k}": v for k, v in state["model"].items()}
+    rebuilt = model_from_checkpoint(state)
+    assert all(torch.equal(a, b) for a, b in zip(rebuilt.state_dict().values(), model.state_dict().values()))
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    _, state = _state()
+    save_checkpoint(path, state)
+    before = path.read_bytes()
+
+    def dying_save(obj, f):  # writes half a file, then the process "dies"
+        f.write(b"PK\x03\x04 partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, {**state, "epoch": 3})
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.pt"]
+
+
+class _Payload:
+    """Unpickling this calls os.system (or exec) to create a marker file: a checkpoint that runs code."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('pwned')",))
+
+
+@pytest.mark.parametrize("writer", ["torch.save", "pickle.dump"])
+def test_code_carrying_pickle_is_refused_and_never_runs(tmp_path, writer):
+    marker = tmp_path / "marker.txt"
+    evil = tmp_path / "evil.pt"
+    _, state = _state()
+    state["metrics"] = _Payload(marker)
+    if writer == "torch.save":
+        torch.save(state, evil)
+    else:
+        with open(evil, "wb") as f:
+            pickle.dump(state, f, protocol=2)
+    # Sanity: the payload is live, i.e. a plain unpickle of the inner object would run it.
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(evil)
+    assert str(evil) in str(err.value) and "refused" in str(err.value)
+    assert not marker.exists()
+    pickle.loads(pickle.dumps(_Payload(marker)))  # proves the same payload does write the marker when unpickled
+    assert marker.exists()
+
+
+def test_missing_corrupt_and_foreign_files(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
+        load_checkpoint(tmp_path / "nope.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00\x01 definitely not a checkpoint")
+    with pytest.raises(CheckpointError, match=f"{junk}: corrupt or not a checkpoint"):
+        load_checkpoint(junk)
+    _, state = _state()
+    truncated = tmp_path / "truncated.pt"
+    save_checkpoint(truncated, state)
+    truncated.write_bytes(truncated.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(truncated)
+    tensor_only = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), tensor_only)
+    with pytest.raises(CheckpointError, match="expected a dict"):
+        load_checkpoint(tensor_only)
+
+
+def test_incompatible_checkpoints_are_checkpoint_errors():
+    _, state = _state()
+    with pytest.raises(CheckpointError, match="missing model_name"):
+        model_from_checkpoint({k: v for k, v in state.items() if k != "model_name"})
+    with pytest.raises(CheckpointError, match="unknown model"):
+        model_from_checkpoint({**state, "model_name": "no_such_model"})
+    with pytest.raises(CheckpointError, match="weights do not fit"):
+        model_from_checkpoint({**state, "num_classes": 5})

@@ -1,0 +1,199 @@
+"""The training engine end to end on a tiny synthetic dataset: determinism, kill + resume, divergence, skipped videos.
+
+Data: 4 synthetic classes at 32x32, 16 frames; groups 1-6 train (24 videos), 7-8 test (8 videos); clips of 4 TSN
+segments; model frame_avg_s. One epoch is a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from vidrcnn.data.synthetic import make_synthetic
+from vidrcnn.engine.checkpoint import load_checkpoint, model_from_checkpoint
+from vidrcnn.engine.config import load_config
+from vidrcnn.engine.logging import read_metrics
+from vidrcnn.engine.schedule import lr_at
+from vidrcnn.engine.train import BEST, LAST, DivergenceError, fit
+from vidrcnn.errors import CheckpointError
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ["MoveLeft", "MoveRight", "RotateCW", "Still"]
+TIMING = {"clips_per_s", "seconds"}  # the only fields allowed to differ between identical runs
+
+
+def write_lists(root: Path, lists: Path, test_groups=(7, 8), extra_train: tuple[str, ...] = ()) -> Path:
+    """UCF101-style lists for CLASSES over the synthetic videos in ``root`` (CRLF, 1-based labels)."""
+    lists.mkdir(parents=True, exist_ok=True)
+    (lists / "classInd.txt").write_bytes("".join(f"{i} {c}\r\n" for i, c in enumerate(CLASSES, 1)).encode())
+    train, test = [], []
+    for label, name in enumerate(CLASSES, 1):
+        for group in range(1, 9):
+            rel = f"{name}/v_{name}_g{group:02d}_c01.avi"
+            (test.append(f"{rel}\r\n") if group in test_groups else train.append(f"{rel} {label}\r\n"))
+    train += [f"{rel} 1\r\n" for rel in extra_train]
+    (lists / "trainlist01.txt").write_bytes("".join(train).encode())
+    (lists / "testlist01.txt").write_bytes("".join(test).encode())
+    return lists
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> tuple[Path, Path]:
+    root = make_synthetic(tmp_path_factory.mktemp("synthetic"), num_groups=8, clips_per_group=1, num_frames=16,
+                          size=32, seed=0)
+    return root, write_lists(root, root / "lists4")
+
+
+def overrides(data: tuple[Path, Path], *extra: str) -> list[str]:
+    root, lists = data
+    return [f"data.root={root}", f"data.split_dir={lists}", "data.size=32", "data.num_frames=4",
+            "data.sampling=segments", "data.num_workers=0", "model.name=frame_avg_s", "train.batch_size=8",
+            "train.epochs=3", "train.lr=3e-3", "train.warmup_epochs=1", "train.device=cpu", *extra]
+
+
+def comparable(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in m.items() if k not in TIMING} for m in history]
+
+
+@pytest.fixture(scope="module")
+def reference_run(tiny_data, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("reference")
+    return out, fit(load_config(None, overrides(tiny_data)), out)
+
+
+def test_lr_schedule_warmup_then_cosine():
+    lrs = [lr_at(s, base_lr=1.0, total_steps=20, warmup_steps=4, min_lr=0.1) for s in range(20)]
+    assert lrs[0] == pytest.approx(0.25) and lrs[3] == pytest.approx(1.0)
+    assert all(a < b for a, b in itertools.pairwise(lrs[:4]))
+    assert all(a >= b for a, b in itertools.pairwise(lrs[3:]))
+    assert lrs[-1] == pytest.approx(0.1)
+    assert lr_at(25, base_lr=1.0, total_steps=20, warmup_steps=4, min_lr=0.1) == pytest.approx(0.1)
+
+
+def test_fit_writes_the_run_and_a_self_contained_checkpoint(reference_run, tiny_data):
+    out, final = reference_run
+    history = read_metrics(out / "metrics.jsonl")
+    assert [m["epoch"] for m in history] == [1, 2, 3]
+    for m in history:
+        assert {"train_loss", "train_top1", "val_loss", "val_top1", "lr", "clips_per_s", "seconds", "skipped"} <= set(m)
+        assert m["val_count"] == 8 and m["train_clips"] == 24 and m["skipped"] == 0
+    assert final["val_top1"] == history[-1]["val_top1"] and final["skipped_videos"] == []
+    assert (out / "curves.png").stat().st_size > 1000
+    assert load_config(out / "config.yaml") == load_config(None, overrides(tiny_data))
+
+    ckpt = load_checkpoint(out / LAST)
+    assert ckpt["epoch"] == 3 and ckpt["classes"] == CLASSES and ckpt["num_classes"] == 4
+    assert ckpt["model_name"] == "frame_avg_s"
+    assert {k: ckpt["preprocess"][k] for k in ("num_frames", "stride", "sampling", "size", "resize")} == {
+        "num_frames": 4, "stride": 1, "sampling": "segments", "size": 32, "resize": None}
+    assert len(ckpt["preprocess"]["mean"]) == 3 and len(ckpt["preprocess"]["std"]) == 3
+    assert {"optimizer", "scheduler", "scaler", "config", "best_top1", "metrics"} <= set(ckpt)
+    best = load_checkpoint(out / BEST)
+    assert best["best_top1"] == pytest.approx(max(m["val_top1"] for m in history))
+    # The checkpoint alone rebuilds a working model.
+    model = model_from_checkpoint(ckpt)
+    with torch.no_grad():
+        assert model(torch.zeros(2, 3, 4, 32, 32)).shape == (2, 4)
+
+
+def test_same_seed_same_metrics(reference_run, tiny_data, tmp_path):
+    again = fit(load_config(None, overrides(tiny_data)), tmp_path / "again")
+    ref_out, ref_final = reference_run
+    assert comparable(read_metrics(tmp_path / "again" / "metrics.jsonl")) == comparable(
+        read_metrics(ref_out / "metrics.jsonl"))
+    assert again["val_loss"] == ref_final["val_loss"]
+    other = fit(load_config(None, overrides(tiny_data, "seed=1", "train.epochs=1")), tmp_path / "seed1")
+    assert other["train_loss"] != read_metrics(ref_out / "metrics.jsonl")[0]["train_loss"]
+
+
+def test_existing_run_needs_resume(reference_run, tiny_data):
+    out, _ = reference_run
+    with pytest.raises(CheckpointError, match="--resume"):
+        fit(load_config(None, overrides(tiny_data)), out)
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(reference_run, tiny_data, tmp_path):
+    out = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    cmd = [sys.executable, str(REPO / "tools" / "train.py"), "--out", str(out), *overrides(tiny_data)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / LAST).exists():  # the first epoch is saved: kill it somewhere inside the second
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "no checkpoint after 120 s"
+            time.sleep(0.01)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done_before = load_checkpoint(out / LAST)["epoch"]
+    assert done_before < 3
+    final = fit(load_config(None, overrides(tiny_data)), out, resume=True)
+    ref_out, ref_final = reference_run
+    assert comparable(read_metrics(out / "metrics.jsonl")) == comparable(read_metrics(ref_out / "metrics.jsonl"))
+    assert (final["val_top1"], final["val_loss"], final["best_top1"]) == (
+        ref_final["val_top1"], ref_final["val_loss"], ref_final["best_top1"])
+    # Resuming a finished run does nothing and returns the same metrics.
+    assert fit(load_config(None, overrides(tiny_data)), out, resume=True)["val_loss"] == ref_final["val_loss"]
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location("train_tool", REPO / "tools" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_divergence_stops_with_the_step_and_the_tool_prints_error(tiny_data, tmp_path, capsys):
+    cfg = load_config(None, overrides(tiny_data, "train.lr=1e30", "train.clip_grad=0", "train.warmup_epochs=0"))
+    with pytest.raises(DivergenceError, match=r"loss is (nan|inf) at epoch 1, step \d+"):
+        fit(cfg, tmp_path / "nan")
+    from vidrcnn.cli import run_tool
+
+    tool = _load_tool()
+    argv = ["--out", str(tmp_path / "nan_tool"), *overrides(tiny_data, "train.lr=1e30", "train.clip_grad=0",
+                                                            "train.warmup_epochs=0")]
+    assert run_tool(tool.main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: training diverged") and "epoch 1, step" in err and "Traceback" not in err
+
+
+def test_tool_reports_config_errors(capsys, tmp_path):
+    from vidrcnn.cli import run_tool
+
+    assert run_tool(_load_tool().main, ["--out", str(tmp_path), "train.lrr=1"]) == 2
+    assert "did you mean 'train.lr'" in capsys.readouterr().err
+
+
+def test_unreadable_training_videos_are_skipped_counted_and_summarised(tiny_data, tmp_path, caplog):
+    root = tmp_path / "data"
+    shutil.copytree(tiny_data[0], root, ignore=shutil.ignore_patterns("lists4"))
+    (root / "MoveLeft" / "v_MoveLeft_g09_c01.avi").write_bytes(b"not a video at all" * 10)
+    lists = write_lists(root, root / "lists", extra_train=("MoveLeft/v_MoveLeft_g09_c01.avi",))
+    cfg = load_config(None, overrides((root, lists), "train.epochs=2", "train.batch_size=5"))  # 25 videos, none dropped
+    with caplog.at_level(logging.INFO, logger="vidrcnn"):
+        final = fit(cfg, tmp_path / "run")
+    bad = str(root / "MoveLeft" / "v_MoveLeft_g09_c01.avi")
+    history = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert [m["skipped"] for m in history] == [1, 1]
+    assert history[0]["skipped_paths"] == [bad] and history[0]["train_clips"] == 25
+    assert final["skipped_videos"] == [bad]
+    assert any("skipped" in r.getMessage() and bad in r.getMessage() for r in caplog.records)
+    yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())

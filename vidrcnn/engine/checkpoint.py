@@ -1,0 +1,130 @@
+"""Training checkpoints: written atomically, read without unpickling arbitrary objects.
+
+A checkpoint is a plain dict (see :data:`CHECKPOINT_KEYS`) that holds everything test and inference need: the weights,
+the model's name, builder options (``config["model"]["kwargs"]``), class names and the preprocessing the model expects.
+Loading uses ``torch.load(weights_only=True)``, so a file crafted to run code when unpickled is refused with a
+:class:`~vidrcnn.errors.CheckpointError` before any of its code runs.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vidrcnn.errors import CheckpointError, ConfigError
+
+# What fit() writes. "optimizer", "scheduler", "scaler" and "rng" matter only to --resume.
+CHECKPOINT_KEYS = (
+    "model", "optimizer", "scheduler", "scaler", "epoch", "config", "model_name", "num_classes", "classes",
+    "preprocess", "best_top1", "metrics",
+)
+# What model_from_checkpoint needs.
+MODEL_KEYS = ("model", "model_name", "num_classes")
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, fsync, then ``os.replace``.
+
+    A process killed at any moment leaves either the previous checkpoint or the new one, never a truncated file.
+    ``state`` must hold only tensors, numbers, strings, None and lists/tuples/dicts of them, so that
+    :func:`load_checkpoint` can read it back with ``weights_only=True``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable; not possible on every platform/filesystem
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain containers only).
+
+    Raises :class:`CheckpointError` naming the file when it is missing, unreadable, not a checkpoint, or holds pickled
+    objects other than tensors and plain containers (such a file is refused and none of its code runs).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "no such checkpoint file" if not path.exists() else "not a file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        globals_ = [line for line in lines if "global" in line.lower() and "weights_only" not in line.lower()]
+        if not globals_:  # the restricted unpickler met a malformed opcode: a damaged file, not a hostile one
+            raise CheckpointError(path, f"corrupt or not a checkpoint ({lines[-1] if lines else 'unpickling failed'})"
+                                  ) from None
+        # weights_only refuses any global that is not an allow-listed tensor/container type, e.g. a __reduce__ payload.
+        raise CheckpointError(
+            path, "refused to load: the file holds pickled objects other than tensors and plain containers "
+            f"({globals_[-1].split(' Please ')[0]}); it may run code when unpickled"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - a corrupt file fails in many ways (zip, pickle opcodes, EOF)
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(path, f"corrupt or not a checkpoint ({type(exc).__name__}: {msg})") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(path, f"not a vidrcnn checkpoint (holds a {type(ckpt).__name__}, expected a dict)")
+    return ckpt
+
+
+def model_kwargs(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The builder options recorded in the checkpoint's config (``config["model"]["kwargs"]``), or ``{}``."""
+    cfg = ckpt.get("config") or {}
+    kwargs = (cfg.get("model") or {}).get("kwargs") or {} if isinstance(cfg, dict) else {}
+    return dict(kwargs)
+
+
+def unwrap_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip the ``module.`` (DDP) or ``_orig_mod.`` (torch.compile) prefixes a wrapped model's state_dict carries."""
+    for prefix in ("module.", "_orig_mod."):
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
+    """Rebuild the model from ``model_name``, ``num_classes`` and the config's model kwargs; load the weights.
+
+    Returns the model in eval mode on the CPU. Raises :class:`CheckpointError` (without a path: this sees only the
+    dict; callers that know the file re-raise with it) when keys are missing, the model name is unknown or the weights
+    do not fit.
+    """
+    from vidrcnn.models import get_model  # lazy: checkpoint I/O must not import every model family
+
+    missing = [k for k in MODEL_KEYS if k not in ckpt]
+    if missing:
+        raise CheckpointError(None, f"not a vidrcnn training checkpoint (missing {', '.join(missing)})")
+    name, num_classes = ckpt["model_name"], int(ckpt["num_classes"])
+    try:
+        model = get_model(name, num_classes=num_classes, **model_kwargs(ckpt))
+    except ConfigError as exc:
+        raise CheckpointError(None, f"cannot rebuild model: {exc.cause}") from None
+    except TypeError as exc:
+        raise CheckpointError(None, f"cannot rebuild model {name!r}: {exc}") from None
+    try:
+        model.load_state_dict(unwrap_state_dict(ckpt["model"]))
+    except RuntimeError as exc:
+        msg = " ".join(str(exc).split())[:400]
+        raise CheckpointError(None, f"weights do not fit model {name!r} with {num_classes} classes ({msg})") from None
+    return model.eval()

@@ -1,0 +1,369 @@
+"""The training loop: ``fit(cfg, out_dir)`` trains, validates, checkpoints and logs; it reads top to bottom.
+
+Single process (``python tools/train.py``) or one process per GPU/CPU slot under ``torchrun`` (DistributedDataParallel,
+NCCL on GPUs, gloo on CPU). Only rank 0 writes files. Every epoch ends with ``checkpoint_last.pt`` (and
+``checkpoint_best.pt`` when the validation top-1 improves), one line of ``metrics.jsonl`` and a redrawn ``curves.png``.
+
+Reproducibility: the model is initialised from ``seed``; each epoch re-seeds torch and ``random`` from (seed, epoch,
+rank) and the training sampler shuffles from (seed, epoch). So an epoch depends only on the weights and optimiser
+state it starts from, which the checkpoint holds: a run killed at any moment and resumed with ``resume=True`` repeats
+at most the interrupted epoch and ends, on CPU, with the same metrics as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from vidrcnn.engine import distributed
+from vidrcnn.engine.checkpoint import load_checkpoint, save_checkpoint, unwrap_state_dict
+from vidrcnn.engine.config import Config, DataConfig, OptimConfig, config_to_dict, save_config
+from vidrcnn.engine.distributed import SINGLE, DistInfo, ShardSampler
+from vidrcnn.engine.logging import RunLog
+from vidrcnn.engine.schedule import lr_at
+from vidrcnn.errors import CheckpointError, ConfigError, VidrcnnError
+
+log = logging.getLogger(__name__)
+
+LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
+
+
+class DivergenceError(VidrcnnError):
+    """The loss became NaN or infinite; the message says at which epoch and step."""
+
+
+# -- building blocks ------------------------------------------------------------------------------------------------
+def build_datasets(data: DataConfig):
+    """(split, train dataset, validation dataset): one random clip per training video, the centre clip per test one."""
+    from vidrcnn.data.datasets import VideoClipDataset, build_split
+    from vidrcnn.data.transforms import build_transform
+
+    split = build_split(data.root, split_dir=data.split_dir, split=data.split, list_file=data.list_file)
+    common = {"num_frames": data.num_frames, "stride": data.stride, "sampling": data.sampling, "backend": data.backend}
+    train_tf = build_transform(train=True, size=data.size, resize=data.resize, flip=data.flip)
+    val_tf = build_transform(train=False, size=data.size, resize=data.resize)
+    train_ds = VideoClipDataset(split.train, train=True, transform=train_tf, on_error=data.on_error, **common)
+    val_ds = VideoClipDataset(split.test, train=False, transform=val_tf, **common)
+    return split, train_ds, val_ds
+
+
+def preprocess_of(data: DataConfig, fps: float | None = None) -> dict[str, Any]:
+    """What a checkpoint records so test and inference prepare clips exactly as training did."""
+    from vidrcnn.data.transforms import MEAN, STD
+
+    return {"num_frames": data.num_frames, "stride": data.stride, "sampling": data.sampling, "size": data.size,
+            "resize": data.resize, "mean": list(MEAN), "std": list(STD), "fps": fps}
+
+
+def build_optimizer(model: nn.Module, optim: OptimConfig, lr: float) -> torch.optim.Optimizer:
+    """AdamW or SGD; weight decay only on weight matrices and conv kernels (dim >= 2), not biases or norm scales."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": optim.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    if optim.name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=optim.momentum, nesterov=optim.nesterov)
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(optim.betas))
+
+
+def seed_everything(seed: int, epoch: int = 0, rank: int = 0) -> None:
+    """Seed torch (CPU and CUDA) and ``random`` from (seed, epoch, rank)."""
+    s = (seed * 1_000_003 + epoch * 10_007 + rank) % 2**63
+    torch.manual_seed(s)
+    random.seed(s)
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+    return x.to(device, non_blocking=True, memory_format=fmt)
+
+
+# -- one epoch ------------------------------------------------------------------------------------------------------
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    *,
+    epoch: int,
+    start_step: int,
+    lr_fn: Callable[[int], float],
+    scaler: torch.amp.GradScaler,
+    autocast: AbstractContextManager,
+    device: torch.device,
+    info: DistInfo = SINGLE,
+    clip_grad: float = 0.0,
+    label_smoothing: float = 0.0,
+    channels_last: bool = False,
+    desc: str = "",
+) -> dict[str, Any]:
+    """One pass over ``loader``. ``lr_fn(global_step)`` sets the learning rate before each step.
+
+    Returns this rank's sums (``loss_sum``, ``correct``, ``clips``, ``steps``), the last ``lr`` and the ``skipped``
+    paths; :func:`fit` reduces them across ranks. Raises :class:`DivergenceError` at the first non-finite loss (on
+    every rank at once under DDP, so no process is left waiting).
+    """
+    model.train()
+    loss_sum, correct, clips, step, lr = 0.0, 0, 0, start_step, lr_fn(start_step)
+    skipped: list[str] = []
+    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not (info.is_main and sys.stderr.isatty()))
+    for i, batch in enumerate(bar):
+        lr = lr_fn(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x = _to_device(batch["video"], device, channels_last)
+        y = batch["label"].to(device, non_blocking=True)
+        skipped += batch["skipped"]
+        with autocast:
+            logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+        local = loss.item()
+        if distributed.all_reduce_sum(torch.tensor([float(not math.isfinite(local))]), info).item() > 0:
+            what = f"loss is {local}" if not math.isfinite(local) else "loss is not finite on another rank"
+            raise DivergenceError(
+                f"training diverged: {what} at epoch {epoch}, step {i + 1} (global step {step + 1}, lr {lr:.3g}); "
+                "lower train.lr, enable train.clip_grad or check the data"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if clip_grad > 0:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+        scaler.step(optimizer)
+        scaler.update()
+        n = y.shape[0]
+        loss_sum += local * n
+        correct += int((logits.argmax(1) == y).sum())
+        clips += n
+        step += 1
+        bar.set_postfix(loss=f"{loss_sum / clips:.3f}", lr=f"{lr:.2e}")
+    bar.close()
+    return {"loss_sum": loss_sum, "correct": correct, "clips": clips, "steps": step - start_step, "lr": lr,
+            "skipped": skipped}
+
+
+@torch.no_grad()
+def validate(
+    model: nn.Module,
+    loader: DataLoader,
+    *,
+    autocast: AbstractContextManager,
+    device: torch.device,
+    info: DistInfo = SINGLE,
+    channels_last: bool = False,
+) -> dict[str, Any]:
+    """Clip-level validation: one centre clip per test video, reduced across ranks.
+
+    ``loader`` must visit every video once over all ranks (:class:`ShardSampler`). An unreadable video (``ok`` False)
+    counts as wrong and stays out of the loss. Returns ``val_loss``, ``val_top1``, ``val_count``, ``val_unreadable``.
+    """
+    model.eval()
+    sums = torch.zeros(4, dtype=torch.float64)  # loss sum over readable, correct, videos, unreadable
+    for batch in loader:
+        x = _to_device(batch["video"], device, channels_last)
+        y, ok = batch["label"].to(device), batch["ok"].to(device)
+        with autocast:
+            logits = model(x).float()
+        loss = F.cross_entropy(logits, y, reduction="none")
+        sums += torch.tensor([float(loss[ok].sum()), float(((logits.argmax(1) == y) & ok).sum()), len(y),
+                              float((~ok).sum())], dtype=torch.float64)
+    loss_sum, correct, count, unreadable = distributed.all_reduce_sum(sums, info).tolist()
+    readable = count - unreadable
+    return {"val_loss": loss_sum / readable if readable else float("nan"), "val_top1": correct / count if count else 0.0,
+            "val_count": int(count), "val_unreadable": int(unreadable)}
+
+
+# -- the run --------------------------------------------------------------------------------------------------------
+def fit(cfg: Config, out_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Train ``cfg`` into ``out_dir``; returns the final epoch's metrics plus ``best_top1`` and ``skipped_videos``.
+
+    ``resume=True`` continues from ``out_dir/checkpoint_last.pt`` (or starts afresh when there is none); without it an
+    existing checkpoint there is an error rather than something silently overwritten.
+    """
+    from vidrcnn.models import get_model
+
+    out_dir = Path(out_dir)
+    info = distributed.setup(cfg.train.device)
+    try:
+        return _fit(cfg, out_dir, resume, info, get_model)
+    finally:
+        distributed.cleanup()
+
+
+def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) -> dict[str, Any]:
+    t, device = cfg.train, info.device
+    if t.batch_size % info.world_size:
+        raise ConfigError(None, f"train.batch_size={t.batch_size} is not divisible by the {info.world_size} processes")
+    last_path = out_dir / LAST
+    if last_path.exists() and not resume:
+        raise CheckpointError(last_path, "a run already exists here; pass --resume to continue it or choose another "
+                                         "--out")
+    # Data.
+    split, train_ds, val_ds = build_datasets(cfg.data)
+    classes = list(split.classes)
+    per_rank = t.batch_size // info.world_size
+    train_sampler = DistributedSampler(train_ds, num_replicas=info.world_size, rank=info.rank, shuffle=True,
+                                       seed=cfg.seed)
+    workers = cfg.data.num_workers
+    loader_kw = {"num_workers": workers, "pin_memory": device.type == "cuda", "persistent_workers": False}
+    from vidrcnn.data.datasets import collate
+
+    val_loader = DataLoader(val_ds, batch_size=per_rank, sampler=ShardSampler(len(val_ds), info.rank, info.world_size),
+                            collate_fn=collate, **loader_kw)
+    # Batch norm cannot train on a batch of one: drop the ragged last batch unless it is the only one.
+    drop_last = len(train_sampler) > per_rank
+    steps_per_epoch = len(train_sampler) // per_rank if drop_last else math.ceil(len(train_sampler) / per_rank)
+
+    # Model, optimiser, precision.
+    seed_everything(cfg.seed)
+    model = get_model(cfg.model.name, num_classes=len(classes), **cfg.model.kwargs).to(device)
+    channels_last = t.channels_last and device.type == "cuda"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
+    optimizer = build_optimizer(model, cfg.optim, t.lr)
+    amp = t.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if (amp and torch.cuda.is_bf16_supported()) else torch.float16
+    autocast = torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp and amp_dtype == torch.float16)
+    total_steps = t.epochs * steps_per_epoch
+    warmup_steps = round(t.warmup_epochs * steps_per_epoch)
+
+    def lr_fn(step: int) -> float:
+        return lr_at(step, base_lr=t.lr, total_steps=total_steps, warmup_steps=warmup_steps, min_lr=t.min_lr)
+
+    # Resume.
+    start_epoch, best_top1, history = 1, -1.0, []
+    if resume and last_path.exists():
+        ckpt = load_checkpoint(last_path)
+        if ckpt.get("model_name") != cfg.model.name or list(ckpt.get("classes", [])) != classes:
+            raise CheckpointError(last_path, f"holds a {ckpt.get('model_name')!r} model for other classes or another "
+                                             f"model than this config's {cfg.model.name!r}")
+        model.load_state_dict(unwrap_state_dict(ckpt["model"]))
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"])
+        start_epoch, best_top1, history = int(ckpt["epoch"]) + 1, float(ckpt["best_top1"]), list(ckpt["history"])
+        if info.is_main:
+            log.info("resuming %s from epoch %d", last_path, start_epoch - 1)
+    raw_model = model
+    if info.distributed:
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    fps = _train_fps(split.train)
+    run_log = None
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out_dir / "config.yaml")
+        run_log = RunLog(out_dir, history)
+        n_params = sum(p.numel() for p in raw_model.parameters())
+        log.info("%s: %.2fM parameters, %d classes, %d train / %d test videos, %d process(es) on %s, %d steps/epoch",
+                 cfg.model.name, n_params / 1e6, len(classes), len(train_ds), len(val_ds), info.world_size, device,
+                 steps_per_epoch)
+
+    all_skipped: set[str] = {p for m in history for p in m.get("skipped_paths", [])}
+    for epoch in range(start_epoch, t.epochs + 1):
+        seed_everything(cfg.seed, epoch, info.rank)
+        train_sampler.set_epoch(epoch)
+        train_loader = DataLoader(train_ds, batch_size=per_rank, sampler=train_sampler, drop_last=drop_last,
+                                  collate_fn=collate, generator=torch.Generator().manual_seed(cfg.seed + epoch),
+                                  **loader_kw)
+        tic = time.perf_counter()
+        stats = train_one_epoch(
+            model, train_loader, optimizer, epoch=epoch, start_step=(epoch - 1) * steps_per_epoch, lr_fn=lr_fn,
+            scaler=scaler, autocast=autocast, device=device, info=info, clip_grad=t.clip_grad,
+            label_smoothing=t.label_smoothing, channels_last=channels_last, desc=f"epoch {epoch}/{t.epochs}",
+        )
+        sums = distributed.all_reduce_sum(
+            torch.tensor([stats["loss_sum"], stats["correct"], stats["clips"]], dtype=torch.float64), info).tolist()
+        skipped = sorted({p for paths in distributed.all_gather_objects(stats["skipped"], info) for p in paths})
+        seconds = time.perf_counter() - tic
+        metrics: dict[str, Any] = {
+            "epoch": epoch, "lr": stats["lr"], "train_loss": sums[0] / max(sums[2], 1),
+            "train_top1": sums[1] / max(sums[2], 1), "train_clips": int(sums[2]),
+            "clips_per_s": sums[2] / seconds if seconds > 0 else 0.0, "seconds": seconds,
+            "skipped": len(skipped), "skipped_paths": skipped,
+        }
+        if epoch % t.eval_every == 0 or epoch == t.epochs:
+            metrics.update(validate(raw_model, val_loader, autocast=autocast, device=device, info=info,
+                                    channels_last=channels_last))
+        all_skipped.update(skipped)
+        improved = metrics.get("val_top1", -1.0) > best_top1
+        best_top1 = max(best_top1, metrics.get("val_top1", -1.0))
+        metrics["best_top1"] = best_top1
+        history.append(metrics)
+        if info.is_main:
+            state = {
+                "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": {"name": "warmup_cosine", "step": epoch * steps_per_epoch, "total_steps": total_steps,
+                              "warmup_steps": warmup_steps},
+                "scaler": scaler.state_dict(), "epoch": epoch, "config": config_to_dict(cfg),
+                "model_name": cfg.model.name, "num_classes": len(classes), "classes": classes,
+                "preprocess": preprocess_of(cfg.data, fps), "best_top1": best_top1, "metrics": metrics,
+                "history": history, "rng": rng_state(), "world_size": info.world_size,
+            }
+            # Best before last: a kill between the two repeats this epoch, which then finds best already written.
+            if improved:
+                save_checkpoint(out_dir / BEST, state)
+            save_checkpoint(last_path, state)
+            run_log.log_epoch(metrics)
+            log.info(_epoch_line(metrics, t.epochs))
+    if info.is_main:
+        if run_log is not None:
+            run_log.close()
+        if all_skipped:
+            log.warning("%d unreadable training video(s) were skipped: %s", len(all_skipped), ", ".join(
+                sorted(all_skipped)))
+        else:
+            log.info("no training video was skipped")
+    distributed.barrier(info)
+    final = dict(history[-1]) if history else {}
+    final.update(best_top1=best_top1, skipped_videos=sorted(all_skipped), out_dir=str(out_dir))
+    return final
+
+
+def _train_fps(samples) -> float | None:
+    """Frame rate of the first readable training video (inference rescales the stride for other frame rates)."""
+    from vidrcnn.io import probe_video
+
+    for path, _ in samples[:3]:
+        try:
+            return float(probe_video(path).fps)
+        except VidrcnnError:
+            continue
+    return None
+
+
+def _epoch_line(m: dict[str, Any], epochs: int) -> str:
+    line = (f"epoch {m['epoch']}/{epochs}  lr {m['lr']:.2e}  train loss {m['train_loss']:.4f}  "
+            f"top1 {m['train_top1']:.3f}")
+    if "val_top1" in m:
+        line += f"  |  val loss {m['val_loss']:.4f}  top1 {m['val_top1']:.3f} ({m['val_count']} videos)"
+    line += f"  |  {m['clips_per_s']:.1f} clips/s  {m['seconds']:.1f}s"
+    return line + (f"  |  skipped {m['skipped']}" if m["skipped"] else "")
