@@ -1,0 +1,349 @@
+"""Long-video inference: streaming and sliding windows in bounded memory, timelines, and tools/infer.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from videos import numbered_frames, write_bad_corpus
+
+from vidrcnn.data.transforms import MEAN, STD
+from vidrcnn.engine.checkpoint import save_checkpoint
+from vidrcnn.infer import (
+    VideoPrediction,
+    check_output,
+    draw_label,
+    load_predictor,
+    predict_video,
+    stream_steps,
+    window_steps,
+)
+from vidrcnn.io import open_video, write_video
+from vidrcnn.models import get_model
+
+
+def to_clip(frames: torch.Tensor) -> torch.Tensor:
+    """A minimal eval transform: uint8 (T, H, W, 3) -> float (C, T, H, W)."""
+    return frames.permute(3, 0, 1, 2).float() / 255
+
+
+class ChunkSpy:
+    """A decoder stand-in: yields ``total`` random frames in chunks and records how many frames are alive.
+
+    Frames are numpy-backed, so a weak reference to the array tells whether anything (a view, a buffer) still holds
+    the chunk's memory. No gc.collect(): memory that only a collection would free counts as held.
+    """
+
+    def __init__(self, total: int, chunk_size: int, size: int = 16, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.video = rng.integers(0, 256, (total, size, size, 3), dtype=np.uint8)  # the reference, never yielded
+        self.chunk_size = chunk_size
+        self.max_alive = 0
+        self._refs: list[tuple[weakref.ref, int]] = []
+
+    def __iter__(self):
+        for start in range(0, len(self.video), self.chunk_size):
+            self.max_alive = max(self.max_alive, sum(n for ref, n in self._refs if ref() is not None))
+            array = self.video[start : start + self.chunk_size].copy()
+            self._refs.append((weakref.ref(array), len(array)))
+            yield torch.from_numpy(array)
+
+    def whole(self) -> torch.Tensor:
+        return torch.from_numpy(self.video.copy())
+
+
+def collect(steps) -> tuple[torch.Tensor, torch.Tensor]:
+    starts, probs = zip(*steps)
+    return torch.cat(starts), torch.cat(probs)
+
+
+class CausalMean(nn.Module):
+    """A causal toy model: per-frame logits from the running mean of the frames' channel means (state = sum, n)."""
+
+    is_causal = True
+
+    def __init__(self, num_classes: int = 4):
+        super().__init__()
+        self.fc = nn.Linear(3, num_classes)
+        torch.nn.init.normal_(self.fc.weight, std=5.0, generator=torch.Generator().manual_seed(0))
+
+    def stream(self, x, state=None):
+        feats = x.mean(dim=(3, 4)).transpose(1, 2)  # (B, T, C)
+        total, n = state if state is not None else (torch.zeros_like(feats[:, 0]), 0)
+        csum = feats.cumsum(1) + total[:, None]
+        counts = torch.arange(n + 1, n + feats.shape[1] + 1, dtype=feats.dtype).view(1, -1, 1)
+        return self.fc(csum / counts), (csum[:, -1], n + feats.shape[1])
+
+    def forward(self, x):
+        return self.stream(x)[0][:, -1]
+
+
+class WindowModel(nn.Module):
+    """A non-causal toy model whose logits depend on every frame of the window and on their order."""
+
+    is_causal = False
+
+    def __init__(self, num_frames: int, num_classes: int = 4):
+        super().__init__()
+        self.fc = nn.Linear(3 * num_frames, num_classes)
+
+    def forward(self, x):
+        return self.fc(x.mean(dim=(3, 4)).flatten(1))
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+def test_streaming_is_chunk_invariant_and_holds_one_chunk(stride):
+    model = CausalMean().eval()
+    spy = ChunkSpy(total=100, chunk_size=8)
+    starts, probs = collect(stream_steps(model, spy, transform=to_clip, stride=stride))
+    whole_starts, whole_probs = collect(stream_steps(model, [spy.whole()], transform=to_clip, stride=stride))
+    assert torch.equal(starts, torch.arange(0, 100, stride))
+    assert torch.equal(starts, whole_starts)
+    torch.testing.assert_close(probs, whole_probs)
+    # the last step of the stream is what forward() gives on every fed frame at once
+    fed = to_clip(spy.whole()[::stride])[None]
+    torch.testing.assert_close(probs[-1], model(fed)[0].softmax(-1))
+    # the consumer may still hold the previous chunk while the next is made; never more
+    assert spy.max_alive <= 2 * spy.chunk_size
+
+
+def test_streaming_a_real_rcn_in_chunks_equals_one_pass():
+    torch.manual_seed(0)
+    model = get_model("rcn_gru_s", num_classes=5).eval()
+    spy = ChunkSpy(total=24, chunk_size=5, size=32)
+    _, probs = collect(stream_steps(model, spy, transform=to_clip, stride=2))
+    with torch.inference_mode():
+        logits = model(to_clip(spy.whole()[::2])[None])
+    torch.testing.assert_close(probs[-1], logits[0].softmax(-1), atol=1e-5, rtol=1e-4)
+
+
+def reference_windows(model, video: torch.Tensor, num_frames: int, stride: int, step: int):
+    """Windows computed directly on the whole video (the definition in vidrcnn.infer's docstring)."""
+    sub = to_clip(video[::stride])  # (C, n, H, W)
+    n = sub.shape[1]
+    if n < num_frames:
+        idx = torch.arange(num_frames).clamp(max=n - 1)
+        return [0], [model(sub[:, idx][None])[0].softmax(-1)]
+    starts = list(range(0, n - num_frames + 1, step))
+    probs = [model(sub[:, s : s + num_frames][None])[0].softmax(-1) for s in starts]
+    owned = [s * stride for s in starts]
+    if starts[-1] + num_frames < n:
+        owned.append((starts[-1] + num_frames) * stride)
+        probs.append(model(sub[:, n - num_frames :][None])[0].softmax(-1))
+    return owned, probs
+
+
+@pytest.mark.parametrize(
+    ("total", "chunk", "stride", "step"),
+    [(100, 8, 1, 4), (100, 7, 2, 6), (37, 5, 1, 6), (10, 3, 2, 6), (61, 32, 3, 2)],
+)
+def test_sliding_windows_match_the_definition_and_bound_memory(total, chunk, stride, step):
+    torch.manual_seed(0)
+    model = WindowModel(num_frames=6).eval()
+    spy = ChunkSpy(total=total, chunk_size=chunk)
+    with torch.inference_mode():
+        starts, probs = collect(window_steps(model, spy, transform=to_clip, num_frames=6, stride=stride,
+                                             window_step=step, batch_size=3))
+        ref_starts, ref_probs = reference_windows(model, spy.whole(), 6, stride, step)
+    assert starts.tolist() == ref_starts
+    torch.testing.assert_close(probs, torch.stack(ref_probs))
+    assert spy.max_alive <= 2 * chunk
+
+
+def test_window_step_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="window_step"):
+        list(window_steps(WindowModel(4), [torch.zeros(8, 4, 4, 3, dtype=torch.uint8)], transform=to_clip,
+                          num_frames=4, window_step=5))
+
+
+def prediction(labels: list[int], starts: list[int], num_frames: int, fps: float = 10.0) -> VideoPrediction:
+    scores = torch.linspace(0.5, 0.9, len(labels))
+    return VideoPrediction(
+        video="v.mp4", classes=["a", "b", "c"], fps=fps, num_frames=num_frames, probs=torch.tensor([0.2, 0.7, 0.1]),
+        starts=torch.tensor(starts), labels=torch.tensor(labels), scores=scores, mode="window", frame_stride=1,
+    )
+
+
+def test_segments_are_runs_of_labels_covering_the_video():
+    pred = prediction(labels=[0, 0, 1, 1, 1, 0], starts=[0, 4, 8, 12, 16, 20], num_frames=22)
+    segments = pred.segments()
+    assert [(s["start_s"], s["end_s"], s["label"]) for s in segments] == [
+        (0.0, 0.8, "a"), (0.8, 2.0, "b"), (2.0, 2.2, "a")
+    ]
+    assert segments[1]["score"] == pytest.approx(float(pred.scores[2:5].mean()), abs=1e-6)
+    assert pred.topk(2) == [{"label": "b", "score": pytest.approx(0.7)}, {"label": "a", "score": pytest.approx(0.2)}]
+    assert pred.step_at(torch.tensor([0, 3, 4, 21])).tolist() == [0, 0, 1, 5]
+
+
+def test_draw_label_marks_the_top_left_corner_only():
+    frame = np.full((72, 128, 3), 128, dtype=np.uint8)
+    out = draw_label(frame, "Biking 0.93")
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    changed = np.abs(out.astype(int) - frame).sum(-1) > 0
+    assert changed[:20, :60].mean() > 0.5  # the label band
+    assert not changed[40:, :].any()  # the rest of the frame untouched
+
+
+# -- checkpoints, real files and the tool ----------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ["Archery", "Biking", "Diving"]
+
+
+def write_checkpoint(path: Path, model_name: str, *, favour: int | None = 1, num_frames: int = 4, stride: int = 2,
+                     size: int = 32, **changes) -> Path:
+    """A checkpoint as training writes it. ``favour``: zero the classifier and bias it to that class, so the
+    prediction is known whatever the input; None keeps the random weights."""
+    torch.manual_seed(0)
+    model = get_model(model_name, num_classes=len(CLASSES))
+    if favour is not None:
+        with torch.no_grad():
+            model.fc.weight.zero_()
+            model.fc.bias.copy_(torch.nn.functional.one_hot(torch.tensor(favour), len(CLASSES)) * 8.0)
+    state = {
+        "model": model.state_dict(), "optimizer": None, "scheduler": None, "scaler": None, "epoch": 3,
+        "config": {"model": {"name": model_name}}, "model_name": model_name, "num_classes": len(CLASSES),
+        "classes": list(CLASSES), "best_top1": 0.0, "metrics": {},
+        "preprocess": {"num_frames": num_frames, "stride": stride, "sampling": "dense", "size": size, "resize": size,
+                       "mean": list(MEAN), "std": list(STD)},
+    }
+    state.update(changes)
+    save_checkpoint(path, state)
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, sample_videos) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("infer")
+    out = {
+        "causal": write_checkpoint(d / "rcn.pt", "rcn_gru_s"),
+        "window": write_checkpoint(d / "frame_avg.pt", "frame_avg_s", favour=2),
+        "random": write_checkpoint(d / "random.pt", "rcn_gru_s", favour=None, num_frames=3, stride=1),
+        "small": d / "small.avi",
+        "bikes": sample_videos["bikes.mp4"],
+    }
+    write_video(out["small"], numbered_frames(45, 48, 64), fps=25, codec="mpeg4")
+    # a checkpoint whose weights do not fit its model (2 classes of weights, 3 class names)
+    two = get_model("frame_avg_s", num_classes=2).state_dict()
+    out["misfit"] = write_checkpoint(d / "misfit.pt", "frame_avg_s", model=two)
+    out["no_keys"] = d / "weights_only.pt"
+    torch.save({"weights": torch.zeros(3)}, out["no_keys"])
+    out.update({f"bad_{k}": v for k, v in write_bad_corpus(d / "bad", sample_videos["carphone_pristine.mp4"]).items()})
+    return out
+
+
+@pytest.mark.parametrize("chunk_size", [7, 64])
+def test_predict_video_on_a_real_file_does_not_depend_on_chunking(files, chunk_size):
+    predictor = load_predictor(files["random"])
+    assert predictor.is_causal
+    ref = predict_video(predictor, files["small"], chunk_size=45)
+    got = predict_video(predictor, files["small"], chunk_size=chunk_size)
+    assert got.num_frames == 45 and got.mode == "stream"
+    assert torch.equal(got.starts, torch.arange(45))
+    torch.testing.assert_close(got.probs, ref.probs, atol=1e-5, rtol=1e-4)
+    assert torch.equal(got.labels, ref.labels)
+
+
+def test_video_level_score_of_a_causal_model_skips_the_warm_up(files):
+    predictor = load_predictor(files["random"])  # num_frames=3: the first 2 steps are warm-up
+    frames = torch.from_numpy(numbered_frames(45, 48, 64))
+    per_step = collect(stream_steps(predictor.model, frames.split(10), transform=predictor.transform, stride=1))[1]
+    pred = predict_video(predictor, files["small"], chunk_size=10)
+    torch.testing.assert_close(pred.probs, per_step[2:].mean(0), atol=2e-3, rtol=0)  # 2e-3: mpeg4 is lossy
+
+
+def run_infer(*args: str | Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(REPO / "tools" / "infer.py"), *map(str, args)],
+                          check=False, capture_output=True, text=True, env=env, timeout=240)
+
+
+# name -> (video, checkpoint, the file the error must name)
+ERROR_CASES = {
+    "missing video": ("bad_missing", "causal", "bad_missing"),
+    "directory": ("bad_directory", "causal", "bad_directory"),
+    "empty file": ("bad_empty", "causal", "bad_empty"),
+    "not a video": ("bad_text", "causal", "bad_text"),
+    "truncated avi": ("bad_truncated_avi", "window", "bad_truncated_avi"),
+    "audio only": ("bad_audio_only", "causal", "bad_audio_only"),
+    "missing checkpoint": ("small", "missing_ckpt", "missing_ckpt"),
+    "video as checkpoint": ("small", "small_as_ckpt", "small_as_ckpt"),
+    "dict without keys": ("small", "no_keys", "no_keys"),
+    "weights do not fit": ("small", "misfit", "misfit"),
+}
+
+
+@pytest.fixture(scope="module")
+def cli_runs(files, tmp_path_factory):
+    """Every tool run of this module, two at a time (each one pays for importing torch)."""
+    d = tmp_path_factory.mktemp("infer_cli")
+    paths = {**files, "missing_ckpt": d / "nope.pt", "small_as_ckpt": files["small"]}
+    jobs = {name: (paths[video], "--checkpoint", paths[ckpt]) for name, (video, ckpt, _) in ERROR_CASES.items()}
+    jobs["bikes json"] = (files["bikes"], "--checkpoint", files["causal"], "--json", "--topk", "2", "--chunk-size",
+                          "48", "--out-video", d / "bikes_labelled.mp4")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = dict(zip(jobs, pool.map(lambda args: run_infer(*args), jobs.values())))
+    return results, paths, d
+
+
+@pytest.mark.parametrize("case", list(ERROR_CASES))
+def test_bad_input_is_one_error_line_naming_the_file(cli_runs, case):
+    results, paths, _ = cli_runs
+    proc = results[case]
+    named = str(paths[ERROR_CASES[case][2]])
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {named}: "), proc.stderr
+    assert proc.stdout == ""
+
+
+def test_json_on_a_real_h264_video_with_labelled_copy(cli_runs, sample_videos):
+    results, _, d = cli_runs
+    proc = results["bikes json"]
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)  # exactly one JSON object and nothing else on stdout
+    assert out["video"] == str(sample_videos["bikes.mp4"])
+    assert out["topk"][0]["label"] == "Biking" and len(out["topk"]) == 2
+    assert out["topk"][0]["score"] > 0.99
+    assert out["num_frames"] == 250 and out["mode"] == "stream"
+    # the biased classifier says Biking on every frame: one segment over the whole video
+    assert out["segments"] == [{"start_s": 0.0, "end_s": pytest.approx(out["duration_s"]), "label": "Biking",
+                                "score": pytest.approx(out["topk"][0]["score"], abs=1e-3)}]
+    with open_video(d / "bikes_labelled.mp4") as labelled, open_video(sample_videos["bikes.mp4"]) as source:
+        assert (labelled.num_frames, labelled.width, labelled.height) == (250, 640, 272)
+        drawn, original = labelled.get_frames([100])[0].int(), source.get_frames([100])[0].int()
+    band = (drawn[:12, :40] - original[:12, :40]).abs().float().mean()
+    rest = (drawn[100:] - original[100:]).abs().float().mean()
+    assert band > 30 and rest < 3  # the label band is drawn; the picture itself is only re-encoded
+
+
+def test_text_output_of_a_window_model(files, capsys):
+    # In-process (the subprocess runs above already cover the tool's start-up); same main() as the command line.
+    spec = importlib.util.spec_from_file_location("infer_tool", REPO / "tools" / "infer.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main([str(files["small"]), "--checkpoint", str(files["window"]), "--window-step", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("45 frames, 1.8 s (window)")
+    score, label = lines[1].split()
+    assert label == "Diving" and float(score) > 0.99
+
+
+def test_an_unwritable_output_is_refused_before_any_work(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        check_output(tmp_path / "no_such_folder" / "out.mp4")
+    assert info.value.filename == str(tmp_path / "no_such_folder" / "out.mp4")
+    with pytest.raises(IsADirectoryError):
+        check_output(tmp_path)
+    assert check_output(tmp_path / "out.mp4") == str(tmp_path / "out.mp4")

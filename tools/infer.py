@@ -1,0 +1,63 @@
+"""Classify one video of any length with a trained checkpoint: top-K labels and a timeline of predictions.
+
+    python tools/infer.py VIDEO --checkpoint CKPT [--topk K] [--json] [--out-video OUT.mp4]
+
+Causal models stream frame by frame with carried state; others run sliding windows (see vidrcnn/infer.py for how
+the video-level top-K is formed). ``--json`` prints exactly one JSON object on stdout; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from vidrcnn.cli import run_tool
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("video", help="video file to classify")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint written by tools/train.py")
+    parser.add_argument("--topk", type=int, default=5, help="labels to print (default 5)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
+    parser.add_argument("--out-video", help="write the video with the current label drawn on each frame "
+                        "(.mp4/.mkv/.mov: H.264, .avi: MPEG-4)")
+    parser.add_argument("--chunk-size", type=int, default=32, help="frames decoded at a time (memory bound)")
+    parser.add_argument("--window-step", type=int, default=None,
+                        help="non-causal models: model frames between window starts (default: num_frames)")
+    parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    parser.add_argument("--backend", default="auto", choices=["auto", "pyav", "decord"])
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
+    args = parser.parse_args(argv)
+    if args.topk < 1 or args.chunk_size < 1 or args.batch_size < 1:
+        parser.error("--topk, --chunk-size and --batch-size must be >= 1")
+
+    # Imported here so that --help and argument errors answer without loading torch.
+    from vidrcnn.infer import OUTPUT_CODECS, check_output, format_topk, load_predictor, predict_video, render_video
+    from vidrcnn.io import probe_video
+
+    if args.out_video and Path(args.out_video).suffix.lower() not in OUTPUT_CODECS:
+        parser.error(f"--out-video must end in one of {', '.join(OUTPUT_CODECS)}")
+
+    probe_video(args.video)  # a bad video fails now, before the checkpoint is loaded
+    if args.out_video:
+        check_output(args.out_video)  # and an unwritable output before the video is processed
+    predictor = load_predictor(args.checkpoint, device=args.device)
+    if args.window_step is not None and not 1 <= args.window_step <= predictor.num_frames:
+        parser.error(f"--window-step must be in [1, {predictor.num_frames}] for this model")
+    prediction = predict_video(predictor, args.video, chunk_size=args.chunk_size, window_step=args.window_step,
+                               batch_size=args.batch_size, backend=args.backend, progress=True)
+    if args.out_video:
+        render_video(prediction, args.out_video, chunk_size=args.chunk_size, backend=args.backend)
+        print(f"wrote {args.out_video}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(prediction.to_dict(args.topk)))
+    else:
+        print(format_topk(prediction, args.topk))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_tool(main))
