@@ -52,8 +52,10 @@ class RecurrentCell(nn.Module):
     def forward_sequence(self, xin: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """Run the recurrence over ``xin`` of shape ``(B, T, num_gates*C, H, W)`` -> ``((B, T, C, H, W), state)``."""
         outs = []
-        for t in range(xin.shape[1]):
-            h, state = self.step(xin[:, t], state)
+        # unbind, not xin[:, t]: the backward of each indexing writes its step's gradient into a zero tensor the
+        # size of the whole sequence (T full-size fills and adds per pass); unbind's backward is one stack.
+        for xin_t in xin.unbind(1):
+            h, state = self.step(xin_t, state)
             outs.append(h)
         return torch.stack(outs, dim=1), state
 
@@ -70,8 +72,8 @@ class RNNCell(RecurrentCell):
         self.state_conv = _same_conv(hidden_channels, hidden_channels, kernel_size, bias=False)
 
     def step(self, xin_t: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
-        h_prev = self.initial_state(xin_t) if state is None else state
-        h = torch.tanh(xin_t + self.state_conv(h_prev))
+        # A zero state adds nothing: skip its convolution (as RCLCell does).
+        h = torch.tanh(xin_t if state is None else xin_t + self.state_conv(state))
         return h, h
 
 
@@ -126,13 +128,15 @@ class GRUCell(RecurrentCell):
         self.state_conv_n = _same_conv(hidden_channels, hidden_channels, kernel_size, bias=False)
 
     def step(self, xin_t: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
-        h_prev = self.initial_state(xin_t) if state is None else state
         x_z, x_r, x_n = xin_t.chunk(3, dim=1)
-        h_z, h_r = self.state_conv_zr(h_prev).chunk(2, dim=1)
+        if state is None:  # zero state: both state convolutions give zeros, skip them
+            h = torch.sigmoid(x_z) * torch.tanh(x_n)
+            return h, h
+        h_z, h_r = self.state_conv_zr(state).chunk(2, dim=1)
         z = torch.sigmoid(x_z + h_z)
         r = torch.sigmoid(x_r + h_r)
-        n = torch.tanh(x_n + self.state_conv_n(r * h_prev))
-        h = (1 - z) * h_prev + z * n
+        n = torch.tanh(x_n + self.state_conv_n(r * state))
+        h = torch.lerp(state, n, z)  # (1 - z) h + z n, one op
         return h, h
 
 
@@ -173,13 +177,20 @@ class LSTMCell(RecurrentCell):
         return zeros, zeros
 
     def step(self, xin_t: Tensor, state: tuple[Tensor, Tensor] | None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        h_prev, c_prev = self.initial_state(xin_t) if state is None else state
-        gi, gf, gc, go = (xin_t + self.state_conv(h_prev)).chunk(4, dim=1)
+        if state is None:  # zero state: no state convolution, and c_prev = 0 drops the forget and peephole terms
+            gates, c_prev = xin_t, None
+        else:
+            h_prev, c_prev = state
+            gates = xin_t + self.state_conv(h_prev)
+        gi, gf, gc, go = gates.chunk(4, dim=1)
         if self.peephole_weight is not None:
             w_ci, w_cf, w_co = self.peephole_weight
-            gi = gi + w_ci * c_prev
-            gf = gf + w_cf * c_prev
-        c = torch.sigmoid(gf) * c_prev + torch.sigmoid(gi) * torch.tanh(gc)
+            if c_prev is not None:
+                gi = gi + w_ci * c_prev
+                gf = gf + w_cf * c_prev
+        c = torch.sigmoid(gi) * torch.tanh(gc)
+        if c_prev is not None:
+            c = torch.sigmoid(gf) * c_prev + c
         if self.peephole_weight is not None:
             go = go + w_co * c
         h = torch.sigmoid(go) * torch.tanh(c)

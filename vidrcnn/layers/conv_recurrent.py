@@ -42,8 +42,8 @@ class ConvRecurrent(nn.Module):
             out, state = self.cell.forward_sequence(xin, state)  # (B, T, C, H, W)
         else:
             outs = []
-            for t in range(x.shape[2]):
-                h, state = self.cell.step(self.cell.input_conv(x[:, :, t]), state)
+            for x_t in x.unbind(2):  # unbind: one stack in backward instead of T full-size zero fills
+                h, state = self.cell.step(self.cell.input_conv(x_t), state)
                 outs.append(h)
             out = torch.stack(outs, dim=1)
         return rearrange(out, "b t c h w -> b c t h w"), state
