@@ -36,7 +36,7 @@ def build(name: str, **kw) -> nn.Module:
 
 
 def test_registry_names():
-    expected = {f"rcn_{c}_{s}" for c in ("rnn", "rcl", "gru", "lstm") for s in "sm"} | {
+    expected = {f"rcn_{c}_{s}" for c in ("rnn", "rcl", "gru", "lstm", "mingru") for s in "sm"} | {
         "cnn_lstm_s", "cnn_lstm_m", "c3d_s", "c3d_m", "r3d_18", "mc3_18", "r2plus1d_18", "frame_avg_s",
         "frame_avg_m", "rcnn_k96", "rcnn_k128", "rcnn_k160"}
     assert set(ALL) == expected

@@ -2,7 +2,11 @@
 
 from vidrcnn.layers.cells import CELLS, GRUCell, LSTMCell, RCLCell, RecurrentCell, RNNCell, State, get_cell
 from vidrcnn.layers.conv_recurrent import ConvRecurrent
+from vidrcnn.layers.mingru import MinGRUCell
 from vidrcnn.layers.per_frame import PerFrame
 
-__all__ = ["CELLS", "ConvRecurrent", "GRUCell", "LSTMCell", "PerFrame", "RCLCell", "RNNCell", "RecurrentCell",
+# Registered here, not in cells.py: mingru.py builds on cells.py, which therefore cannot import it.
+CELLS["mingru"] = MinGRUCell
+
+__all__ = ["CELLS", "ConvRecurrent", "GRUCell", "LSTMCell", "MinGRUCell", "PerFrame", "RCLCell", "RNNCell", "RecurrentCell",
            "State", "get_cell"]

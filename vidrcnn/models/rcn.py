@@ -105,10 +105,10 @@ class RCN(nn.Module):
 # of an RNN layer of the same width): differences between cells are then not bought with size.
 RCN_CONFIGS: dict[str, dict] = {
     "s": {"stem_widths": (16, 32), "stem_strides": (2, 2), "pool_after": (True, False),
-          "channels": {"rnn": (80, 104), "rcl": (80, 104), "gru": (48, 64), "lstm": (40, 56)}},
+          "channels": {"rnn": (80, 104), "rcl": (80, 104), "gru": (48, 64), "lstm": (40, 56), "mingru": (96, 128)}},
     "m": {"stem_widths": (32, 64), "stem_strides": (2, 2), "pool_after": (True, True, False),
           "channels": {"rnn": (104, 200, 304), "rcl": (104, 200, 304), "gru": (64, 128, 192),
-                       "lstm": (56, 112, 168)}},
+                       "lstm": (56, 112, 168), "mingru": (128, 256, 384)}},
 }
 
 
@@ -148,6 +148,6 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
     return builder
 
 
-for _cell in ("rnn", "rcl", "gru", "lstm"):
+for _cell in ("rnn", "rcl", "gru", "lstm", "mingru"):
     for _size in ("s", "m"):
         register_model()(make_rcn_builder(_cell, _size))
