@@ -1,0 +1,84 @@
+"""Batching the input convolution over all T frames against the step-by-step recurrent layer.
+
+``ConvRecurrent(batch_input_conv=True)`` runs the input convolution (which never looks at the state) once over all
+``B*T`` frames and leaves only the state convolution in the time loop; ``batch_input_conv=False`` runs both inside
+the loop. Same weights, same outputs (checked before timing).
+
+    python benchmarks/input_conv_batching.py [--threads 2] [--iters 10] [--T 16]
+
+prints forward and forward+backward latency per cell, for one layer and for the whole ``rcn_<cell>_s`` model.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from torch import nn
+
+from vidrcnn.layers import ConvRecurrent
+from vidrcnn.models import get_model
+from vidrcnn.profiling import time_fn
+
+
+def _pair(kind: str, cell: str, t: int, batch: int) -> tuple[nn.Module, nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    if kind == "layer":  # rcn_*_s's first recurrent layer: 32 stem maps in, 48 out, 16x16 (64x64 frames / 4)
+        fast, plain = ConvRecurrent(32, 48, cell=cell), ConvRecurrent(32, 48, cell=cell, batch_input_conv=False)
+        x = torch.randn(batch, 32, t, 16, 16)
+    else:
+        fast = get_model(f"rcn_{cell}_s", num_classes=10)
+        plain = get_model(f"rcn_{cell}_s", num_classes=10, batch_input_conv=False)
+        x = torch.randn(batch, 3, t, 64, 64)
+    plain.load_state_dict(fast.state_dict())
+    return fast.eval(), plain.eval(), x
+
+
+def _first(out):
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _fwd_bwd(model: nn.Module, x: torch.Tensor):
+    def run() -> None:
+        model.zero_grad(set_to_none=True)
+        _first(model(x)).square().mean().backward()
+    return run
+
+
+STAT = "median_ms"  # --stat min: the least disturbed sample, for a machine shared with other work
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--T", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--cells", default="gru,lstm,rnn")
+    ap.add_argument("--stat", choices=("median", "min"), default="median", help="statistic of the timed calls")
+    args = ap.parse_args(argv)
+    global STAT
+    STAT = f"{args.stat}_ms"
+    torch.set_num_threads(args.threads)
+    print(f"{args.stat} of {args.iters} calls, threads {torch.get_num_threads()}, torch {torch.__version__}, T={args.T}, batch {args.batch}")
+    print("| what | cell | step-by-step fwd ms | batched fwd ms | fwd speed-up | step-by-step fwd+bwd ms | "
+          "batched fwd+bwd ms | fwd+bwd speed-up |")
+    print("|---|---|---|---|---|---|---|---|")
+    for kind in ("layer", "model"):
+        for cell in args.cells.split(","):
+            fast, plain, x = _pair(kind, cell, args.T, args.batch)
+            with torch.no_grad():
+                torch.testing.assert_close(_first(fast(x)), _first(plain(x)), atol=1e-4, rtol=1e-4)
+            res = {}
+            for name, m in (("plain", plain), ("fast", fast)):
+                with torch.no_grad():
+                    res[name, "fwd"] = time_fn(lambda m=m, x=x: m(x), iters=args.iters).__dict__[STAT]
+                res[name, "bwd"] = time_fn(_fwd_bwd(m, x), iters=args.iters).__dict__[STAT]
+            what = "layer 32->48 @16x16" if kind == "layer" else f"rcn_{cell}_s @64x64"
+            print(f"| {what} | {cell} | {res['plain', 'fwd']:.1f} | {res['fast', 'fwd']:.1f} | "
+                  f"{res['plain', 'fwd'] / res['fast', 'fwd']:.2f}x | {res['plain', 'bwd']:.1f} | "
+                  f"{res['fast', 'bwd']:.1f} | {res['plain', 'bwd'] / res['fast', 'bwd']:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

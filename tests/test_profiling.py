@@ -1,0 +1,120 @@
+"""The profiler: what it measures is counted right, and the tool writes its files with the expected columns."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from vidrcnn.cli import run_tool
+from vidrcnn.layers import ConvRecurrent
+from vidrcnn.layers.mingru import MinGRUCell
+from vidrcnn.profiling import COLUMNS, count_flops, count_steps, fit_slopes, peak_memory, time_fn
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOL = ROOT / "tools" / "profile.py"
+
+
+def test_time_fn_runs_warmup_then_the_timed_calls() -> None:
+    calls = []
+    timing = time_fn(lambda: calls.append(1), warmup=3, iters=7)
+    assert len(calls) == 10
+    assert timing.iters == 7
+    assert timing.min_ms <= timing.q25_ms <= timing.median_ms <= timing.q75_ms <= timing.max_ms
+
+
+def test_flops_count_convolutions_and_the_fused_lstm() -> None:
+    conv = nn.Conv2d(3, 8, 3)
+    with torch.no_grad():
+        assert count_flops(lambda: conv(torch.zeros(1, 3, 8, 8)), conv) == 2 * 3 * 9 * 8 * 6 * 6
+    lstm = nn.LSTM(16, 32, batch_first=True)
+    with torch.no_grad():
+        flops = count_flops(lambda: lstm(torch.zeros(2, 8, 16)), lstm)
+    assert flops == 2 * 2 * 8 * (4 * 32) * (16 + 32)  # 2 FLOPs per MAC, B, T, gates, input + hidden
+
+
+def test_steps_on_the_critical_path() -> None:
+    x = torch.zeros(1, 4, 5, 6, 6)
+    models = {
+        "lstm_2_layers": (nn.LSTM(4, 8, num_layers=2, batch_first=True), torch.zeros(1, 5, 4), 10),
+        "conv_gru": (ConvRecurrent(4, 8, cell="gru"), x, 5),
+        "conv_gru_step_by_step": (ConvRecurrent(4, 8, cell="gru", batch_input_conv=False), x, 5),
+        "mingru_hillis": (ConvRecurrent(4, 8, cell=MinGRUCell, scan="hillis"), x, 3),
+        "conv3d": (nn.Conv3d(4, 8, 3, padding=1), x, 0),
+    }
+    for name, (model, inp, expected) in models.items():
+        with torch.no_grad(), count_steps(model) as steps:
+            model(inp)
+        assert steps.steps == expected, name
+
+
+def test_peak_memory_sees_a_large_allocation_on_cpu() -> None:
+    with peak_memory("cpu") as mem:
+        block = torch.ones(16 * 2**20)  # 64 MiB, written so the pages are resident
+    assert block[-1] == 1
+    assert mem["peak_mem_delta_mb"] >= 48
+    assert mem["peak_mem_mb"] >= mem["peak_mem_delta_mb"]
+
+
+def test_fit_slopes_recovers_the_growth_exponent() -> None:
+    rows = [{"model": m, "T": t, "latency_median_ms": f(t), "error": ""}
+            for m, f in (("linear", lambda t: 3.0 * t), ("flat", lambda t: 5.0), ("quadratic", lambda t: t * t))
+            for t in (4, 8, 16, 32)]
+    fits = fit_slopes(rows)
+    assert fits["linear"]["slope"] == pytest.approx(1.0)
+    assert fits["flat"]["slope"] == pytest.approx(0.0, abs=1e-9)
+    assert fits["quadratic"]["slope"] == pytest.approx(2.0)
+    assert fits["linear"]["growth"] == pytest.approx(8.0)
+
+
+def test_tool_writes_every_file_with_the_expected_columns(tmp_path: Path) -> None:
+    out = tmp_path / "prof"
+    cmd = [sys.executable, str(TOOL), "--models", "rcn_gru_s,c3d_s", "--lengths", "4,2", "--size", "16",
+           "--iters", "1", "--warmup", "0", "--train", "--threads", "1", "--out", str(out)]
+    res = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "slope" in res.stdout and "one new frame: rcn_gru_s streaming" in res.stdout
+    with open(out / "profile.csv") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == COLUMNS
+        rows = list(reader)
+    assert [(r["model"], r["T"]) for r in rows] == [("rcn_gru_s", "2"), ("rcn_gru_s", "4"),
+                                                    ("c3d_s", "2"), ("c3d_s", "4")]
+    assert all(r["error"] == "" and float(r["latency_median_ms"]) > 0 and float(r["train_median_ms"]) > 0
+               and int(r["flops"]) > 0 for r in rows)
+    assert {r["model"]: r["new_frame_mode"] for r in rows} == {"rcn_gru_s": "stream", "c3d_s": "window"}
+    steps = {r["model"]: int(r["seq_steps"]) for r in rows if r["T"] == "4"}
+    assert steps == {"rcn_gru_s": 2 * 4, "c3d_s": 0}  # two recurrent layers, T = 4 steps each; none in a 3-D CNN
+    data = json.loads((out / "profile.json").read_text())
+    assert set(data["fits"]) == {"rcn_gru_s", "c3d_s"} and len(data["rows"]) == 4
+    assert data["meta"]["machine"]["torch_threads"] == 1
+    assert (out / "profile.md").read_text().count("| rcn_gru_s |") == 2
+    assert (out / "latency_vs_length.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.fixture(scope="module")
+def tool_main():
+    spec = importlib.util.spec_from_file_location("vidrcnn_profile_tool", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--models", "rcn_gru_s,no_such_model"], "no_such_model"),
+    (["--lengths", "4,x"], "--lengths"),
+    (["--lengths", "0,4"], ">= 1"),
+    (["--batch", "0"], "--batch"),
+])
+def test_tool_rejects_bad_arguments_with_one_error_line(tool_main, capsys, tmp_path: Path, argv, message) -> None:
+    assert run_tool(tool_main, [*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())  # nothing profiled, nothing written

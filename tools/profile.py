@@ -1,0 +1,93 @@
+"""Latency against clip length: ``python tools/profile.py [--models a,b] [--lengths 4,8,16,32,64] [--out DIR]``.
+
+Writes DIR/profile.csv, profile.json, profile.md and latency_vs_length.png, and prints how latency grows with T.
+"""
+
+from __future__ import annotations
+
+import sys
+
+if __name__ != "__main__":
+    # A sibling tool runs with tools/ first on sys.path, so cProfile's `import profile` (torch imports cProfile)
+    # lands on this file: hand the importer the standard library's module instead. Everything below only defines
+    # functions, so nothing else happens on this path.
+    import importlib.util
+    import sysconfig
+
+    _spec = importlib.util.spec_from_file_location("profile", f"{sysconfig.get_path('stdlib')}/profile.py")
+    _stdlib_profile = importlib.util.module_from_spec(_spec)
+    sys.modules[__name__] = _stdlib_profile
+    _spec.loader.exec_module(_stdlib_profile)
+else:
+    # Run as a tool: drop tools/ from the path before anything imports torch, for the same reason.
+    from pathlib import Path
+
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+
+def _lengths(text: str) -> list[int]:
+    from vidrcnn.errors import ConfigError
+
+    try:
+        lengths = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError("--lengths", f"expected comma-separated frame counts, got {text!r}") from None
+    if not lengths or min(lengths) < 1:
+        raise ConfigError("--lengths", f"frame counts must be >= 1, got {text!r}")
+    return sorted(set(lengths))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    import torch
+
+    from vidrcnn.errors import ConfigError
+    from vidrcnn.models import list_models
+    from vidrcnn.profiling import DEFAULT_LENGTHS, DEFAULT_MODELS, ProfileOptions, profile_models, summary, write_all
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", help=f"comma-separated registered model names [{','.join(DEFAULT_MODELS)}]")
+    ap.add_argument("--lengths", default=",".join(map(str, DEFAULT_LENGTHS)), help="clip lengths T")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--size", type=int, default=None, help="frame side (default: each model's natural input)")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=10, help="timed calls per (model, T)")
+    ap.add_argument("--train", action="store_true", help="also time forward + backward")
+    ap.add_argument("--amp", action="store_true", help="bf16 autocast")
+    ap.add_argument("--compile", action="store_true", help="torch.compile each model (slow start on CPU)")
+    ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--no-stream", action="store_true", help="skip the streaming cost of causal models")
+    ap.add_argument("--out", default="outputs/profile", help="output folder")
+    args = ap.parse_args(argv)
+
+    if args.models is None:  # the defaults that this installation registers
+        models = [m for m in DEFAULT_MODELS if m in list_models()]
+    else:
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(models) - set(list_models()))
+    if not models or unknown:
+        raise ConfigError("--models", f"unknown model(s) {', '.join(unknown) or '(none given)'}; known: "
+                          f"{', '.join(list_models())}")
+    lengths = _lengths(args.lengths)
+    if args.batch < 1 or args.iters < 1 or args.warmup < 0 or (args.size is not None and args.size < 8):
+        raise ConfigError(None, "--batch and --iters must be >= 1, --warmup >= 0, --size >= 8")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device", "cuda requested but torch sees no GPU")
+    torch.set_num_threads(args.threads)
+    opts = ProfileOptions(batch=args.batch, device=args.device, size=args.size, warmup=args.warmup, iters=args.iters,
+                          train=args.train, amp=args.amp, compile=args.compile, channels_last=args.channels_last,
+                          stream=not args.no_stream)
+    rows = profile_models(models, lengths, opts, progress=lambda name: print(f"profiling {name} ...", flush=True))
+    fits = write_all(rows, args.out, device=args.device, options={**vars(args), "lengths": lengths})
+    print(summary(rows, fits))
+    print(f"wrote {args.out}/profile.csv, profile.json, profile.md, latency_vs_length.png")
+    return 0
+
+
+if __name__ == "__main__":
+    from vidrcnn.cli import run_tool
+
+    raise SystemExit(run_tool(main))
