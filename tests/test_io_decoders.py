@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import sys
 
@@ -12,7 +13,8 @@ import torch
 from videos import GOOD_VIDEOS, frame_number, write_good_corpus
 
 from vidrcnn.errors import VideoDecodeError
-from vidrcnn.io import VideoDecoder, open_video
+from vidrcnn.io import VideoDecoder, backends, open_video
+from vidrcnn.io.decord_ import DecordDecoder
 from vidrcnn.io.pyav import PyAVDecoder, keyframe_indices
 
 # decord 0.6 returns wrong frames after seeks on these streams (both reorder frames: B-frames). Measured by
@@ -194,14 +196,18 @@ def test_decord_random_access(corpus, name):
         assert wrong == 0, f"decord returned {wrong}/{total} wrong frames on {name}"
 
 
-def test_decord_missing_is_a_clear_error_and_auto_still_works(corpus, monkeypatch):
+def test_decord_missing_falls_back_to_pyav_with_a_clear_message(corpus, monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "decord", None)  # what `import decord` sees where no wheel exists
-    with pytest.raises(VideoDecodeError, match="decord.*not available") as info:
-        open_video(corpus["mpeg4_avi"], "decord")
+    monkeypatch.setattr(backends, "_warned_no_decord", False)
+    with pytest.raises(VideoDecodeError, match="decord.*not available") as info:  # asked for by class: an error
+        DecordDecoder(corpus["mpeg4_avi"])
     assert str(corpus["mpeg4_avi"]) in str(info.value)
-    with open_video(corpus["mpeg4_avi"], "auto") as video:
-        assert video.backend == "pyav"
-        assert frame_number(video.get_frames([33])[0].numpy()) == 33
+    for backend in ("decord", "decord", "auto"):
+        with caplog.at_level(logging.WARNING, logger="vidrcnn.io.backends"), open_video(corpus["mpeg4_avi"], backend) as video:
+            assert video.backend == "pyav"
+            assert frame_number(video.get_frames([33])[0].numpy()) == 33
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "decord is not installed" in warnings[0] and "PyAV" in warnings[0]  # said once
 
 
 @pytest.mark.parametrize("misbehaviour", ["lands_late", "lands_mid_gop"])
