@@ -16,7 +16,7 @@ import math
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from einops import rearrange
@@ -169,21 +169,25 @@ def evaluate(
 PREPROCESS_KEYS = ("num_frames", "stride", "sampling", "size", "resize")
 
 
-def evaluate_checkpoint(
+class TestSetup(NamedTuple):
+    """What :func:`prepare_test` returns: everything needed to score a checkpoint on its test split."""
+
+    model: nn.Module  # in eval mode, on ``device``
+    classes: list[str]
+    loader: Iterable[Mapping[str, Any]]  # collated batches of the test split, in the order of the split
+    cfg: Any  # the resolved Config (the checkpoint's, with the overrides)
+    protocol: dict[str, Any]
+    meta: dict[str, Any]  # checkpoint, model_name, epoch
+    device: str
+
+
+def prepare_test(
     checkpoint: str | os.PathLike,
     overrides: Sequence[str] = (),
     *,
     device: str = "auto",
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Evaluate a training checkpoint on its test split with the multi-clip protocol; returns :func:`evaluate`'s dict.
-
-    The checkpoint holds what is needed: weights, classes, preprocessing and the training config (``data.root``,
-    ``data.split``...). ``overrides`` (``key=value``, e.g. ``data.root=/data/UCF101``, ``eval.num_clips=10``,
-    ``eval.three_crop=true``, ``data.split=2``) go through the config module's parser on top of that config. Clips
-    are prepared as in training (``checkpoint["preprocess"]``) unless an override sets one of those ``data.*`` keys.
-    The result also records ``checkpoint``, ``model_name``, ``epoch`` and the ``protocol`` used.
-    """
+) -> TestSetup:
+    """Load ``checkpoint`` and build its test loader with the multi-clip protocol (see :func:`evaluate_checkpoint`)."""
     from torch.utils.data import DataLoader
 
     from vidrcnn.data.datasets import VideoClipDataset, build_split, collate
@@ -220,13 +224,32 @@ def evaluate_checkpoint(
                         collate_fn=collate)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    # At most a training batch of clips per forward pass: 8 videos x 10 clips x 3 crops would not fit at once.
-    result = evaluate(model.to(device), loader, len(classes), classes=classes, device=device,
-                      views_per_forward=cfg.train.batch_size, progress=progress)
     protocol = {"num_clips": cfg.eval.num_clips, "three_crop": cfg.eval.three_crop, "split": cfg.data.split,
                 "data_root": cfg.data.root, **{k: pre.get(k) for k in PREPROCESS_KEYS}}
-    meta = {"checkpoint": path, "model_name": ckpt["model_name"], "epoch": ckpt.get("epoch"), "protocol": protocol}
-    return {**meta, **result}
+    meta = {"checkpoint": path, "model_name": ckpt["model_name"], "epoch": ckpt.get("epoch")}
+    return TestSetup(model.to(device).eval(), classes, loader, cfg, protocol, meta, device)
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike,
+    overrides: Sequence[str] = (),
+    *,
+    device: str = "auto",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Evaluate a training checkpoint on its test split with the multi-clip protocol; returns :func:`evaluate`'s dict.
+
+    The checkpoint holds what is needed: weights, classes, preprocessing and the training config (``data.root``,
+    ``data.split``...). ``overrides`` (``key=value``, e.g. ``data.root=/data/UCF101``, ``eval.num_clips=10``,
+    ``eval.three_crop=true``, ``data.split=2``) go through the config module's parser on top of that config. Clips
+    are prepared as in training (``checkpoint["preprocess"]``) unless an override sets one of those ``data.*`` keys.
+    The result also records ``checkpoint``, ``model_name``, ``epoch`` and the ``protocol`` used.
+    """
+    setup = prepare_test(checkpoint, overrides, device=device)
+    # At most a training batch of clips per forward pass: 8 videos x 10 clips x 3 crops would not fit at once.
+    result = evaluate(setup.model, setup.loader, len(setup.classes), classes=setup.classes, device=setup.device,
+                      views_per_forward=setup.cfg.train.batch_size, progress=progress)
+    return {**setup.meta, "protocol": setup.protocol, **result}
 
 
 def checkpoint_config(config: Mapping[str, Any], overrides: Sequence[str] = (), *, where: str | None = None):
