@@ -1,6 +1,6 @@
 """Generate the synthetic UCF101-format dataset whose classes need temporal order (see vidrcnn.data.synthetic).
 
-    python tools/make_synthetic.py data/synthetic                      # 11 classes x 25 groups x 2 clips
+    python tools/make_synthetic.py data/synthetic                      # 11 classes x 25 groups x 4 clips, 32x32
     python tools/make_synthetic.py /tmp/tiny --groups 8 --clips-per-group 1 --frames 16 --size 32
 """
 
@@ -18,9 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out_dir", help="folder to write (class folders, ucfTrainTestlist/, classes.json)")
     parser.add_argument("--groups", type=int, default=25, help="groups per class, >= 8 (UCF101: 25) [%(default)s]")
-    parser.add_argument("--clips-per-group", type=int, default=2, help="clips per group and class [%(default)s]")
+    parser.add_argument("--clips-per-group", type=int, default=4, help="clips per group and class [%(default)s]")
     parser.add_argument("--frames", type=int, default=40, help="frames per video, >= 16 [%(default)s]")
-    parser.add_argument("--size", type=int, default=64, help="frame height = width, even, >= 32 [%(default)s]")
+    parser.add_argument("--size", type=int, default=32, help="frame height = width, even, >= 32 [%(default)s]")
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate written to the files [%(default)s]")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same frames [%(default)s]")
     args = parser.parse_args(argv)
