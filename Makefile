@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test demo lint clean
+.PHONY: venv test demo study lint clean
 
 venv: $(STAMP)
 
@@ -20,6 +20,10 @@ test: venv
 
 demo: venv
 	$(BIN)/python tools/demo.py
+
+# The comparison study (8 models x 3 seeds, ~30 minutes on 2 CPU cores): regenerates docs/results.md.
+study: venv
+	$(BIN)/python tools/study.py
 
 lint: venv
 	$(BIN)/ruff check vidrcnn tools tests benchmarks
