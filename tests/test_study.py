@@ -14,7 +14,7 @@ from vidrcnn.data.synthetic import make_synthetic
 
 def _result(model: str, seed: int, top1: float, local: float, order: float, early=None) -> dict:
     return {"model": model, "seed": seed, "top1": top1, "by_kind": {"local": local, "global": order, "static": 1.0},
-            "params": 1000, "flops": 2e9, "train_seconds": 10.0 + seed, "wall_seconds": 12.0, "early": early,
+            "params": 1000, "flops": 2e9, "train_top1": 0.95, "train_seconds": 10.0 + seed, "wall_seconds": 12.0, "early": early,
             "single_frame_ceiling": 6 / 11}
 
 
@@ -41,9 +41,21 @@ def test_findings_flag_a_control_above_the_single_frame_ceiling():
     ceiling = 6 / 11
     honest = study.summarize([_result("frame_avg_s", s, 0.50 + 0.01 * s, 0.5, 0.5) for s in range(3)])
     text = " ".join(study.findings(honest, ceiling, early_at=1))
-    assert "do not leak" in text and "54.5%" in text
+    assert "no leak found" in text and "54.5%" in text and "points below it" not in text
+    under = study.summarize([_result("frame_avg_s", s, 0.30, 0.3, 0.3) for s in range(3)]
+                            + [_result("c3d_s", s, 0.90, 0.9, 0.9) for s in range(3)])
+    text = " ".join(study.findings(under, ceiling, early_at=1))
+    assert "no leak found" in text and "24.5 points below it" in text and "frame order: `c3d_s` 90.0" in text
     leaky = study.summarize([_result("frame_avg_s", s, 0.80, 0.8, 0.8) for s in range(3)])
     assert "leak the label" in " ".join(study.findings(leaky, ceiling, early_at=1))
+
+
+def test_findings_say_which_models_are_still_learning():
+    fitted = [_result("c3d_s", s, 0.9, 0.9, 0.9) for s in range(2)]
+    assert not any(p.startswith("**Budget") for p in study.findings(study.summarize(fitted), 6 / 11, early_at=1))
+    slow = [{**_result("rcn_gru_s", s, 0.4, 0.4, 0.4), "train_top1": 0.45} for s in range(2)]
+    budget = [p for p in study.findings(study.summarize(fitted + slow), 6 / 11, early_at=1) if p.startswith("**Budget")]
+    assert len(budget) == 1 and "`rcn_gru_s` 45.0 ± 0.0" in budget[0] and "c3d_s" not in budget[0]
 
 
 def test_findings_only_call_a_model_better_when_the_gap_exceeds_the_spread():
@@ -91,6 +103,7 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
     assert len(rnn["early"]["all"]) == 16 and frame["early"] is None
     # The streaming prediction after the whole clip is the model's clip prediction (last-step head).
     assert rnn["early"]["all"][-1] == pytest.approx(rnn["top1"])
+    assert 0.0 <= rnn["train_top1"] <= 1.0
     assert rnn["params"] > 0 and rnn["flops"] > 0 and rnn["single_frame_ceiling"] == pytest.approx(6 / 11)
 
     stamp = (out / "rcn_rnn_s" / "seed0" / "checkpoint_last.pt").stat().st_mtime_ns
