@@ -24,6 +24,7 @@ from vidrcnn.infer import (
     check_output,
     draw_label,
     load_predictor,
+    model_stride,
     predict_video,
     stream_steps,
     window_steps,
@@ -172,6 +173,17 @@ def prediction(labels: list[int], starts: list[int], num_frames: int, fps: float
         video="v.mp4", classes=["a", "b", "c"], fps=fps, num_frames=num_frames, probs=torch.tensor([0.2, 0.7, 0.1]),
         starts=torch.tensor(starts), labels=torch.tensor(labels), scores=scores, mode="window", frame_stride=1,
     )
+
+
+def test_a_segments_model_sees_frames_spaced_as_in_training(tmp_path):
+    assert model_stride({"sampling": "dense", "stride": 2, "segment_stride": 5}) == 2
+    assert model_stride({"sampling": "segments", "stride": 1, "segment_stride": 3}) == 3
+    assert model_stride({"sampling": "segments", "stride": 1}) == 1  # a checkpoint from before segment_stride
+    path = write_checkpoint(tmp_path / "seg.pt", "frame_avg_s", preprocess={
+        "num_frames": 4, "stride": 1, "sampling": "segments", "size": 32, "resize": 32, "mean": list(MEAN),
+        "std": list(STD), "fps": 25.0, "segment_stride": 3})
+    predictor = load_predictor(path)
+    assert predictor.frame_stride(25.0) == 3 and predictor.frame_stride(50.0) == 6
 
 
 def test_segments_are_runs_of_labels_covering_the_video():

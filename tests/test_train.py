@@ -98,6 +98,8 @@ def test_fit_writes_the_run_and_a_self_contained_checkpoint(reference_run, tiny_
     assert ckpt["model_name"] == "frame_avg_s"
     assert {k: ckpt["preprocess"][k] for k in ("num_frames", "stride", "sampling", "size", "resize")} == {
         "num_frames": 4, "stride": 1, "sampling": "segments", "size": 32, "resize": None}
+    # 16-frame videos cut into 4 segments: inference spaces this model's frames 4 apart, as training saw them.
+    assert ckpt["preprocess"]["segment_stride"] == 4 and ckpt["preprocess"]["fps"] == 25.0
     assert len(ckpt["preprocess"]["mean"]) == 3 and len(ckpt["preprocess"]["std"]) == 3
     assert {"optimizer", "scheduler", "scaler", "config", "best_top1", "metrics"} <= set(ckpt)
     best = load_checkpoint(out / BEST)

@@ -8,7 +8,8 @@ Frame spacing. A model was trained on frames ``stride`` apart (``preprocess["str
 checkpoint also records the training videos' frame rate (``preprocess["fps"]``), the stride is rescaled to this
 video's rate so that a clip spans the same time; otherwise it is used as is (UCF101 and the synthetic set are 25 fps).
 For ``sampling="segments"`` (TSN) models the training spacing depended on each training video's length; the
-checkpoint's ``stride`` is used for them too.
+checkpoint records the typical one (``preprocess["segment_stride"]``: the median training video length over
+``num_frames``) and that is used, rescaled the same way (older checkpoints without it fall back to ``stride``).
 
 Causal models (``model.is_causal``) run in streaming mode: every ``stride``-th frame goes to
 ``model.stream(frames, state)`` and the state is carried from chunk to chunk, so the cost per frame does not grow
@@ -77,6 +78,13 @@ class Predictor:
         return max(1, self.stride)
 
 
+def model_stride(preprocess: dict[str, Any]) -> int:
+    """Frames between two frames the model saw in training: ``stride``, or ``segment_stride`` for a segments model."""
+    if preprocess.get("sampling") == "segments" and preprocess.get("segment_stride"):
+        return int(preprocess["segment_stride"])
+    return int(preprocess.get("stride") or 1)
+
+
 def load_predictor(checkpoint: str | os.PathLike, *, device: str | torch.device = "cpu") -> Predictor:
     """Load a training checkpoint for inference; every problem with it is a ``CheckpointError`` naming the file.
 
@@ -101,7 +109,7 @@ def load_predictor(checkpoint: str | os.PathLike, *, device: str | torch.device 
         )
         predictor = Predictor(
             model=model.to(device).eval(), classes=[str(c) for c in ckpt["classes"]], transform=transform,
-            num_frames=int(pre["num_frames"]), stride=int(pre.get("stride") or 1),
+            num_frames=int(pre["num_frames"]), stride=model_stride(pre),
             train_fps=float(pre["fps"]) if pre.get("fps") else None, device=torch.device(device),
         )
     except CheckpointError as exc:

@@ -61,12 +61,19 @@ def build_datasets(data: DataConfig):
     return split, train_ds, val_ds
 
 
-def preprocess_of(data: DataConfig, fps: float | None = None) -> dict[str, Any]:
-    """What a checkpoint records so test and inference prepare clips exactly as training did."""
+def preprocess_of(data: DataConfig, fps: float | None = None, video_frames: int | None = None) -> dict[str, Any]:
+    """What a checkpoint records so test and inference prepare clips exactly as training did.
+
+    ``segment_stride`` (``sampling="segments"`` only): the typical spacing of the frames a TSN clip took in training,
+    ``video_frames / num_frames`` for the median training video length; inference on a long video, where segments
+    over the whole video would mean nothing, feeds frames that far apart instead.
+    """
     from vidrcnn.data.transforms import MEAN, STD
 
+    segment_stride = (max(1, round(video_frames / data.num_frames))
+                      if data.sampling == "segments" and video_frames else None)
     return {"num_frames": data.num_frames, "stride": data.stride, "sampling": data.sampling, "size": data.size,
-            "resize": data.resize, "mean": list(MEAN), "std": list(STD), "fps": fps}
+            "resize": data.resize, "mean": list(MEAN), "std": list(STD), "fps": fps, "segment_stride": segment_stride}
 
 
 def build_optimizer(model: nn.Module, optim: OptimConfig, lr: float) -> torch.optim.Optimizer:
@@ -276,7 +283,7 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
     if info.distributed:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    fps = _train_fps(split.train)
+    fps, video_frames = _train_video_stats(split.train)
     run_log = None
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -325,7 +332,7 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
                               "warmup_steps": warmup_steps},
                 "scaler": scaler.state_dict(), "epoch": epoch, "config": config_to_dict(cfg),
                 "model_name": cfg.model.name, "num_classes": len(classes), "classes": classes,
-                "preprocess": preprocess_of(cfg.data, fps), "best_top1": best_top1, "metrics": metrics,
+                "preprocess": preprocess_of(cfg.data, fps, video_frames), "best_top1": best_top1, "metrics": metrics,
                 "history": history, "rng": rng_state(), "world_size": info.world_size,
             }
             # Best before last: a kill between the two repeats this epoch, which then finds best already written.
@@ -348,16 +355,20 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
     return final
 
 
-def _train_fps(samples) -> float | None:
-    """Frame rate of the first readable training video (inference rescales the stride for other frame rates)."""
+def _train_video_stats(samples, probes: int = 8) -> tuple[float | None, int | None]:
+    """Frame rate and median frame count of the first few readable training videos, spread over the list (inference
+    rescales the stride for other frame rates, and spaces a segments model's frames as training did)."""
     from vidrcnn.io import probe_video
 
-    for path, _ in samples[:3]:
+    fps, counts = None, []
+    for path, _ in samples[:: max(1, len(samples) // probes)][:probes]:
         try:
-            return float(probe_video(path).fps)
+            info = probe_video(path)
         except VidrcnnError:
             continue
-    return None
+        fps = fps or float(info.fps)
+        counts.append(int(info.num_frames))
+    return fps, (sorted(counts)[len(counts) // 2] if counts else None)
 
 
 def _epoch_line(m: dict[str, Any], epochs: int) -> str:
