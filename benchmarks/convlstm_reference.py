@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from vidrcnn.layers import ConvRecurrent
-from vidrcnn.profiling import time_fn
+from vidrcnn.profiling import forward_backward, time_fn
 
 
 class ConvLSTMCellRef(nn.Module):
@@ -83,13 +83,6 @@ def legacy_loop(layer: ConvRecurrent) -> ConvRecurrent:
     return layer
 
 
-def _fwd_bwd(model: nn.Module, x: Tensor):
-    def run() -> None:
-        model.zero_grad(set_to_none=True)
-        out = model(x)[0]
-        out.square().mean().backward()
-    return run
-
 
 STAT = "median_ms"  # --stat min: the least disturbed sample, for a machine shared with other work
 
@@ -125,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, m in (("ref", ref), ("old", old), ("pkg", pkg)):
             with torch.no_grad():
                 res[name, "fwd"] = time_fn(lambda m=m, x=x: m(x), iters=args.iters).__dict__[STAT]
-            res[name, "bwd"] = time_fn(_fwd_bwd(m, x), iters=args.iters).__dict__[STAT]
+            res[name, "bwd"] = time_fn(forward_backward(m, x), iters=args.iters).__dict__[STAT]
         print(f"| {b} | {cin} | {ch} | {size} | {t} | {res['ref', 'fwd']:.1f} | {res['old', 'fwd']:.1f} | "
               f"{res['pkg', 'fwd']:.1f} | {res['ref', 'fwd'] / res['pkg', 'fwd']:.2f}x | {res['ref', 'bwd']:.1f} | "
               f"{res['old', 'bwd']:.1f} | {res['pkg', 'bwd']:.1f} | {res['ref', 'bwd'] / res['pkg', 'bwd']:.2f}x |",

@@ -18,7 +18,7 @@ from torch import nn
 
 from vidrcnn.layers import ConvRecurrent
 from vidrcnn.models import get_model
-from vidrcnn.profiling import time_fn
+from vidrcnn.profiling import forward_backward, time_fn
 
 
 def _pair(kind: str, cell: str, t: int, batch: int) -> tuple[nn.Module, nn.Module, torch.Tensor]:
@@ -37,12 +37,6 @@ def _pair(kind: str, cell: str, t: int, batch: int) -> tuple[nn.Module, nn.Modul
 def _first(out):
     return out[0] if isinstance(out, tuple) else out
 
-
-def _fwd_bwd(model: nn.Module, x: torch.Tensor):
-    def run() -> None:
-        model.zero_grad(set_to_none=True)
-        _first(model(x)).square().mean().backward()
-    return run
 
 
 STAT = "median_ms"  # --stat min: the least disturbed sample, for a machine shared with other work
@@ -73,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
             for name, m in (("plain", plain), ("fast", fast)):
                 with torch.no_grad():
                     res[name, "fwd"] = time_fn(lambda m=m, x=x: m(x), iters=args.iters).__dict__[STAT]
-                res[name, "bwd"] = time_fn(_fwd_bwd(m, x), iters=args.iters).__dict__[STAT]
+                res[name, "bwd"] = time_fn(forward_backward(m, x), iters=args.iters).__dict__[STAT]
             what = "layer 32->48 @16x16" if kind == "layer" else f"rcn_{cell}_s @64x64"
             print(f"| {what} | {cell} | {res['plain', 'fwd']:.1f} | {res['fast', 'fwd']:.1f} | "
                   f"{res['plain', 'fwd'] / res['fast', 'fwd']:.2f}x | {res['plain', 'bwd']:.1f} | "

@@ -20,7 +20,7 @@ from vidrcnn.layers import ConvRecurrent
 from vidrcnn.layers.mingru import MinGRUCell
 from vidrcnn.models import RCN, get_model, list_models
 from vidrcnn.models.backbones import build_stem
-from vidrcnn.profiling import time_fn
+from vidrcnn.profiling import forward_backward, time_fn
 
 MINGRU_S_WIDTHS = (96, 128)  # rcn_mingru_s's registered widths: about rcn_gru_s's parameter budget
 
@@ -35,15 +35,6 @@ def rcn_mingru_s(channels: tuple[int, ...] | None = None, **cell_kwargs) -> nn.M
                channels=channels or MINGRU_S_WIDTHS, pool_after=(True, False), cell_kwargs=cell_kwargs)
 
 
-def _first(out):
-    return out[0] if isinstance(out, tuple) else out
-
-
-def _fwd_bwd(model: nn.Module, x: torch.Tensor):
-    def run() -> None:
-        model.zero_grad(set_to_none=True)
-        _first(model(x)).square().mean().backward()
-    return run
 
 
 def _forward_ms(model: nn.Module, x: torch.Tensor, iters: int) -> float:
@@ -104,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         model = rcn_mingru_s(scan=scan).eval()
         model.load_state_dict(base.state_dict())
         print(f"| {scan} | {_forward_ms(model, x, args.iters):.1f} | "
-              f"{time_fn(_fwd_bwd(model, x), iters=args.iters).__dict__[STAT]:.1f} |", flush=True)
+              f"{time_fn(forward_backward(model, x), iters=args.iters).__dict__[STAT]:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,22 @@
 ``profile.md`` and ``latency_vs_length.png``; ``summary`` fits how latency grows with T.
 """
 
-from vidrcnn.profiling.measure import StepCounter, Timing, count_flops, count_steps, peak_memory, synchronize, time_fn
+from vidrcnn.profiling.measure import (
+                                       StepCounter,
+                                       Timing,
+                                       count_flops,
+                                       count_steps,
+                                       forward_backward,
+                                       peak_memory,
+                                       synchronize,
+                                       time_fn,
+)
 from vidrcnn.profiling.report import COLUMNS, fit_slopes, machine_info, markdown_table, summary, write_all
 from vidrcnn.profiling.run import DEFAULT_LENGTHS, DEFAULT_MODELS, ProfileOptions, profile_model, profile_models
 
 __all__ = [
     "COLUMNS", "DEFAULT_LENGTHS", "DEFAULT_MODELS", "ProfileOptions", "StepCounter", "Timing", "count_flops",
     "count_steps",
-    "fit_slopes", "machine_info", "markdown_table", "peak_memory", "profile_model", "profile_models", "summary",
+    "fit_slopes", "forward_backward", "machine_info", "markdown_table", "peak_memory", "profile_model", "profile_models", "summary",
     "synchronize", "time_fn", "write_all",
 ]

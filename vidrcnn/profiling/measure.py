@@ -66,6 +66,16 @@ def time_fn(fn: Callable[[], object], *, device: torch.device | str = "cpu", war
     return Timing(statistics.median(samples), q[0], q[2], min(samples), max(samples), len(samples))
 
 
+def forward_backward(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    """A call for :func:`time_fn`: zero the gradients, run ``model(x)`` (the first output of a tuple, as recurrent
+    layers return ``(out, state)``) and back-propagate the mean square of it."""
+    def run() -> None:
+        model.zero_grad(set_to_none=True)
+        out = model(x)
+        (out[0] if isinstance(out, tuple) else out).square().mean().backward()
+    return run
+
+
 def _rss_bytes() -> int:
     try:
         with open("/proc/self/statm") as f:
