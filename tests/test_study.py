@@ -19,7 +19,7 @@ def _result(model: str, seed: int, top1: float, local: float, order: float, earl
 
 
 def test_mean_std():
-    assert study.mean_std([0.5]) == (0.5, 0.0)
+    assert study.mean_std([0.5]) == (0.5, None)
     mean, std = study.mean_std([0.2, 0.4, 0.6])
     assert mean == pytest.approx(0.4) and std == pytest.approx(0.2)
 
@@ -114,5 +114,6 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
     study.write_report(results, doc, command="python tools/study.py ...")
     text = doc.read_text(encoding="utf-8")
     assert "| `rcn_rnn_s` |" in text and "(ceiling 54.5)" in text and "## Findings" in text
-    assert (doc.parent / "img" / "study_early.png").stat().st_size > 0
-    assert (doc.parent / "img" / "study_confusion.png").stat().st_size > 0
+    assert (doc.parent / "img" / "results_early.png").stat().st_size > 0
+    assert (doc.parent / "img" / "results_confusion.png").stat().st_size > 0
+    assert "](img/results_early.png)" in text and "](img/results_confusion.png)" in text

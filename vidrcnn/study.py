@@ -128,10 +128,10 @@ def run_one(model_name: str, seed: int, data_root: str | os.PathLike, out_dir: s
 
 
 # -- aggregation -------------------------------------------------------------------------------------------------------
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
+def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (None for a single value: one seed has no spread)."""
     values = list(values)
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
 def summarize(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -157,6 +157,8 @@ def summarize(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 # -- the report --------------------------------------------------------------------------------------------------------
 def _pm(ms: tuple[float, float], scale: float = 100.0, digits: int = 1) -> str:
+    if ms[1] is None:  # one seed: no spread to show
+        return f"{scale * ms[0]:.{digits}f}"
     return f"{scale * ms[0]:.{digits}f} ± {scale * ms[1]:.{digits}f}"
 
 
@@ -174,6 +176,7 @@ def _above(rows: Sequence[Mapping[str, Any]], key: str, ref: Mapping[str, Any]) 
 def findings(rows: Sequence[Mapping[str, Any]], ceiling: float, early_at: int) -> list[str]:
     """The findings paragraphs: each states numbers from ``rows`` and nothing they do not show."""
     out = []
+    single = any(r["top1"][1] is None for r in rows)
     control = next((r for r in rows if r["model"] == CONTROL), None)
     if control is not None:
         gap = control["top1"][0] - ceiling
@@ -185,7 +188,7 @@ def findings(rows: Sequence[Mapping[str, Any]], ceiling: float, early_at: int) -
             if gap < -LEAK_TOLERANCE:
                 verdict += (f" It is {100 * -gap:.1f} points below it: in this budget it has not learned all that "
                             "single frames show.")
-        above = [r for r in rows if r["top1"][0] - r["top1"][1] > ceiling + LEAK_TOLERANCE and r is not control]
+        above = [r for r in rows if r["top1"][0] - (r["top1"][1] or 0.0) > ceiling + LEAK_TOLERANCE and r is not control]
         if above:
             verdict += (" Above the ceiling by more than the tolerance and the seed spread, so using frame order: "
                         + ", ".join(f"`{r['model']}` {_pm(r['top1'])}" for r in above) + ".")
@@ -198,12 +201,18 @@ def findings(rows: Sequence[Mapping[str, Any]], ceiling: float, early_at: int) -
         if not any(kind in r for r in rows):
             continue
         text = f"**{KINDS[kind].capitalize()}.** Accuracy on the {KINDS[kind]} classes, best first: {_ranking(rows, kind)}."
-        if control is not None and kind in control:
+        if control is not None and kind in control and single:
+            text += " One seed: no spread to tell differences from noise."
+        elif control is not None and kind in control:
             better = _above(rows, kind, control)
             text += (f" Above the control by more than the seed spread of both: {', '.join(f'`{m}`' for m in better)}."
                      if better else " No model is above the control by more than the seed spread of both.")
         out.append(text)
-    if len(rows) > 1:
+    if len(rows) > 1 and single:
+        best = max(rows, key=lambda r: r["top1"][0])
+        out.append(f"**Overall.** The highest top-1 is `{best['model']}` at {_pm(best['top1'])}%, from one seed each: "
+                   "differences between single runs are not tested.")
+    elif len(rows) > 1:
         best = max(rows, key=lambda r: r["top1"][0])
         close = [r["model"] for r in rows if r is not best
                  and best["top1"][0] - r["top1"][0] <= best["top1"][1] + r["top1"][1]]
@@ -254,7 +263,7 @@ def _plot_early(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
 
 def write_report(results: Sequence[Mapping[str, Any]], doc: str | os.PathLike, *, command: str,
                  early_at: int = 8) -> list[dict[str, Any]]:
-    """Write the markdown report ``doc`` and its plots (``<doc dir>/img/study_*.png``); returns :func:`summarize`."""
+    """Write the markdown report ``doc`` and its plots (``<doc dir>/img/<doc stem>_*.png``); returns :func:`summarize`."""
     from vidrcnn.engine.plots import plot_confusion
 
     doc = Path(doc)
@@ -294,7 +303,7 @@ def write_report(results: Sequence[Mapping[str, Any]], doc: str | os.PathLike, *
         lines += [paragraph, ""]
 
     if any(r.get("early") for r in rows):
-        _plot_early(rows, img / "study_early.png")
+        _plot_early(rows, img / f"{doc.stem}_early.png")
         causal = [r for r in rows if r.get("early")]
         steps = [t for t in (1, 4, 8, 12, 16) if t <= len(causal[0]["early"]["all"])]
         table = ["| model | " + " | ".join(f"t = {t}" for t in steps) + " |", "|---|" + "---|" * len(steps)]
@@ -307,16 +316,16 @@ def write_report(results: Sequence[Mapping[str, Any]], doc: str | os.PathLike, *
         lines += ["## Early prediction", "",
                   ("Accuracy of the causal models' streaming per-frame predictions after t of the clip's frames (mean "
                   "over seeds). The 16 frames span the whole video; an order class can only be told from its pair "
-                  "once the later event has been seen."), "", *table, "", "![early prediction](img/study_early.png)", ""]
+                  "once the later event has been seen."), "", *table, "", f"![early prediction](img/{doc.stem}_early.png)", ""]
 
     best = max(rows, key=lambda r: r["top1"][0])
     runs = [r for r in results if r["model"] == best["model"]]
     total = [[sum(vals) for vals in zip(*rows_)] for rows_ in zip(*(r["confusion"] for r in runs))]
-    plot_confusion(total, runs[0]["classes"], img / "study_confusion.png", columns=runs[0]["confusion_columns"],
+    plot_confusion(total, runs[0]["classes"], img / f"{doc.stem}_confusion.png", columns=runs[0]["confusion_columns"],
                    title=f"{best['model']}, test split, {len(runs)} seed(s) summed")
     lines += ["## Confusion matrix of the best model", "",
               f"`{best['model']}`, counts summed over its seeds (rows: true class).", "",
-              "![confusion matrix](img/study_confusion.png)", ""]
+              f"![confusion matrix](img/{doc.stem}_confusion.png)", ""]
     doc.write_text("\n".join(lines), encoding="utf-8")
     return rows
 
