@@ -10,6 +10,7 @@ from torch import nn
 
 from vidrcnn import study
 from vidrcnn.data.synthetic import make_synthetic
+from vidrcnn.errors import VidrcnnError
 
 
 def _result(model: str, seed: int, top1: float, local: float, order: float, early=None) -> dict:
@@ -110,6 +111,8 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
     again = study.run_study(data, out, models=["rcn_rnn_s"], seeds=[0], overrides=overrides)
     assert again[0] == json.loads(json.dumps(rnn))  # read back from result.json, not retrained
     assert (out / "rcn_rnn_s" / "seed0" / "checkpoint_last.pt").stat().st_mtime_ns == stamp
+    with pytest.raises(VidrcnnError, match="result.json was produced with overrides"):  # never a stale result
+        study.run_study(data, out, models=["rcn_rnn_s"], seeds=[0], overrides=["train.epochs=2", "data.num_workers=0"])
 
     study.write_report(results, doc, command="python tools/study.py ...")
     text = doc.read_text(encoding="utf-8")

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from vidrcnn.engine.evaluate import accuracy_by_group, evaluate, prepare_test, write_result
+from vidrcnn.errors import VidrcnnError
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,11 @@ def run_one(model_name: str, seed: int, data_root: str | os.PathLike, out_dir: s
     out = Path(out_dir)
     done = out / "result.json"
     if done.is_file():
-        return json.loads(done.read_text(encoding="utf-8"))
+        result = json.loads(done.read_text(encoding="utf-8"))
+        if result.get("overrides", []) != list(overrides):
+            raise VidrcnnError(f"{done} was produced with overrides {result.get('overrides', [])}, not "
+                               f"{list(overrides)}: choose another --out, or delete it to train again")
+        return result
     cfg = load_config(CONFIGS / f"synthetic_{model_name}.yaml",
                       [f"data.root={os.fspath(data_root)}", f"seed={seed}", *overrides])
     start = time.perf_counter()
@@ -103,6 +108,7 @@ def run_one(model_name: str, seed: int, data_root: str | os.PathLike, out_dir: s
     result = {
         "model": model_name,
         "seed": seed,
+        "overrides": list(overrides),
         "top1": scores["top1"],
         "by_kind": accuracy_by_group(scores["per_class"], kind_of),
         "num_videos": scores["num_videos"],
