@@ -13,9 +13,8 @@ prints forward and forward+backward latency of both at the same configuration an
 
 from __future__ import annotations
 
-import argparse
-
 import torch
+from bench_args import parse, stat_ms, timing_parser
 from torch import Tensor, nn
 
 from vidrcnn.layers import ConvRecurrent
@@ -83,21 +82,11 @@ def legacy_loop(layer: ConvRecurrent) -> ConvRecurrent:
     return layer
 
 
-
-STAT = "median_ms"  # --stat min: the least disturbed sample, for a machine shared with other work
-
-
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--iters", type=int, default=10)
+    ap = timing_parser(__doc__)
     ap.add_argument("--configs", default="1x32x40x16x16,4x32x40x16x16,2x32x64x32x16",
                     help="comma list of BxCinxChiddenxSIZExT")
-    ap.add_argument("--stat", choices=("median", "min"), default="median", help="statistic of the timed calls")
-    args = ap.parse_args(argv)
-    global STAT
-    STAT = f"{args.stat}_ms"
-    torch.set_num_threads(args.threads)
+    args = parse(ap, argv)
     torch.manual_seed(0)
     print(f"{args.stat} of {args.iters} calls, threads {torch.get_num_threads()}, torch {torch.__version__}")
     print("ratio = reference / package (> 1: the package is faster); old = the package's loop before optimising")
@@ -117,8 +106,8 @@ def main(argv: list[str] | None = None) -> None:
         res = {}
         for name, m in (("ref", ref), ("old", old), ("pkg", pkg)):
             with torch.no_grad():
-                res[name, "fwd"] = time_fn(lambda m=m, x=x: m(x), iters=args.iters).__dict__[STAT]
-            res[name, "bwd"] = time_fn(forward_backward(m, x), iters=args.iters).__dict__[STAT]
+                res[name, "fwd"] = stat_ms(time_fn(lambda m=m, x=x: m(x), iters=args.iters), args)
+            res[name, "bwd"] = stat_ms(time_fn(forward_backward(m, x), iters=args.iters), args)
         print(f"| {b} | {cin} | {ch} | {size} | {t} | {res['ref', 'fwd']:.1f} | {res['old', 'fwd']:.1f} | "
               f"{res['pkg', 'fwd']:.1f} | {res['ref', 'fwd'] / res['pkg', 'fwd']:.2f}x | {res['ref', 'bwd']:.1f} | "
               f"{res['old', 'bwd']:.1f} | {res['pkg', 'bwd']:.1f} | {res['ref', 'bwd'] / res['pkg', 'bwd']:.2f}x |",

@@ -11,10 +11,9 @@ is a measurement of the ceiling of this kind of rewrite (docs/performance.md), c
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 import torch.nn.functional as F
+from bench_args import parse, stat_ms, timing_parser
 from convlstm_reference import ConvLSTMRef
 from einops import rearrange
 from torch import Tensor
@@ -86,19 +85,10 @@ def _train_step(which: str, pkg: ConvRecurrent, ref: ConvLSTMRef, x: Tensor):
     return run
 
 
-STAT = "median_ms"  # --stat min: the least disturbed sample, for a machine shared with other work
-
-
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--iters", type=int, default=10)
+    ap = timing_parser(__doc__)
     ap.add_argument("--configs", default="1x32x40x16x16,4x32x40x16x16,2x32x64x32x16", help="BxCinxChxSIZExT list")
-    ap.add_argument("--stat", choices=("median", "min"), default="median", help="statistic of the timed calls")
-    args = ap.parse_args(argv)
-    global STAT
-    STAT = f"{args.stat}_ms"
-    torch.set_num_threads(args.threads)
+    args = parse(ap, argv)
     torch.manual_seed(0)
     print(f"{args.stat} of {args.iters} calls, threads {torch.get_num_threads()}, torch {torch.__version__}; forward+backward ms")
     print("| B | C_in | C_h | H=W | T | reference | package | prototype | reference / prototype |")
@@ -113,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         for g1, g2 in zip(torch.autograd.grad(got.square().sum(), [x, *pkg.parameters()]),
                           torch.autograd.grad(want.square().sum(), [x, *pkg.parameters()])):
             torch.testing.assert_close(g1, g2, atol=1e-4, rtol=1e-3)  # the hand-written backward is right
-        res = {name: time_fn(_train_step(name, pkg, ref, x.detach()), iters=args.iters).__dict__[STAT]
+        res = {name: stat_ms(time_fn(_train_step(name, pkg, ref, x.detach()), iters=args.iters), args)
                for name in ("ref", "pkg", "proto")}
         print(f"| {b} | {cin} | {ch} | {size} | {t} | {res['ref']:.1f} | {res['pkg']:.1f} | {res['proto']:.1f} | "
               f"{res['ref'] / res['proto']:.2f}x |", flush=True)

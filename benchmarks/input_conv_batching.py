@@ -11,9 +11,8 @@ prints forward and forward+backward latency per cell, for one layer and for the 
 
 from __future__ import annotations
 
-import argparse
-
 import torch
+from bench_args import parse, stat_ms, timing_parser
 from torch import nn
 
 from vidrcnn.layers import ConvRecurrent
@@ -38,22 +37,12 @@ def _first(out):
     return out[0] if isinstance(out, tuple) else out
 
 
-
-STAT = "median_ms"  # --stat min: the least disturbed sample, for a machine shared with other work
-
-
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--iters", type=int, default=10)
+    ap = timing_parser(__doc__)
     ap.add_argument("--T", type=int, default=16)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--cells", default="gru,lstm,rnn")
-    ap.add_argument("--stat", choices=("median", "min"), default="median", help="statistic of the timed calls")
-    args = ap.parse_args(argv)
-    global STAT
-    STAT = f"{args.stat}_ms"
-    torch.set_num_threads(args.threads)
+    args = parse(ap, argv)
     print(f"{args.stat} of {args.iters} calls, threads {torch.get_num_threads()}, torch {torch.__version__}, T={args.T}, batch {args.batch}")
     print("| what | cell | step-by-step fwd ms | batched fwd ms | fwd speed-up | step-by-step fwd+bwd ms | "
           "batched fwd+bwd ms | fwd+bwd speed-up |")
@@ -66,8 +55,8 @@ def main(argv: list[str] | None = None) -> None:
             res = {}
             for name, m in (("plain", plain), ("fast", fast)):
                 with torch.no_grad():
-                    res[name, "fwd"] = time_fn(lambda m=m, x=x: m(x), iters=args.iters).__dict__[STAT]
-                res[name, "bwd"] = time_fn(forward_backward(m, x), iters=args.iters).__dict__[STAT]
+                    res[name, "fwd"] = stat_ms(time_fn(lambda m=m, x=x: m(x), iters=args.iters), args)
+                res[name, "bwd"] = stat_ms(time_fn(forward_backward(m, x), iters=args.iters), args)
             what = "layer 32->48 @16x16" if kind == "layer" else f"rcn_{cell}_s @64x64"
             print(f"| {what} | {cell} | {res['plain', 'fwd']:.1f} | {res['fast', 'fwd']:.1f} | "
                   f"{res['plain', 'fwd'] / res['fast', 'fwd']:.2f}x | {res['plain', 'bwd']:.1f} | "

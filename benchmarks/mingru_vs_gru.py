@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 import torch
+from bench_args import parse, stat_ms, timing_parser
 from torch import nn
 
 from vidrcnn.layers import ConvRecurrent
@@ -35,27 +36,16 @@ def rcn_mingru_s(channels: tuple[int, ...] | None = None, **cell_kwargs) -> nn.M
                channels=channels or MINGRU_S_WIDTHS, pool_after=(True, False), cell_kwargs=cell_kwargs)
 
 
-
-
-def _forward_ms(model: nn.Module, x: torch.Tensor, iters: int) -> float:
+def _forward_ms(model: nn.Module, x: torch.Tensor, args: argparse.Namespace) -> float:
     with torch.no_grad():
-        return time_fn(lambda: model(x), iters=iters).__dict__[STAT]
-
-
-STAT = "median_ms"  # --stat min: the least disturbed sample, for a machine shared with other work
+        return stat_ms(time_fn(lambda: model(x), iters=args.iters), args)
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--iters", type=int, default=10)
+    ap = timing_parser(__doc__)
     ap.add_argument("--lengths", default="8,16,32,64")
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--stat", choices=("median", "min"), default="median", help="statistic of the timed calls")
-    args = ap.parse_args(argv)
-    global STAT
-    STAT = f"{args.stat}_ms"
-    torch.set_num_threads(args.threads)
+    args = parse(ap, argv)
     lengths = [int(v) for v in args.lengths.split(",")]
     gru_widths = get_model("rcn_gru_s", num_classes=10).layers
     widths = [layer.cell.hidden_channels for layer in gru_widths]
@@ -74,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     table: dict[str, list[float]] = {}
     for name, (model, (c, size)) in contenders.items():
         model.eval()
-        ms = [_forward_ms(model, torch.randn(args.batch, c, t, size, size), args.iters) for t in lengths]
+        ms = [_forward_ms(model, torch.randn(args.batch, c, t, size, size), args) for t in lengths]
         table[name] = ms
         params = sum(p.numel() for p in model.parameters())
         print(f"| {name} | {params} | " + " | ".join(f"{v:.1f}" for v in ms) + f" | x{ms[-1] / ms[0]:.2f} |",
@@ -94,8 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     for scan in ("sequential", "hillis", "log"):
         model = rcn_mingru_s(scan=scan).eval()
         model.load_state_dict(base.state_dict())
-        print(f"| {scan} | {_forward_ms(model, x, args.iters):.1f} | "
-              f"{time_fn(forward_backward(model, x), iters=args.iters).__dict__[STAT]:.1f} |", flush=True)
+        print(f"| {scan} | {_forward_ms(model, x, args):.1f} | "
+              f"{stat_ms(time_fn(forward_backward(model, x), iters=args.iters), args):.1f} |", flush=True)
 
 
 if __name__ == "__main__":

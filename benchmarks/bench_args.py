@@ -1,0 +1,34 @@
+"""What every timing benchmark in this folder shares: ``--threads``, ``--iters``, ``--stat`` and reading the statistic.
+
+Imported by the scripts next to it (``python benchmarks/<name>.py`` puts this folder on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from vidrcnn.profiling import Timing
+
+
+def timing_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A parser with the shared timing options; the script adds its own."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=10)
+    # min: the least disturbed sample, for a machine shared with other work
+    ap.add_argument("--stat", choices=("median", "min"), default="median", help="statistic of the timed calls")
+    return ap
+
+
+def parse(ap: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv`` and apply ``--threads``."""
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    return args
+
+
+def stat_ms(timing: Timing, args: argparse.Namespace) -> float:
+    """The ``--stat`` statistic of ``timing``, in milliseconds."""
+    return getattr(timing, f"{args.stat}_ms")
