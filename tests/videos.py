@@ -22,6 +22,15 @@ GOOD_VIDEOS: dict[str, tuple[str, int, tuple[int, int], dict]] = {
     # keyframes only at 0 and 60: a clip near the end must not be fetched by decoding from frame 0
     "h264_longgop": ("h264_longgop.mp4", 90, (48, 64),
                      {"codec": "libx264", "gop": 60, "options": {"bf": "2", "x264-params": "scenecut=0"}}),
+    # open GOP: I-frames after the first are not IDR, and the B-frames just before each in display order (decoded
+    # after it) reference the previous GOP; a decoder that seeks to such an I-frame must not hand those out
+    "h264_opengop": ("h264_opengop.mp4", 60, (48, 64),
+                     {"codec": "libx264", "gop": 12, "options": {"bf": "3", "x264-params": "open-gop=1:scenecut=0"}}),
+    "h264_opengop_mkv": ("h264_opengop.mkv", 60, (48, 64),
+                         {"codec": "libx264", "gop": 12, "options": {"bf": "3", "x264-params": "open-gop=1:scenecut=0"}}),
+    "hevc_opengop": ("hevc_opengop.mp4", 60, (48, 64),
+                     {"codec": "libx265", "gop": 12,
+                      "options": {"x265-params": "log-level=error:open-gop=1:bframes=3:scenecut=0"}}),
     "hevc": ("hevc.mp4", 60, (48, 64), {"codec": "libx265", "gop": 24, "options": QUIET_X265}),
     "vp9": ("vp9.webm", 60, (48, 64), {"codec": "libvpx-vp9", "gop": 30}),
     "mpeg4_avi": ("mpeg4.avi", 60, (48, 64), {"codec": "mpeg4", "gop": 12}),  # UCF101's format
