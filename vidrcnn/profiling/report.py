@@ -136,6 +136,15 @@ def summary(rows: Sequence[dict], fits: dict[str, dict], window_t: int = 16) -> 
     return "\n".join(lines)
 
 
+def _switches(options: dict) -> str:
+    """The timing switches that were on, for the header of profile.md (the table has no column for all of them)."""
+    on = [name for name, flag in (("bf16 autocast", "amp"), ("torch.compile", "compile"),
+                                  ("channels-last", "channels_last"), ("forward+backward timed", "train"))
+          if options.get(flag)]
+    batch = f" Batch {options['batch']}." if "batch" in options else ""
+    return f"{batch} Switches: {', '.join(on) or 'none (eager fp32)'}."
+
+
 def write_all(rows: Sequence[dict], out_dir: str | os.PathLike, *, device: str, options: dict | None = None) -> dict:
     """Write ``profile.csv``, ``profile.json``, ``profile.md`` and ``latency_vs_length.png`` under ``out_dir``."""
     out = Path(out_dir)
@@ -148,7 +157,7 @@ def write_all(rows: Sequence[dict], out_dir: str | os.PathLike, *, device: str, 
     m = meta["machine"]
     header = (f"Profile on {m['cpu']} ({m['cpu_count']} cores, {m['torch_threads']} torch threads), device "
               f"{device}{', ' + m['gpu'] if 'gpu' in m else ''}, torch {m['torch']}, {m['date']}, load "
-              f"{m.get('load_avg_1_5_15', 'n/a')}.\n\n")
+              f"{m.get('load_avg_1_5_15', 'n/a')}.{_switches(options or {})}\n\n")
     (out / "profile.md").write_text(header + markdown_table(clean))
     if any(not r.get("error") for r in rows):
         plot(clean, out / "latency_vs_length.png")
