@@ -167,6 +167,21 @@ def test_rcn_options():
         build("rcn_gru_s", head="max")
 
 
+@pytest.mark.parametrize("name", ["rcn_gru_s", "cnn_lstm_s", "frame_avg_s"])
+def test_stem_strides_change_the_resolution_the_2d_models_work_at(name):
+    x = torch.randn(2, 3, 4, 32, 32)
+    sizes = {}
+    for strides in (None, (1, 2), [1, 1]):  # a list, as a YAML config gives it
+        model = build(name, stem_strides=strides)
+        stem_out = model.stem(x) if isinstance(model, RCN) else model.frame_net[0](x[:, :, 0])
+        sizes[str(strides)] = stem_out.shape[-1]
+        assert model(x).shape == (2, K)
+    assert sizes == {"None": 8, "(1, 2)": 16, "[1, 1]": 32}
+    for bad in ((1,), (1, 0), (1, 2, 2)):
+        with pytest.raises(ValueError, match="stem_strides must be 2 integers"):
+            build(name, stem_strides=bad)
+
+
 def test_resnet18_stem_from_a_local_file(tmp_path):
     from torchvision.models import resnet18
 

@@ -88,9 +88,18 @@ def resnet18_stem(stage: int = 2, weights: str | os.PathLike | None = None) -> t
 
 
 def build_stem(kind: str, *, widths: Sequence[int], strides: Sequence[int], resnet_stage: int = 2,
-               weights: str | os.PathLike | None = None) -> tuple[nn.Module, int]:
-    """``kind="small"``: :func:`small_stem` with ``widths``/``strides``; ``"resnet18"``: :func:`resnet18_stem`;
-    ``"none"``: identity on RGB (3 channels)."""
+               weights: str | os.PathLike | None = None,
+               stem_strides: Sequence[int] | None = None) -> tuple[nn.Module, int]:
+    """``kind="small"``: :func:`small_stem` with ``widths`` and ``strides`` (or ``stem_strides``, the user's choice,
+    checked); ``"resnet18"``: :func:`resnet18_stem`; ``"none"``: identity on RGB (3 channels)."""
+    if stem_strides is not None:
+        if kind != "small":
+            raise ValueError(f"stem_strides applies to the small stem only, not stem={kind!r}")
+        stem_strides = tuple(stem_strides)
+        if len(stem_strides) != len(widths) or not all(isinstance(s, int) and s >= 1 for s in stem_strides):
+            raise ValueError(f"stem_strides must be {len(widths)} integers >= 1 (one per stem layer), "
+                             f"got {list(stem_strides)}")
+        strides = stem_strides
     if kind == "small":
         if weights is not None:
             raise ValueError("the small stem has no pretrained weights; use stem='resnet18'")
@@ -111,11 +120,11 @@ FRAME_CNN_CONFIGS: dict[str, dict] = {
 
 
 def frame_cnn(size: str, *, stem: str = "small", stem_weights: str | os.PathLike | None = None,
-              resnet_stage: int = 2) -> tuple[nn.Sequential, int]:
+              resnet_stage: int = 2, stem_strides: Sequence[int] | None = None) -> tuple[nn.Sequential, int]:
     """A 2-D CNN mapping one frame ``(N, 3, H, W)`` to a feature vector ``(N, C)`` (global average pool);
     returns ``(module, C)``. With ``stem="resnet18"`` the conv stages follow the truncated ResNet-18."""
     cfg = FRAME_CNN_CONFIGS[size]
     stem_module, c = build_stem(stem, widths=cfg["stem_widths"], strides=cfg["stem_strides"],
-                                resnet_stage=resnet_stage, weights=stem_weights)
+                                resnet_stage=resnet_stage, weights=stem_weights, stem_strides=stem_strides)
     stages, c = conv_stages(c, cfg["widths"], convs_per_stage=cfg["convs_per_stage"])
     return nn.Sequential(stem_module, stages, nn.AdaptiveAvgPool2d(1), nn.Flatten(1)), c

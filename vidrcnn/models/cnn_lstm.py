@@ -4,6 +4,7 @@ classifier on the LSTM output. Causal and streamable like the RCN."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from einops import rearrange
 from torch import Tensor, nn
@@ -41,22 +42,25 @@ class CNNLSTM(nn.Module):
 
 
 def _cnn_lstm(size: str, hidden_size: int, *, num_classes: int, stem: str, stem_weights, resnet_stage: int,
-              dropout: float) -> CNNLSTM:
-    net, dim = frame_cnn(size, stem=stem, stem_weights=stem_weights, resnet_stage=resnet_stage)
+              dropout: float, stem_strides: Sequence[int] | None) -> CNNLSTM:
+    net, dim = frame_cnn(size, stem=stem, stem_weights=stem_weights, resnet_stage=resnet_stage,
+                         stem_strides=stem_strides)
     return CNNLSTM(frame_net=net, feature_dim=dim, num_classes=num_classes, hidden_size=hidden_size, dropout=dropout)
 
 
 @register_model()
 def cnn_lstm_s(*, num_classes: int = 101, stem: str = "small", stem_weights: str | os.PathLike | None = None,
-               resnet_stage: int = 2, dropout: float = 0.0) -> CNNLSTM:
+               resnet_stage: int = 2, dropout: float = 0.0,
+               stem_strides: Sequence[int] | None = None) -> CNNLSTM:
     """CNN+LSTM for <= 64x64 frames (frame CNN as ``frame_avg_s``, LSTM with 128 units)."""
     return _cnn_lstm("s", 128, num_classes=num_classes, stem=stem, stem_weights=stem_weights,
-                     resnet_stage=resnet_stage, dropout=dropout)
+                     resnet_stage=resnet_stage, dropout=dropout, stem_strides=stem_strides)
 
 
 @register_model()
 def cnn_lstm_m(*, num_classes: int = 101, stem: str = "small", stem_weights: str | os.PathLike | None = None,
-               resnet_stage: int = 2, dropout: float = 0.0) -> CNNLSTM:
+               resnet_stage: int = 2, dropout: float = 0.0,
+               stem_strides: Sequence[int] | None = None) -> CNNLSTM:
     """CNN+LSTM for 112x112 frames (frame CNN as ``frame_avg_m``, LSTM with 256 units)."""
     return _cnn_lstm("m", 256, num_classes=num_classes, stem=stem, stem_weights=stem_weights,
-                     resnet_stage=resnet_stage, dropout=dropout)
+                     resnet_stage=resnet_stage, dropout=dropout, stem_strides=stem_strides)

@@ -5,6 +5,7 @@ Any permutation of the frames gives the same logits, so it cannot tell a clip fr
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from einops import rearrange
 from torch import Tensor, nn
@@ -31,22 +32,25 @@ class FrameAverage(nn.Module):
 
 
 def _frame_avg(size: str, *, num_classes: int, stem: str, stem_weights, resnet_stage: int,
-               dropout: float) -> FrameAverage:
-    net, dim = frame_cnn(size, stem=stem, stem_weights=stem_weights, resnet_stage=resnet_stage)
+               dropout: float, stem_strides: Sequence[int] | None) -> FrameAverage:
+    net, dim = frame_cnn(size, stem=stem, stem_weights=stem_weights, resnet_stage=resnet_stage,
+                         stem_strides=stem_strides)
     return FrameAverage(frame_net=net, feature_dim=dim, num_classes=num_classes, dropout=dropout)
 
 
 @register_model()
 def frame_avg_s(*, num_classes: int = 101, stem: str = "small", stem_weights: str | os.PathLike | None = None,
-                resnet_stage: int = 2, dropout: float = 0.0) -> FrameAverage:
+                resnet_stage: int = 2, dropout: float = 0.0,
+                stem_strides: Sequence[int] | None = None) -> FrameAverage:
     """Frame-average control for <= 64x64 frames."""
     return _frame_avg("s", num_classes=num_classes, stem=stem, stem_weights=stem_weights,
-                      resnet_stage=resnet_stage, dropout=dropout)
+                      resnet_stage=resnet_stage, dropout=dropout, stem_strides=stem_strides)
 
 
 @register_model()
 def frame_avg_m(*, num_classes: int = 101, stem: str = "small", stem_weights: str | os.PathLike | None = None,
-                resnet_stage: int = 2, dropout: float = 0.0) -> FrameAverage:
+                resnet_stage: int = 2, dropout: float = 0.0,
+                stem_strides: Sequence[int] | None = None) -> FrameAverage:
     """Frame-average control for 112x112 frames."""
     return _frame_avg("m", num_classes=num_classes, stem=stem, stem_weights=stem_weights,
-                      resnet_stage=resnet_stage, dropout=dropout)
+                      resnet_stage=resnet_stage, dropout=dropout, stem_strides=stem_strides)

@@ -114,10 +114,11 @@ RCN_CONFIGS: dict[str, dict] = {
 
 def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_weights: str | os.PathLike | None,
          resnet_stage: int, channels: Sequence[int] | None, dropout: float, batch_input_conv: bool,
-         cell_kwargs: dict) -> RCN:
+         stem_strides: Sequence[int] | None, cell_kwargs: dict) -> RCN:
     cfg = RCN_CONFIGS[size]
     stem_module, stem_channels = build_stem(stem, widths=cfg["stem_widths"], strides=cfg["stem_strides"],
-                                            resnet_stage=resnet_stage, weights=stem_weights)
+                                            resnet_stage=resnet_stage, weights=stem_weights,
+                                            stem_strides=stem_strides)
     pool_after = cfg["pool_after"]
     if channels is None:
         # A cell without its own entry (e.g. one added later) gets the RNN's widths: two convolutions per step.
@@ -134,16 +135,17 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
     def builder(*, num_classes: int = 101, head: str = "last", stem: str = "small",
                 stem_weights: str | os.PathLike | None = None, resnet_stage: int = 2,
                 channels: Sequence[int] | None = None, dropout: float = 0.0, batch_input_conv: bool = True,
-                **cell_kwargs) -> RCN:
+                stem_strides: Sequence[int] | None = None, **cell_kwargs) -> RCN:
         return _rcn(cell, size, num_classes=num_classes, head=head, stem=stem, stem_weights=stem_weights,
                     resnet_stage=resnet_stage, channels=channels, dropout=dropout,
-                    batch_input_conv=batch_input_conv, cell_kwargs=cell_kwargs)
+                    batch_input_conv=batch_input_conv, stem_strides=stem_strides, cell_kwargs=cell_kwargs)
 
     builder.__name__ = builder.__qualname__ = f"rcn_{cell}_{size}"
     widths = RCN_CONFIGS[size]["channels"].get(cell, RCN_CONFIGS[size]["channels"]["rnn"])
     builder.__doc__ = (
         f"RCN with the {cell!r} cell, size {size!r} (recurrent widths {widths}). ``stem``: 'small' or 'resnet18' "
-        "(truncated after ``resnet_stage``; ``stem_weights`` None, 'imagenet' or a local state_dict file). "
+        "(truncated after ``resnet_stage``; ``stem_weights`` None, 'imagenet' or a local state_dict file); "
+        f"``stem_strides`` replaces the small stem's {RCN_CONFIGS[size]['stem_strides']}. "
         "Extra keyword arguments go to the cell (e.g. norm='bn' for rcl, peephole=True for lstm).")
     return builder
 
