@@ -180,6 +180,8 @@ def test_stem_strides_change_the_resolution_the_2d_models_work_at(name):
     for bad in ((1,), (1, 0), (1, 2, 2)):
         with pytest.raises(ValueError, match="stem_strides must be 2 integers"):
             build(name, stem_strides=bad)
+    with pytest.raises(ValueError, match="small stem only"):
+        build(name, stem="resnet18", stem_strides=(1, 2))
 
 
 def test_resnet18_stem_from_a_local_file(tmp_path):

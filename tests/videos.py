@@ -22,8 +22,9 @@ GOOD_VIDEOS: dict[str, tuple[str, int, tuple[int, int], dict]] = {
     # keyframes only at 0 and 60: a clip near the end must not be fetched by decoding from frame 0
     "h264_longgop": ("h264_longgop.mp4", 90, (48, 64),
                      {"codec": "libx264", "gop": 60, "options": {"bf": "2", "x264-params": "scenecut=0"}}),
-    # open GOP: I-frames after the first are not IDR, and the B-frames just before each in display order (decoded
-    # after it) reference the previous GOP; a decoder that seeks to such an I-frame must not hand those out
+    # open GOP: keyframes after the first are not IDR pictures but recovery points. In the HEVC file the frames just
+    # before each keyframe in display order are decoded after it and reference the previous GOP (leading pictures;
+    # the test checks they exist); a decoder that seeks to such a keyframe for them gets them wrong or not at all
     "h264_opengop": ("h264_opengop.mp4", 60, (48, 64),
                      {"codec": "libx264", "gop": 12, "options": {"bf": "3", "x264-params": "open-gop=1:scenecut=0"}}),
     "h264_opengop_mkv": ("h264_opengop.mkv", 60, (48, 64),
