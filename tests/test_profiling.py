@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -112,6 +113,31 @@ def test_tool_writes_every_file_with_the_expected_columns(tmp_path: Path) -> Non
     assert md.count("| rcn_gru_s |") == 2
     assert "Batch 1. Switches: forward+backward timed." in md  # which run produced the table
     assert (out / "latency_vs_length.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _run_tool(out: Path, *switches: str, models: str = "rcn_gru_s,c3d_s") -> list[dict]:
+    cmd = [sys.executable, str(TOOL), "--models", models, "--lengths", "2", "--size", "16", "--iters", "1",
+           "--warmup", "0", "--threads", "1", "--out", str(out), *switches]
+    res = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, cwd=out.parent)
+    assert res.returncode == 0, res.stderr
+    with open(out / "profile.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_bf16_and_channels_last_switches_run_and_are_recorded(tmp_path: Path) -> None:
+    rows = _run_tool(tmp_path / "prof", "--amp", "--channels-last", "--train")
+    assert [(r["model"], r["dtype"], r["channels_last"], r["error"]) for r in rows] == [
+        ("rcn_gru_s", "bf16", "True", ""), ("c3d_s", "bf16", "True", "")]
+    assert all(float(r["latency_median_ms"]) > 0 and float(r["train_median_ms"]) > 0 for r in rows)
+    assert "Switches: bf16 autocast, channels-last, forward+backward timed." in (tmp_path / "prof" / "profile.md").read_text()
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="torch.compile's CPU backend (inductor) needs a C++ compiler")
+def test_compile_switch_runs_a_compiled_model(tmp_path: Path) -> None:
+    rows = _run_tool(tmp_path / "prof", "--compile", models="frame_avg_s")  # about 15 s of compiling on 2 cores
+    assert [(r["model"], r["compile"], r["error"]) for r in rows] == [("frame_avg_s", "True", "")]
+    assert float(rows[0]["latency_median_ms"]) > 0 and int(rows[0]["flops"]) > 0
 
 
 @pytest.fixture(scope="module")
