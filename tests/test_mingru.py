@@ -74,6 +74,18 @@ def test_g_is_positive_continuous_and_log_g_is_its_log() -> None:
     torch.testing.assert_close(log_g(v), torch.log(g(v)))
 
 
+def test_g_is_the_same_function_with_and_without_autograd() -> None:
+    # Without autograd g takes max(v + 0.5, sigmoid(v)), with it the piecewise select: they must agree.
+    v = torch.cat([torch.linspace(-30, 30, 6001), torch.tensor([0.0, -1e-8, 1e-8, -1e-3, 1e-3])])
+    with torch.no_grad():
+        fast = g(v)
+    graph = g(v.clone().requires_grad_())
+    assert graph.requires_grad
+    torch.testing.assert_close(fast, graph.detach(), rtol=0, atol=1e-7)
+    piecewise = torch.where(v >= 0, v + 0.5, torch.sigmoid(v))
+    torch.testing.assert_close(fast, piecewise, rtol=0, atol=1e-7)
+
+
 def _layers(scan: str, c_in: int = 4, c_hidden: int = 6) -> tuple[ConvRecurrent, ConvRecurrent]:
     torch.manual_seed(0)
     fast = ConvRecurrent(c_in, c_hidden, cell=MinGRUCell, scan=scan).double()
