@@ -163,8 +163,10 @@ def test_rcn_options():
     assert isinstance(model, RCN) and len(model.layers) == 3
     assert isinstance(model.layers[0].cell.norm, nn.BatchNorm2d)
     assert model(tiny_input("rcn_rcl_s")).shape == (2, K)
-    with pytest.raises(ValueError, match="head"):
+    with pytest.raises(ConfigError, match="cannot build model 'rcn_gru_s' with head='max': .*head"):
         build("rcn_gru_s", head="max")
+    with pytest.raises(ConfigError, match="cannot build model 'c3d_s' with stem_strides=.*stem_strides"):
+        build("c3d_s", stem_strides=(1, 2))  # an option another family has
 
 
 @pytest.mark.parametrize("name", ["rcn_gru_s", "cnn_lstm_s", "frame_avg_s"])
@@ -178,9 +180,9 @@ def test_stem_strides_change_the_resolution_the_2d_models_work_at(name):
         assert model(x).shape == (2, K)
     assert sizes == {"None": 8, "(1, 2)": 16, "[1, 1]": 32}
     for bad in ((1,), (1, 0), (1, 2, 2)):
-        with pytest.raises(ValueError, match="stem_strides must be 2 integers"):
+        with pytest.raises(ConfigError, match="stem_strides must be 2 integers"):
             build(name, stem_strides=bad)
-    with pytest.raises(ValueError, match="small stem only"):
+    with pytest.raises(ConfigError, match="small stem only"):
         build(name, stem="resnet18", stem_strides=(1, 2))
 
 

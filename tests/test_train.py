@@ -184,6 +184,17 @@ def test_tool_reports_config_errors(capsys, tmp_path):
     assert "did you mean 'train.lr'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("option", "cause"), [("{stem_strides: [0, 2]}", "stem_strides must be 2 integers"),
+                                                ("{no_such_option: 1}", "no_such_option")])
+def test_tool_reports_model_options_the_builder_rejects(tiny_data, tmp_path, capsys, option, cause):
+    from vidrcnn.cli import run_tool
+
+    argv = ["--out", str(tmp_path / "run"), *overrides(tiny_data, f"model.kwargs={option}")]
+    assert run_tool(_load_tool().main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot build model 'frame_avg_s' with ") and cause in err and "Traceback" not in err
+
+
 def test_unreadable_training_videos_are_skipped_counted_and_summarised(tiny_data, tmp_path, caplog):
     root = tmp_path / "data"
     shutil.copytree(tiny_data[0], root, ignore=shutil.ignore_patterns("lists4"))

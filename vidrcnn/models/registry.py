@@ -37,7 +37,8 @@ def get_model(name: str, *, num_classes: int, **kwargs) -> nn.Module:
     """Build the model registered as ``name``; ``kwargs`` go to its builder.
 
     Every model maps ``(B, C, T, H, W)`` float clips to ``(B, num_classes)`` logits and has ``is_causal``.
-    An unknown name raises :class:`~vidrcnn.errors.ConfigError` listing the closest names.
+    An unknown name raises :class:`~vidrcnn.errors.ConfigError` listing the closest names; so do options the builder
+    rejects (an unknown keyword, a bad value), naming the model, the options and the builder's reason.
     """
     try:
         fn = BUILTIN_MODELS[name]
@@ -45,4 +46,8 @@ def get_model(name: str, *, num_classes: int, **kwargs) -> nn.Module:
         close = difflib.get_close_matches(str(name), list(BUILTIN_MODELS), n=5, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known models: {', '.join(list_models())}"
         raise ConfigError(None, f"unknown model {name!r}{hint}") from None
-    return fn(num_classes=num_classes, **kwargs)
+    try:
+        return fn(num_classes=num_classes, **kwargs)
+    except (TypeError, ValueError) as exc:  # from the builder's signature or its checks: the caller's options
+        options = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no options"
+        raise ConfigError(None, f"cannot build model {name!r} with {options}: {exc}") from None
