@@ -102,8 +102,13 @@ def test_missing_corrupt_and_foreign_files(tmp_path):
         load_checkpoint(tmp_path / "nope.pt")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00\x01 definitely not a checkpoint")
-    with pytest.raises(CheckpointError, match=f"{junk}: corrupt or not a checkpoint"):
+    with pytest.raises(CheckpointError, match=f"{junk}: corrupt or not a checkpoint") as info:
         load_checkpoint(junk)
+    assert "documentation" not in str(info.value) and "weights_only" not in str(info.value)  # the cause, not advice
+    text = tmp_path / "notes.pt"
+    text.write_text("these are notes, not weights\n")
+    with pytest.raises(CheckpointError, match=r"corrupt or not a checkpoint \(\w"):
+        load_checkpoint(text)
     _, state = _state()
     truncated = tmp_path / "truncated.pt"
     save_checkpoint(truncated, state)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from vidrcnn.io import open_video
 from vidrcnn.io.bench import clip_plan, floor_loader, make_ucf_like, markdown_table, naive_loader, run_benchmark
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_references_load_the_right_frames_and_the_table_is_complete(tmp_path):
@@ -23,3 +29,16 @@ def test_references_load_the_right_frames_and_the_table_is_complete(tmp_path):
     assert all(r["clips_per_s"] > 0 for r in rows)
     table = markdown_table(rows)
     assert table.count("\n") == 1 + len(rows) and "| floor | middle |" in table
+
+
+@pytest.mark.parametrize(("argv", "named"), [(["--num-videos", "0"], "--num-videos"),
+                                             (["--clips", "0", "--repeats", "0"], "--clips, --repeats"),
+                                             (["--seconds", "-1"], "--seconds")])
+def test_tool_refuses_counts_below_one_without_a_traceback(argv, named, capsys):
+    spec = importlib.util.spec_from_file_location("bench_decode_tool", REPO / "tools" / "bench_decode.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    with pytest.raises(SystemExit) as info:
+        tool.main(argv)
+    assert info.value.code == 2
+    assert f"error: {named} must be positive" in capsys.readouterr().err

@@ -8,12 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from videos import noise_video, write_bad_corpus
 
 from vidrcnn.errors import VideoDecodeError
 from vidrcnn.io import open_video
 from vidrcnn.io.scan import find_videos
+from vidrcnn.io.writer import write_video
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -128,3 +130,11 @@ def test_scan_tool_reports_a_missing_folder_without_traceback(tmp_path):
     )
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert missing.stderr == f"error: {tmp_path / 'nowhere'}: no such file or directory\n"
+
+
+def test_a_video_that_cannot_be_created_is_an_os_error_naming_it(tmp_path):
+    # FFmpeg only notices when it writes the header, and its error carries no file name: the writer adds it.
+    target = tmp_path / "no_such_folder" / "out.mp4"
+    with pytest.raises(OSError) as info:
+        write_video(target, np.zeros((2, 16, 16, 3), np.uint8))
+    assert info.value.filename == str(target)

@@ -159,3 +159,12 @@ def test_tool_rejects_bad_arguments_with_one_error_line(tool_main, capsys, tmp_p
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
     assert not list(tmp_path.iterdir())  # nothing profiled, nothing written
+
+
+def test_an_unusable_out_folder_fails_before_any_profiling(tool_main, capsys, tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    out = blocker / "prof"
+    assert run_tool(tool_main, ["--models", "c3d_s", "--lengths", "2", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"error: {out}") and "profiling c3d_s" not in captured.out

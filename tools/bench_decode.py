@@ -29,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the rows as JSON")
     args = parser.parse_args(argv)
+    small = [f"--{name.replace('_', '-')}" for name in ("num_videos", "clip_len", "clips", "repeats", "threads")
+             if getattr(args, name) < 1] + (["--seconds"] if args.seconds <= 0 else [])
+    if small:
+        parser.error(f"{', '.join(small)} must be positive")
     torch.set_num_threads(args.threads)
 
     backends = ["pyav", "auto"] + (["decord"] if decord_available() else [])

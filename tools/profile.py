@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(None, "--batch and --iters must be >= 1, --warmup >= 0, --size >= 8")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device", "cuda requested but torch sees no GPU")
+    Path(args.out).mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now, not after the profiling
     torch.set_num_threads(args.threads)
     opts = ProfileOptions(batch=args.batch, device=args.device, size=args.size, warmup=args.warmup, iters=args.iters,
                           train=args.train, amp=args.amp, compile=args.compile, channels_last=args.channels_last,

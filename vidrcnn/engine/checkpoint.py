@@ -58,6 +58,10 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     return path
 
 
+# The lines torch.load puts around the cause of a failed weights_only load.
+_TORCH_LOAD_ADVICE = ("Weights only load failed", "Please file an issue", "Check the documentation of torch.load")
+
+
 def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain containers only).
 
@@ -73,8 +77,9 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         globals_ = [line for line in lines if "global" in line.lower() and "weights_only" not in line.lower()]
         if not globals_:  # the restricted unpickler met a malformed opcode: a damaged file, not a hostile one
-            raise CheckpointError(path, f"corrupt or not a checkpoint ({lines[-1] if lines else 'unpickling failed'})"
-                                  ) from None
+            # torch wraps the cause (e.g. "Unsupported operand 35") in advice about weights_only: keep the cause
+            detail = [line for line in lines if not line.startswith(_TORCH_LOAD_ADVICE)] or ["unpickling failed"]
+            raise CheckpointError(path, f"corrupt or not a checkpoint ({detail[-1]})") from None
         # weights_only refuses any global that is not an allow-listed tensor/container type, e.g. a __reduce__ payload.
         raise CheckpointError(
             path, "refused to load: the file holds pickled objects other than tensors and plain containers "

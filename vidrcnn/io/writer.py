@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from fractions import Fraction
 
 import av
@@ -31,8 +33,21 @@ class VideoWriter:
         self._fps = Fraction(fps).limit_denominator(1001)
         self._codec, self._pix_fmt, self._gop, self._bit_rate = codec, pix_fmt, gop, bit_rate
         self._options = dict(options or {})
-        self._container = av.open(self.path, mode="w")
+        self._container = None
+        with self._path_in_errors():
+            self._container = av.open(self.path, mode="w")
         self._stream = None
+
+    @contextlib.contextmanager
+    def _path_in_errors(self) -> Iterator[None]:
+        """FFmpeg reports a file it cannot create only when the header is written, and without the file name:
+        re-raise such an OSError with ``self.path`` so that tools can say which file."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.filename:
+                raise
+            raise OSError(exc.errno, exc.strerror or str(exc), self.path) from None
 
     def _open_stream(self, height: int, width: int) -> None:
         stream = self._container.add_stream(self._codec, rate=self._fps, options=self._options)
@@ -52,19 +67,22 @@ class VideoWriter:
             raise ValueError(f"expected uint8 frames (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
         if self._stream is None:
             self._open_stream(frames.shape[1], frames.shape[2])
-        for array in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
-            self._container.mux(self._stream.encode(frame))
+        with self._path_in_errors():
+            for array in frames:
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+                self._container.mux(self._stream.encode(frame))
 
     def close(self) -> None:
         if self._container is None:
             return
         try:
-            if self._stream is not None:
-                self._container.mux(self._stream.encode(None))  # flush delayed (B-)frames
+            with self._path_in_errors():
+                if self._stream is not None:
+                    self._container.mux(self._stream.encode(None))  # flush delayed (B-)frames
         finally:
-            self._container.close()
-            self._container = None
+            container, self._container = self._container, None
+            with self._path_in_errors():  # writing the trailer can fail too (a full disk)
+                container.close()
 
     def __enter__(self) -> VideoWriter:  # noqa: PYI034 (typing.Self needs Python 3.11)
         return self
