@@ -39,6 +39,7 @@ def _lengths(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
+    from pathlib import Path
 
     import torch
 
