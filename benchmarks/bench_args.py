@@ -32,3 +32,17 @@ def parse(ap: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Names
 def stat_ms(timing: Timing, args: argparse.Namespace) -> float:
     """The ``--stat`` statistic of ``timing``, in milliseconds."""
     return getattr(timing, f"{args.stat}_ms")
+
+
+# The ConvLSTM layer configurations the layer benchmarks share, so that their tables line up row for row.
+LAYER_CONFIGS = "1x32x40x16x16,4x32x40x16x16,2x32x64x32x16"
+
+
+def add_layer_configs(ap: argparse.ArgumentParser) -> None:
+    """``--configs``: the layer configurations to run, ``BxCinxChiddenxSIZExT`` separated by commas."""
+    ap.add_argument("--configs", default=LAYER_CONFIGS, help="comma list of BxCinxChiddenxSIZExT [%(default)s]")
+
+
+def layer_configs(args: argparse.Namespace) -> list[tuple[int, int, int, int, int]]:
+    """``(B, C_in, C_hidden, size, T)`` for each of ``--configs``."""
+    return [tuple(map(int, spec.split("x"))) for spec in args.configs.split(",")]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from bench_args import parse, stat_ms, timing_parser
+from bench_args import add_layer_configs, layer_configs, parse, stat_ms, timing_parser
 from torch.nn.grad import conv2d_input, conv2d_weight
 
 from vidrcnn.profiling import time_fn
@@ -40,8 +40,7 @@ def rates(n: int, cin: int, cout: int, size: int, layout: torch.memory_format, a
 
 def main(argv: list[str] | None = None) -> None:
     ap = timing_parser(__doc__)
-    ap.add_argument("--configs", default="1x32x40x16x16,4x32x40x16x16,2x32x64x32x16",
-                    help="comma list of BxCinxChiddenxSIZExT (as convlstm_reference.py)")
+    add_layer_configs(ap)
     args = parse(ap, argv)
     torch.manual_seed(0)
     print(f"GFLOP/s from the {args.stat} of {args.iters} calls, threads {torch.get_num_threads()}, "
@@ -49,8 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     print("| layer B x C_in x C_h x H=W x T | convolution | N | NCHW fwd | NCHW wgrad | NCHW igrad | "
           "channels-last fwd | channels-last wgrad | channels-last igrad |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for spec in args.configs.split(","):
-        for what, n, cin, cout, size in shapes(*map(int, spec.split("x"))):
+    for config in layer_configs(args):
+        spec = "x".join(map(str, config))
+        for what, n, cin, cout, size in shapes(*config):
             nchw = rates(n, cin, cout, size, torch.contiguous_format, args)
             cl = rates(n, cin, cout, size, torch.channels_last, args)
             cells = " | ".join(f"{r[k]:.0f}" for r in (nchw, cl) for k in ("fwd", "wgrad", "igrad"))

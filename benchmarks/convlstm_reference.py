@@ -14,7 +14,7 @@ prints forward and forward+backward latency of both at the same configuration an
 from __future__ import annotations
 
 import torch
-from bench_args import parse, stat_ms, timing_parser
+from bench_args import add_layer_configs, layer_configs, parse, stat_ms, timing_parser
 from torch import Tensor, nn
 
 from vidrcnn.layers import ConvRecurrent
@@ -84,8 +84,7 @@ def legacy_loop(layer: ConvRecurrent) -> ConvRecurrent:
 
 def main(argv: list[str] | None = None) -> None:
     ap = timing_parser(__doc__)
-    ap.add_argument("--configs", default="1x32x40x16x16,4x32x40x16x16,2x32x64x32x16",
-                    help="comma list of BxCinxChiddenxSIZExT")
+    add_layer_configs(ap)
     args = parse(ap, argv)
     torch.manual_seed(0)
     print(f"{args.stat} of {args.iters} calls, threads {torch.get_num_threads()}, torch {torch.__version__}")
@@ -93,8 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     print("| B | C_in | C_h | H=W | T | ref fwd ms | old fwd ms | pkg fwd ms | fwd ratio | ref fwd+bwd ms | "
           "old fwd+bwd ms | pkg fwd+bwd ms | fwd+bwd ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for spec in args.configs.split(","):
-        b, cin, ch, size, t = map(int, spec.split("x"))
+    for b, cin, ch, size, t in layer_configs(args):
         pkg = ConvRecurrent(cin, ch, cell="lstm")
         ref = ConvLSTMRef(cin, ch).load_from_package(pkg)
         old = legacy_loop(ConvRecurrent(cin, ch, cell="lstm"))

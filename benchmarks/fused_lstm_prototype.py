@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from bench_args import parse, stat_ms, timing_parser
+from bench_args import add_layer_configs, layer_configs, parse, stat_ms, timing_parser
 from convlstm_reference import ConvLSTMRef
 from einops import rearrange
 from torch import Tensor
@@ -87,14 +87,13 @@ def _train_step(which: str, pkg: ConvRecurrent, ref: ConvLSTMRef, x: Tensor):
 
 def main(argv: list[str] | None = None) -> None:
     ap = timing_parser(__doc__)
-    ap.add_argument("--configs", default="1x32x40x16x16,4x32x40x16x16,2x32x64x32x16", help="BxCinxChxSIZExT list")
+    add_layer_configs(ap)
     args = parse(ap, argv)
     torch.manual_seed(0)
     print(f"{args.stat} of {args.iters} calls, threads {torch.get_num_threads()}, torch {torch.__version__}; forward+backward ms")
     print("| B | C_in | C_h | H=W | T | reference | package | prototype | reference / prototype |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for spec in args.configs.split(","):
-        b, cin, ch, size, t = map(int, spec.split("x"))
+    for b, cin, ch, size, t in layer_configs(args):
         pkg = ConvRecurrent(cin, ch, cell="lstm")
         ref = ConvLSTMRef(cin, ch).load_from_package(pkg)
         x = torch.randn(b, cin, t, size, size, requires_grad=True)
