@@ -214,12 +214,11 @@ def findings(rows: Sequence[Mapping[str, Any]], ceiling: float, early_at: int) -
             text += (f" Above the control by more than the seed spread of both: {', '.join(f'`{m}`' for m in better)}."
                      if better else " No model is above the control by more than the seed spread of both.")
         out.append(text)
+    best = max(rows, key=lambda r: r["top1"][0], default=None)
     if len(rows) > 1 and single:
-        best = max(rows, key=lambda r: r["top1"][0])
         out.append(f"**Overall.** The highest top-1 is `{best['model']}` at {_pm(best['top1'])}%, from one seed each: "
                    "differences between single runs are not tested.")
     elif len(rows) > 1:
-        best = max(rows, key=lambda r: r["top1"][0])
         close = [r["model"] for r in rows if r is not best
                  and best["top1"][0] - r["top1"][0] <= best["top1"][1] + r["top1"][1]]
         out.append(f"**Overall.** The highest mean top-1 is `{best['model']}` at {_pm(best['top1'])}%"

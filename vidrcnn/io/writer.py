@@ -33,7 +33,6 @@ class VideoWriter:
         self._fps = Fraction(fps).limit_denominator(1001)
         self._codec, self._pix_fmt, self._gop, self._bit_rate = codec, pix_fmt, gop, bit_rate
         self._options = dict(options or {})
-        self._container = None
         with self._path_in_errors():
             self._container = av.open(self.path, mode="w")
         self._stream = None
