@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidrcnn.layers import CELLS, ConvRecurrent, GRUCell, PerFrame, RCLCell, RecurrentCell, RNNCell, get_cell
+from vidrcnn.layers import CELLS, ConvRecurrent, GRUCell, MinGRUCell, PerFrame, RCLCell, RecurrentCell, RNNCell, get_cell
 
 B, C_IN, T, H, W = 2, 3, 4, 8, 8
 HIDDEN = 16  # LRN size 16 // 8 + 1 = 3
@@ -36,48 +36,88 @@ def lrn(x: Tensor, size: int, alpha: float = 0.001, beta: float = 0.75) -> Tenso
     return out
 
 
+def gate_norm(norm: torch.nn.Module, gate: int, v: Tensor) -> Tensor:
+    """Gate ``gate``'s term ``v`` through ``norm`` (a cell's GroupNorm over stacked gates) computed for that gate
+    alone: its own groups, scale and shift. Identity when the cell has no pre-activation norm."""
+    if not isinstance(norm, torch.nn.GroupNorm):
+        return v
+    n = v.shape[1]
+    groups = norm.num_groups * n // norm.num_channels
+    weight = norm.weight[gate * n:(gate + 1) * n]
+    bias = None if norm.bias is None else norm.bias[gate * n:(gate + 1) * n]
+    return F.group_norm(v, groups, weight, bias, norm.eps)
+
+
 def reference(cell: RecurrentCell, x: Tensor) -> Tensor:
-    """The cell's equations evaluated step by step with F.conv2d on its weights; returns (B, C, T, H, W)."""
+    """The cell's equations evaluated step by step with F.conv2d on its weights; returns (B, C, T, H, W).
+
+    Every input term is ``N_x(W * x_t + b)`` and every state term ``N_h(U * h)``, each gate normalised on its own
+    (identity without ``preact_norm``); the LSTM's cell state is not normalised."""
     wx, bx = cell.input_conv.weight, cell.input_conv.bias
     n = cell.hidden_channels
     h = x.new_zeros(x.shape[0], n, *x.shape[3:])
     c = torch.zeros_like(h)
+
+    def inp(xt: Tensor, k: int) -> Tensor:
+        return gate_norm(cell.input_norm, k, conv(xt, wx[k * n:(k + 1) * n], bx[k * n:(k + 1) * n]))
+
     outs = []
     for t in range(x.shape[2]):
         xt = x[:, :, t]
         if isinstance(cell, RCLCell):
-            z = conv(xt, wx, bx) + conv(h, cell.state_conv.weight)  # h is x(t-1), zero at t = 0
+            z = inp(xt, 0) + gate_norm(cell.state_conv_norm, 0, conv(h, cell.state_conv.weight))  # h: x(t-1)
             h = lrn(F.relu(z), n // 8 + 1)
         elif isinstance(cell, RNNCell):
-            h = torch.tanh(conv(xt, wx, bx) + conv(h, cell.state_conv.weight))
+            h = torch.tanh(inp(xt, 0) + gate_norm(cell.state_conv_norm, 0, conv(h, cell.state_conv.weight)))
         elif isinstance(cell, GRUCell):
-            wz, wr, wn = wx.split(n)
-            bz, br, bn = bx.split(n)
             uz, ur = cell.state_conv_zr.weight.split(n)
-            z = torch.sigmoid(conv(xt, wz, bz) + conv(h, uz))
-            r = torch.sigmoid(conv(xt, wr, br) + conv(h, ur))
-            cand = torch.tanh(conv(xt, wn, bn) + conv(r * h, cell.state_conv_n.weight))
+            z = torch.sigmoid(inp(xt, 0) + gate_norm(cell.state_norm_zr, 0, conv(h, uz)))
+            r = torch.sigmoid(inp(xt, 1) + gate_norm(cell.state_norm_zr, 1, conv(h, ur)))
+            cand = torch.tanh(inp(xt, 2) + gate_norm(cell.state_norm_n, 0, conv(r * h, cell.state_conv_n.weight)))
             h = (1 - z) * h + z * cand
+        elif isinstance(cell, MinGRUCell):
+            z = torch.sigmoid(inp(xt, 0))
+            v = inp(xt, 1)
+            h = (1 - z) * h + z * torch.where(v >= 0, v + 0.5, torch.sigmoid(v))
         else:  # LSTM, gate order i, f, c, o
-            w = list(zip(wx.split(n), bx.split(n), cell.state_conv.weight.split(n)))
+            u = cell.state_conv.weight.split(n)
             pw = cell.peephole_weight if cell.peephole_weight is not None else torch.zeros(3, n, 1, 1)
-            i = torch.sigmoid(conv(xt, w[0][0], w[0][1]) + conv(h, w[0][2]) + pw[0] * c)
-            f = torch.sigmoid(conv(xt, w[1][0], w[1][1]) + conv(h, w[1][2]) + pw[1] * c)
-            c = f * c + i * torch.tanh(conv(xt, w[2][0], w[2][1]) + conv(h, w[2][2]))
-            o = torch.sigmoid(conv(xt, w[3][0], w[3][1]) + conv(h, w[3][2]) + pw[2] * c)
+
+            def pre(k: int) -> Tensor:
+                return inp(xt, k) + gate_norm(cell.state_conv_norm, k, conv(h, u[k]))  # noqa: B023
+
+            i = torch.sigmoid(pre(0) + pw[0] * c)
+            f = torch.sigmoid(pre(1) + pw[1] * c)
+            c = f * c + i * torch.tanh(pre(2))
+            o = torch.sigmoid(pre(3) + pw[2] * c)
             h = o * torch.tanh(c)
         outs.append(h)
     return torch.stack(outs, dim=2)
 
 
+def randomize_norms(layer: torch.nn.Module) -> None:
+    """Norm scales start at 1 and shifts at 0: give them values that make a wrong group or gate show."""
+    for m in layer.modules():
+        if isinstance(m, torch.nn.GroupNorm):
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+            if m.bias is not None:
+                torch.nn.init.normal_(m.bias, std=0.3)
+
+
 CELL_CASES = [("rnn", {}), ("rcl", {}), ("gru", {}), ("lstm", {}), ("lstm", {"peephole": True}),
               ("lstm", {"peephole_size": (H, W)})]
+# Every cell with its input and state pre-activations normalised (and the gated ones chrono-initialised).
+NORM_CASES = [("rnn", {"preact_norm": "group"}), ("rcl", {"preact_norm": "layer"}),
+              ("gru", {"preact_norm": "group", "chrono": 8}), ("gru", {"preact_norm": "layer"}),
+              ("lstm", {"preact_norm": "group", "chrono": 8, "peephole": True}),
+              ("mingru", {"preact_norm": "group", "chrono": 8, "scan": "sequential"})]
 
 
-@pytest.mark.parametrize(("cell", "kw"), CELL_CASES)
+@pytest.mark.parametrize(("cell", "kw"), CELL_CASES + NORM_CASES)
 def test_cell_matches_its_equations(cell, kw):
     torch.manual_seed(0)
     layer = ConvRecurrent(C_IN, HIDDEN, cell=cell, **kw)
+    randomize_norms(layer)
     if getattr(layer.cell, "peephole_weight", None) is not None:
         torch.nn.init.normal_(layer.cell.peephole_weight)  # starts at zero: make the peephole terms count
     x = torch.randn(B, C_IN, T, H, W)
@@ -86,10 +126,11 @@ def test_cell_matches_its_equations(cell, kw):
     torch.testing.assert_close(out, reference(layer.cell, x), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize(("cell", "kw"), CELL_CASES + [("rcl", {"norm": "bn"})])
+@pytest.mark.parametrize(("cell", "kw"), CELL_CASES + NORM_CASES + [("rcl", {"norm": "bn"})])
 def test_batched_input_conv_equals_step_by_step(cell, kw):
     torch.manual_seed(0)
     batched = ConvRecurrent(C_IN, HIDDEN, cell=cell, **kw).eval()
+    randomize_norms(batched)
     stepwise = ConvRecurrent(C_IN, HIDDEN, cell=cell, batch_input_conv=False, **kw).eval()
     stepwise.load_state_dict(batched.state_dict())
     x = torch.randn(B, C_IN, T, H, W, requires_grad=True)
@@ -101,10 +142,11 @@ def test_batched_input_conv_equals_step_by_step(cell, kw):
     torch.testing.assert_close(grad_b, grad_s, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("cell", list(CELLS))
-def test_state_carries_over_chunks(cell):
+@pytest.mark.parametrize(("cell", "kw"), [(c, {}) for c in CELLS] + NORM_CASES)
+def test_state_carries_over_chunks(cell, kw):
     torch.manual_seed(0)
-    layer = ConvRecurrent(C_IN, HIDDEN, cell=cell)
+    layer = ConvRecurrent(C_IN, HIDDEN, cell=cell, **kw)
+    randomize_norms(layer)
     x = torch.randn(B, C_IN, 5, H, W)
     whole, state_whole = layer(x)
     a, state = layer(x[:, :, :2])
@@ -170,3 +212,39 @@ def test_bad_arguments_are_refused():
         ConvRecurrent(C_IN, HIDDEN, cell="rcl", norm="group")
     with pytest.raises(ValueError, match=r"\(B, C, T, H, W\)"):
         ConvRecurrent(C_IN, HIDDEN)(torch.randn(B, C_IN, H, W))
+
+
+def test_chrono_initialisation_sets_the_memory_gate_biases():
+    t_max = 16
+    gru = ConvRecurrent(C_IN, HIDDEN, cell="gru", chrono=t_max).cell
+    b_z = gru.input_conv.bias[:HIDDEN]  # update gate: 1 - z, the share of the state kept, starts in [1/2, 1 - 1/T]
+    assert (b_z <= 0).all() and (b_z >= -torch.log(torch.tensor(t_max - 1.0)) - 1e-6).all()
+    assert b_z.std() > 0.1  # a spread of time scales, not one value
+    lstm = ConvRecurrent(C_IN, HIDDEN, cell="lstm", chrono=t_max, preact_norm="group").cell
+    b_i, b_f = lstm.input_norm.bias[:HIDDEN], lstm.input_norm.bias[HIDDEN:2 * HIDDEN]  # with a norm, its shift
+    torch.testing.assert_close(b_i, -b_f)
+    assert (b_f >= 0).all() and (b_f <= torch.log(torch.tensor(t_max - 1.0)) + 1e-6).all()
+    plain = ConvRecurrent(C_IN, HIDDEN, cell="lstm").cell  # today's default: forget bias 1
+    assert (plain.input_conv.bias[HIDDEN:2 * HIDDEN] == 1).all()
+
+
+def test_preact_norm_keeps_frames_and_samples_apart():
+    """Statistics of one frame of one sample only: changing another sample or a later frame changes nothing."""
+    torch.manual_seed(0)
+    layer = ConvRecurrent(C_IN, HIDDEN, cell="gru", preact_norm="group")
+    x = torch.randn(B, C_IN, T, H, W)
+    y = x.clone()
+    y[1] = torch.randn_like(y[1])  # another sample
+    y[0, :, 2:] = 10 * torch.randn_like(y[0, :, 2:])  # later frames of this one
+    out_x, _ = layer(x)
+    out_y, _ = layer(y)
+    torch.testing.assert_close(out_x[0, :, :2], out_y[0, :, :2])
+
+
+def test_bad_preact_options_are_refused():
+    with pytest.raises(ValueError, match="preact_norm"):
+        ConvRecurrent(C_IN, HIDDEN, cell="gru", preact_norm="batch")
+    with pytest.raises(ValueError, match="T_max"):
+        ConvRecurrent(C_IN, HIDDEN, cell="gru", chrono=2)
+    with pytest.raises(TypeError):  # no gates, no gate biases to initialise
+        ConvRecurrent(C_IN, HIDDEN, cell="rnn", chrono=16)

@@ -85,7 +85,13 @@ def test_recurrent_layers_have_their_own_weights(name):
 
 def _stream_name_kw():
     cases = [(n, {}) for n in CAUSAL]
-    return cases + [("rcn_gru_s", {"head": "mean"}), ("rcn_lstm_s", {"head": "mean", "peephole": True})]
+    return cases + [("rcn_gru_s", {"head": "mean"}), ("rcn_lstm_s", {"head": "mean", "peephole": True}),
+                    # the training options: per-frame norms, chrono gate biases, residual layers
+                    ("rcn_gru_s", {"preact_norm": "group", "chrono": 16, "residual": True}),
+                    ("rcn_lstm_s", {"preact_norm": "layer", "chrono": 16, "residual": True, "head": "mean"}),
+                    ("rcn_mingru_s", {"preact_norm": "group", "residual": True}),
+                    ("rcn_rnn_s", {"preact_norm": "group", "residual": True}),
+                    ("rcn_rcl_s", {"preact_norm": "group"})]
 
 
 @pytest.mark.parametrize(("name", "kw"), _stream_name_kw())
@@ -167,6 +173,23 @@ def test_rcn_options():
         build("rcn_gru_s", head="max")
     with pytest.raises(ConfigError, match="cannot build model 'c3d_s' with stem_strides=.*stem_strides"):
         build("c3d_s", stem_strides=(1, 2))  # an option another family has
+
+
+def test_residual_adds_each_layers_input_through_a_projection():
+    model = build("rcn_gru_s", residual=True).eval()
+    plain = build("rcn_gru_s").eval()
+    assert [type(s).__name__ for s in model.skips] == ["Conv3d", "Conv3d"]  # widths 32 -> 48 -> 64 all differ
+    assert model.skips[0].kernel_size == (1, 1, 1) and model.skips[0].bias is None
+    x = tiny_input("rcn_gru_s")
+    missing, unexpected = model.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("skips.") for k in missing)
+    with torch.no_grad():
+        for skip in model.skips:
+            skip.weight.zero_()  # a zero projection: exactly the plain model
+        torch.testing.assert_close(model(x), plain(x))
+        nn.init.normal_(model.skips[1].weight)
+        assert not torch.allclose(model(x), plain(x))
+    assert build("rcn_gru_s", residual=True, channels=(32, 32)).skips[0].__class__ is nn.Identity
 
 
 @pytest.mark.parametrize("name", ["rcn_gru_s", "cnn_lstm_s", "frame_avg_s"])

@@ -9,6 +9,17 @@ part. A cell whose recurrence allows it (e.g. a later parallel-scan cell) may ov
 
 Shapes: ``xin_t`` is the input convolution's output at one step, ``(B, num_gates * C, H, W)``; the output ``h_t``
 is ``(B, C, H, W)``; the state is a tensor ``(B, C, H, W)`` or, for the LSTM, a tuple ``(h, c)``.
+
+Two training options every cell shares, both off by default (today's cells):
+
+- ``preact_norm="group"`` or ``"layer"``: GroupNorm on the input pre-activations and, separately, on the state
+  pre-activations, each gate normalised on its own (``"layer"``: one group per gate, i.e. LayerNorm over one frame's
+  maps of that gate; ``"group"``: up to 8 groups per gate). Statistics come from one sample's one frame, never from
+  other frames or other samples, so the cell stays causal and streaming stays exact. The LSTM's cell state is never
+  normalised (PredRNN, Cooijmans et al. 2016). Without it the pre-activations shrink layer after layer (the default
+  init has gain 1/sqrt(3)) and a state term hardly counts: see docs/ablation.md.
+- ``chrono=T_max`` (gated cells): chrono initialisation of the gate biases (Tallec & Ollivier 2018), so the state
+  starts out remembering over 1..T_max steps instead of halving every step.
 """
 
 from __future__ import annotations
@@ -18,6 +29,32 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 State = Tensor | tuple[Tensor, ...]
+PREACT_NORMS = (None, "group", "layer")
+
+
+def make_preact_norm(kind: str | None, num_gates: int, channels: int) -> nn.Module:
+    """The normalisation of ``num_gates`` stacked pre-activations of ``channels`` maps each (``(N, G*C, H, W)``).
+
+    GroupNorm's groups are contiguous channel blocks and the gates are stacked contiguously, so with a multiple of
+    ``num_gates`` groups no group mixes two gates. Each sample (one frame of one clip) is normalised on its own.
+    """
+    if kind is None or kind == "none":
+        return nn.Identity()
+    if kind == "layer":
+        per_gate = 1
+    elif kind == "group":
+        per_gate = max(d for d in range(1, 9) if channels % d == 0)
+    else:
+        raise ValueError(f"preact_norm must be one of {PREACT_NORMS}, got {kind!r}")
+    return nn.GroupNorm(num_gates * per_gate, num_gates * channels)
+
+
+def chrono_bias(channels: int, t_max: int, generator: torch.Generator | None = None) -> Tensor:
+    """Chrono initialisation (Tallec & Ollivier 2018): ``log u``, ``u ~ U[1, t_max - 1]``, one value per map: a
+    forget gate ``sigmoid(log u) = u / (1 + u)`` keeps the state for about ``u + 1`` steps at the start."""
+    if t_max < 3:
+        raise ValueError(f"chrono T_max must be >= 3 (time scales 1..T_max-1), got {t_max}")
+    return torch.log(torch.empty(channels).uniform_(1.0, t_max - 1.0, generator=generator))
 
 
 def _same_conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool) -> nn.Conv2d:
@@ -33,12 +70,36 @@ class RecurrentCell(nn.Module):
     num_gates: int = 1
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
-                 input_kernel_size: int | None = None):
+                 input_kernel_size: int | None = None, preact_norm: str | None = None):
         super().__init__()
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
+        self.preact_norm = None if preact_norm == "none" else preact_norm
         self.input_conv = _same_conv(in_channels, self.num_gates * hidden_channels,
                                      input_kernel_size or kernel_size, bias=True)
+        self.input_norm = make_preact_norm(preact_norm, self.num_gates, hidden_channels)
+
+    def project_input(self, x: Tensor) -> Tensor:
+        """The input pre-activations ``(N, num_gates*C, H, W)`` of frames ``x`` ``(N, C_in, H, W)``: the input
+        convolution, then its normalisation (identity unless ``preact_norm``). :class:`ConvRecurrent` calls it on all
+        ``B*T`` frames at once; it never mixes frames, so that equals calling it frame by frame."""
+        return self.input_norm(self.input_conv(x))
+
+    def state_norm(self, num_gates: int) -> nn.Module:
+        """A normalisation of ``num_gates`` stacked state pre-activations, of the cell's ``preact_norm`` kind, with a
+        scale and no shift: the zero state then still contributes exactly zero (GroupNorm maps zeros to zeros), so
+        skipping the state convolution on the first step stays exact; the input norm's shift is the bias."""
+        norm = make_preact_norm(self.preact_norm, num_gates, self.hidden_channels)
+        if isinstance(norm, nn.GroupNorm):
+            norm.register_parameter("bias", None)
+        return norm
+
+    def input_bias(self, gate: int) -> Tensor:
+        """The parameter that holds gate ``gate``'s input bias (the norm's shift when the input is normalised: the
+        conv bias before a norm is mostly removed by it), as a writable view for initialisation."""
+        c = self.hidden_channels
+        bias = self.input_norm.bias if isinstance(self.input_norm, nn.GroupNorm) else self.input_conv.bias
+        return bias.data[gate * c:(gate + 1) * c]
 
     def initial_state(self, xin_t: Tensor) -> State:
         """The zero state matching one step of input-conv output ``xin_t``."""
@@ -46,7 +107,7 @@ class RecurrentCell(nn.Module):
         return xin_t.new_zeros(b, self.hidden_channels, h, w)
 
     def step(self, xin_t: Tensor, state: State | None) -> tuple[Tensor, State]:
-        """One time step: ``xin_t`` is ``input_conv(x_t)``; returns ``(h_t, new_state)``."""
+        """One time step: ``xin_t`` is ``project_input(x_t)``; returns ``(h_t, new_state)``."""
         raise NotImplementedError
 
     def forward_sequence(self, xin: Tensor, state: State | None = None) -> tuple[Tensor, State]:
@@ -60,20 +121,27 @@ class RecurrentCell(nn.Module):
         return torch.stack(outs, dim=1), state
 
     def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.hidden_channels}"
+        extra = f", preact_norm={self.preact_norm!r}" if self.preact_norm else ""
+        return f"{self.in_channels}, {self.hidden_channels}{extra}"
 
 
 class RNNCell(RecurrentCell):
-    """Vanilla recurrent CNN: ``h_t = tanh(W_x * x_t + W_h * h_{t-1} + b)`` (``*`` is a 2-D convolution)."""
+    """Vanilla recurrent CNN: ``h_t = tanh(W_x * x_t + W_h * h_{t-1} + b)`` (``*`` is a 2-D convolution).
+
+    With ``preact_norm``: ``h_t = tanh(N_x(W_x * x_t) + N_h(W_h * h_{t-1}))``; the state norm has a scale and no
+    shift (the input norm's shift is the bias), so a zero state still contributes exactly nothing.
+    """
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
-                 input_kernel_size: int | None = None):
-        super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size)
+                 input_kernel_size: int | None = None, preact_norm: str | None = None):
+        super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
+                         preact_norm=preact_norm)
         self.state_conv = _same_conv(hidden_channels, hidden_channels, kernel_size, bias=False)
+        self.state_conv_norm = self.state_norm(1)
 
     def step(self, xin_t: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
         # A zero state adds nothing: skip its convolution (as RCLCell does).
-        h = torch.tanh(xin_t if state is None else xin_t + self.state_conv(state))
+        h = torch.tanh(xin_t if state is None else xin_t + self.state_conv_norm(self.state_conv(state)))
         return h, h
 
 
@@ -84,13 +152,16 @@ class RCLCell(RecurrentCell):
     ``norm="lrn"`` is their local response normalisation across maps, ``x / (1 + alpha/n * sum x^2)^beta`` over
     ``n = C // 8 + 1`` neighbouring maps, alpha 0.001, beta 0.75 (:class:`torch.nn.LocalResponseNorm` divides alpha
     by n exactly as their eq. 4 does). ``norm="bn"`` uses one BatchNorm2d shared over time, ``norm=None`` nothing.
-    With a zero initial state the first step is feed-forward only, as in the paper.
+    With a zero initial state the first step is feed-forward only, as in the paper. ``preact_norm`` (not in the
+    paper) normalises the two terms of ``z_t`` separately before the ReLU, as for the other cells.
     """
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
-                 input_kernel_size: int | None = None, norm: str | None = "lrn"):
-        super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size)
+                 input_kernel_size: int | None = None, norm: str | None = "lrn", preact_norm: str | None = None):
+        super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
+                         preact_norm=preact_norm)
         self.state_conv = _same_conv(hidden_channels, hidden_channels, kernel_size, bias=False)
+        self.state_conv_norm = self.state_norm(1)
         if norm == "lrn":
             self.norm: nn.Module = nn.LocalResponseNorm(hidden_channels // 8 + 1, alpha=0.001, beta=0.75, k=1.0)
         elif norm == "bn":
@@ -102,7 +173,7 @@ class RCLCell(RecurrentCell):
 
     def step(self, xin_t: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
         # A zero state adds nothing: skip the convolution so step 0 is exactly the feed-forward layer.
-        z = xin_t if state is None else xin_t + self.state_conv(state)
+        z = xin_t if state is None else xin_t + self.state_conv_norm(self.state_conv(state))
         x = self.norm(F.relu(z))
         return x, x
 
@@ -116,26 +187,32 @@ class GRUCell(RecurrentCell):
         h_t = (1 - z_t) . h_{t-1} + z_t . n_t
 
     ``input_conv`` holds ``[W_z; W_r; W]`` (and the biases), ``state_conv_zr`` holds ``[U_z; U_r]``, ``state_conv_n``
-    holds ``U``.
+    holds ``U``. With ``preact_norm`` each of the six terms is normalised on its own (``W_z * x_t`` becomes
+    ``N(W_z * x_t)``, and so on); ``chrono=T_max`` starts the update gate's bias at ``-log U[1, T_max - 1]``, so
+    ``1 - z``, the share of the state kept, starts between 1/2 and ``1 - 1/T_max``.
     """
 
     num_gates = 3
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
-                 input_kernel_size: int | None = None):
-        super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size)
+                 input_kernel_size: int | None = None, preact_norm: str | None = None, chrono: int | None = None):
+        super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
+                         preact_norm=preact_norm)
         self.state_conv_zr = _same_conv(hidden_channels, 2 * hidden_channels, kernel_size, bias=False)
         self.state_conv_n = _same_conv(hidden_channels, hidden_channels, kernel_size, bias=False)
+        self.state_norm_zr, self.state_norm_n = self.state_norm(2), self.state_norm(1)
+        if chrono is not None:
+            self.input_bias(0).copy_(-chrono_bias(hidden_channels, chrono))
 
     def step(self, xin_t: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
         x_z, x_r, x_n = xin_t.chunk(3, dim=1)
         if state is None:  # zero state: both state convolutions give zeros, skip them
             h = torch.sigmoid(x_z) * torch.tanh(x_n)
             return h, h
-        h_z, h_r = self.state_conv_zr(state).chunk(2, dim=1)
+        h_z, h_r = self.state_norm_zr(self.state_conv_zr(state)).chunk(2, dim=1)
         z = torch.sigmoid(x_z + h_z)
         r = torch.sigmoid(x_r + h_r)
-        n = torch.tanh(x_n + self.state_conv_n(r * state))
+        n = torch.tanh(x_n + self.state_norm_n(self.state_conv_n(r * state)))
         h = torch.lerp(state, n, z)  # (1 - z) h + z n, one op
         return h, h
 
@@ -152,18 +229,27 @@ class LSTMCell(RecurrentCell):
     Gate order in ``input_conv``/``state_conv`` is ``i, f, c, o``. Peepholes (the ``w_c* .`` Hadamard terms) are off
     by default; ``peephole=True`` gives one weight per map (``(C, 1, 1)``, any frame size), and
     ``peephole_size=(H, W)`` full ``(C, H, W)`` weights as in Shi et al. (then the state must be that size).
-    The forget-gate bias starts at 1 so early training keeps the cell state.
+    The forget-gate bias starts at 1 so early training keeps the cell state; ``chrono=T_max`` starts it at
+    ``log U[1, T_max - 1]`` and the input gate's at minus that instead. ``preact_norm`` normalises the input and
+    the state terms of every gate separately; the cell state ``c`` is never normalised.
     """
 
     num_gates = 4
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
                  input_kernel_size: int | None = None, peephole: bool = False,
-                 peephole_size: tuple[int, int] | None = None):
-        super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size)
+                 peephole_size: tuple[int, int] | None = None, preact_norm: str | None = None,
+                 chrono: int | None = None):
+        super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
+                         preact_norm=preact_norm)
         self.state_conv = _same_conv(hidden_channels, 4 * hidden_channels, kernel_size, bias=False)
-        with torch.no_grad():
-            self.input_conv.bias[hidden_channels:2 * hidden_channels].fill_(1.0)
+        self.state_conv_norm = self.state_norm(4)
+        if chrono is None:
+            self.input_bias(1).fill_(1.0)
+        else:
+            b_f = chrono_bias(hidden_channels, chrono)
+            self.input_bias(1).copy_(b_f)
+            self.input_bias(0).copy_(-b_f)
         self.peephole = peephole or peephole_size is not None
         if self.peephole:
             shape = (3, hidden_channels, *(peephole_size or (1, 1)))
@@ -181,7 +267,7 @@ class LSTMCell(RecurrentCell):
             gates, c_prev = xin_t, None
         else:
             h_prev, c_prev = state
-            gates = xin_t + self.state_conv(h_prev)
+            gates = xin_t + self.state_conv_norm(self.state_conv(h_prev))
         gi, gf, gc, go = gates.chunk(4, dim=1)
         if self.peephole_weight is not None:
             w_ci, w_cf, w_co = self.peephole_weight

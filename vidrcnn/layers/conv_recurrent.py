@@ -37,13 +37,13 @@ class ConvRecurrent(nn.Module):
             raise ValueError(f"ConvRecurrent expects (B, C, T, H, W), got shape {tuple(x.shape)}")
         b = x.shape[0]
         if self.batch_input_conv:
-            xin = self.cell.input_conv(rearrange(x, "b c t h w -> (b t) c h w"))
+            xin = self.cell.project_input(rearrange(x, "b c t h w -> (b t) c h w"))
             xin = rearrange(xin, "(b t) g h w -> b t g h w", b=b)
             out, state = self.cell.forward_sequence(xin, state)  # (B, T, C, H, W)
         else:
             outs = []
             for x_t in x.unbind(2):  # unbind: one stack in backward instead of T full-size zero fills
-                h, state = self.cell.step(self.cell.input_conv(x_t), state)
+                h, state = self.cell.step(self.cell.project_input(x_t), state)
                 outs.append(h)
             out = torch.stack(outs, dim=1)
         return rearrange(out, "b t c h w -> b c t h w"), state
@@ -51,6 +51,6 @@ class ConvRecurrent(nn.Module):
     def forward_static(self, u: Tensor, steps: int) -> Tensor:
         """Iterate the cell ``steps`` times on one still input ``u`` ``(B, C_in, H, W)`` from a zero state and
         return the last output ``(B, C_hidden, H, W)``. The input convolution runs once (the input never changes)."""
-        xin = self.cell.input_conv(u)
+        xin = self.cell.project_input(u)
         out, _ = self.cell.forward_sequence(xin.unsqueeze(1).expand(-1, steps, -1, -1, -1), None)
         return out[:, -1]

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidrcnn.layers.cells import RecurrentCell
+from vidrcnn.layers.cells import RecurrentCell, chrono_bias
 from vidrcnn.layers.scan import SCAN_METHODS, scan_hillis, scan_log, scan_sequential, scan_steps
 
 
@@ -56,9 +56,14 @@ class MinGRUCell(RecurrentCell):
     num_gates = 2
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
-                 input_kernel_size: int | None = None, scan: str = "auto"):
-        # No state convolution, so ``kernel_size`` is the input convolution's unless ``input_kernel_size`` is given.
-        super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size)
+                 input_kernel_size: int | None = None, scan: str = "auto", preact_norm: str | None = None,
+                 chrono: int | None = None):
+        # No state convolution, so ``kernel_size`` is the input convolution's unless ``input_kernel_size`` is given,
+        # and ``preact_norm`` normalises the input pre-activations only.
+        super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
+                         preact_norm=preact_norm)
+        if chrono is not None:  # z is the share of the new candidate, as in the GRU
+            self.input_bias(0).copy_(-chrono_bias(hidden_channels, chrono))
         if scan != "auto" and scan not in SCAN_METHODS:
             raise ValueError(f"scan must be 'auto' or one of {SCAN_METHODS}, got {scan!r}")
         self.scan = scan

@@ -36,6 +36,8 @@ class RCN(nn.Module):
 
     ``head="last"``: clip logits from the last time step; ``head="mean"``: from the mean over time of the pooled
     features (the layer is linear, so this is also the mean of the per-step logits).
+    ``residual=True``: each recurrent layer's output is added to its input (through a bias-free per-frame 1x1
+    convolution where the widths differ), before the pooling; the sum is still causal.
     ``forward(x)``: ``(B, C, T, H, W) -> (B, num_classes)``. :meth:`stream` gives per-frame logits and a state.
     """
 
@@ -44,7 +46,7 @@ class RCN(nn.Module):
     def __init__(self, *, num_classes: int, cell: str | type[RecurrentCell], stem: nn.Module, stem_channels: int,
                  channels: Sequence[int], pool_after: Sequence[bool] | None = None, kernel_size: int = 3,
                  head: str = "last", dropout: float = 0.0, batch_input_conv: bool = True,
-                 cell_kwargs: dict | None = None):
+                 residual: bool = False, cell_kwargs: dict | None = None):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
@@ -55,10 +57,13 @@ class RCN(nn.Module):
         self.stem = PerFrame(stem)
         self.layers = nn.ModuleList()
         self.pools = nn.ModuleList()
+        self.skips = nn.ModuleList() if residual else None
         c_in = stem_channels
         for c, pool in zip(channels, pool_after):
             self.layers.append(ConvRecurrent(c_in, c, cell=cell, kernel_size=kernel_size,
                                              batch_input_conv=batch_input_conv, **(cell_kwargs or {})))
+            if self.skips is not None:  # a (1, 1, 1) kernel sees one frame: a per-frame 1x1 projection
+                self.skips.append(nn.Identity() if c == c_in else nn.Conv3d(c_in, c, 1, bias=False))
             # (1, 2, 2) pooling acts on each frame alone, so it keeps the model causal.
             self.pools.append(nn.MaxPool3d((1, 2, 2)) if pool else nn.Identity())
             c_in = c
@@ -70,9 +75,9 @@ class RCN(nn.Module):
         y = self.stem(x)  # (B, C0, T, H', W')
         states = list(states) if states is not None else [None] * len(self.layers)
         new_states = []
-        for layer, pool, s in zip(self.layers, self.pools, states):
-            y, s = layer(y, s)
-            y = pool(y)
+        for i, (layer, pool, s) in enumerate(zip(self.layers, self.pools, states)):
+            h, s = layer(y, s)
+            y = pool(h if self.skips is None else h + self.skips[i](y))
             new_states.append(s)
         return y.mean(dim=(3, 4)).transpose(1, 2), new_states  # (B, T, C)
 
@@ -114,7 +119,7 @@ RCN_CONFIGS: dict[str, dict] = {
 
 def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_weights: str | os.PathLike | None,
          resnet_stage: int, channels: Sequence[int] | None, dropout: float, batch_input_conv: bool,
-         stem_strides: Sequence[int] | None, cell_kwargs: dict) -> RCN:
+         stem_strides: Sequence[int] | None, residual: bool, cell_kwargs: dict) -> RCN:
     cfg = RCN_CONFIGS[size]
     stem_module, stem_channels = build_stem(stem, widths=cfg["stem_widths"], strides=cfg["stem_strides"],
                                             resnet_stage=resnet_stage, weights=stem_weights,
@@ -127,7 +132,7 @@ def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_w
         pool_after = [True] * (len(channels) - 1) + [False]
     return RCN(num_classes=num_classes, cell=cell, stem=stem_module, stem_channels=stem_channels, channels=channels,
                pool_after=pool_after, head=head, dropout=dropout, batch_input_conv=batch_input_conv,
-               cell_kwargs=cell_kwargs)
+               residual=residual, cell_kwargs=cell_kwargs)
 
 
 def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
@@ -135,10 +140,11 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
     def builder(*, num_classes: int = 101, head: str = "last", stem: str = "small",
                 stem_weights: str | os.PathLike | None = None, resnet_stage: int = 2,
                 channels: Sequence[int] | None = None, dropout: float = 0.0, batch_input_conv: bool = True,
-                stem_strides: Sequence[int] | None = None, **cell_kwargs) -> RCN:
+                stem_strides: Sequence[int] | None = None, residual: bool = False, **cell_kwargs) -> RCN:
         return _rcn(cell, size, num_classes=num_classes, head=head, stem=stem, stem_weights=stem_weights,
                     resnet_stage=resnet_stage, channels=channels, dropout=dropout,
-                    batch_input_conv=batch_input_conv, stem_strides=stem_strides, cell_kwargs=cell_kwargs)
+                    batch_input_conv=batch_input_conv, stem_strides=stem_strides, residual=residual,
+                    cell_kwargs=cell_kwargs)
 
     builder.__name__ = builder.__qualname__ = f"rcn_{cell}_{size}"
     widths = RCN_CONFIGS[size]["channels"].get(cell, RCN_CONFIGS[size]["channels"]["rnn"])
