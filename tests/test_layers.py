@@ -7,7 +7,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidrcnn.layers import CELLS, ConvRecurrent, GRUCell, MinGRUCell, PerFrame, RCLCell, RecurrentCell, RNNCell, get_cell
+from vidrcnn.layers import (
+    CELLS,
+    ConvRecurrent,
+    GRUCell,
+    MinGRUCell,
+    PerFrame,
+    RCLCell,
+    RecurrentCell,
+    RNNCell,
+    get_cell,
+)
 
 B, C_IN, T, H, W = 2, 3, 4, 8, 8
 HIDDEN = 16  # LRN size 16 // 8 + 1 = 3
