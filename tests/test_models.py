@@ -91,7 +91,7 @@ def _stream_name_kw():
                     ("rcn_lstm_s", {"preact_norm": "layer", "chrono": 16, "residual": True, "head": "mean"}),
                     ("rcn_mingru_s", {"preact_norm": "group", "residual": True}),
                     ("rcn_rnn_s", {"preact_norm": "group", "residual": True}),
-                    ("rcn_rcl_s", {"preact_norm": "group"})]
+                    ("rcn_rcl_s", {"preact_norm": "group"}), ("rcn_gru_s", {"preact_norm": "batch", "head": "steps"})]
 
 
 @pytest.mark.parametrize(("name", "kw"), _stream_name_kw())
@@ -230,3 +230,19 @@ def test_torchvision_weights_from_a_bad_file_raise_checkpoint_error(tmp_path):
     bad.write_bytes(b"junk")
     with pytest.raises(CheckpointError, match="r3d.pt"):
         get_model("r3d_18", num_classes=K, pretrained=bad)
+
+
+def test_steps_head_gives_every_steps_logits_in_training_and_the_last_in_eval():
+    from vidrcnn.engine.train import clip_loss
+
+    model = build("rcn_gru_s", head="steps")
+    x = tiny_input("rcn_gru_s", 4)
+    per_step = model.train()(x)
+    assert per_step.shape == (2, 4, K)
+    model.eval()
+    with torch.no_grad():
+        streamed, _ = model.stream(x)
+        torch.testing.assert_close(model(x), streamed[:, -1])
+    y = torch.tensor([1, 3])
+    expected = torch.stack([nn.functional.cross_entropy(per_step[:, t], y) for t in range(4)]).mean()
+    torch.testing.assert_close(clip_loss(per_step, y), expected)

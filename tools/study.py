@@ -2,6 +2,8 @@
 
     python tools/study.py                                   # what `make study` runs (about 30 minutes on 2 CPU cores)
     python tools/study.py --models rcn_gru_s,frame_avg_s --seeds 0 --doc /tmp/results.md   # a subset
+    python tools/study.py --ablation                        # the RCN design choices: docs/ablation.md
+    python tools/study.py --ablation --sizes 32 --variants gru,gru+preact_norm=batch --seeds 0
 
 Generates the dataset into OUT/synthetic when it is not there, trains each (model, seed) into OUT/<model>/seed<k>
 with configs/synthetic_<model>.yaml, and writes the report with its plots (next to it, in img/). Each run's result is
@@ -28,15 +30,24 @@ def main(argv: list[str] | None = None) -> int:
     from vidrcnn import study
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="outputs/study", help="runs and the generated dataset [%(default)s]")
+    parser.add_argument("--out", help="runs and the generated dataset [outputs/study]")
     parser.add_argument("--data", help="an existing synthetic dataset to use instead of OUT/synthetic")
-    parser.add_argument("--doc", default="docs/results.md", help="the report to write [%(default)s]")
+    parser.add_argument("--doc", help="the report to write [docs/results.md]")
     parser.add_argument("--models", type=_csv, default=list(study.MODELS), help="comma-separated [all eight]")
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in _csv(s)], default=list(study.SEEDS),
                         help="comma-separated [0,1,2]")
+    parser.add_argument("--ablation", action="store_true",
+                        help="run the RCN design ablation (vidrcnn/ablation.py) instead; --doc defaults to "
+                             "docs/ablation.md, --out to outputs/ablation")
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in _csv(s)], default=[32, 64],
+                        help="ablation: frame sizes, each with its own synthetic dataset under OUT [32,64]")
+    parser.add_argument("--variants", type=_csv, help="ablation: comma-separated variant labels [all]")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides for every run, e.g. train.epochs=2 (recorded in the report)")
     args = parser.parse_args(argv)
+    if args.ablation:
+        return _ablation(parser, args, argv)
+    args.out, args.doc = args.out or "outputs/study", args.doc or "docs/results.md"
     from vidrcnn.models import list_models
 
     unknown = [m for m in args.models if m not in list_models()]
@@ -58,6 +69,25 @@ def main(argv: list[str] | None = None) -> int:
     study.write_report(results, args.doc, command=command)
     print(Path(args.doc).read_text(encoding="utf-8").split("## Findings")[0].rstrip())
     print(f"\nwrote {args.doc} and its plots; runs in {args.out} ({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
+def _ablation(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> int:
+    from vidrcnn import ablation
+
+    if args.overrides or args.data:
+        parser.error("--ablation takes no config overrides and no --data: its variants say what they change")
+    known = {v.label: v for v in ablation.VARIANTS}
+    unknown = [label for label in args.variants or [] if label not in known]
+    if unknown:
+        parser.error(f"unknown variant(s): {', '.join(unknown)}; known: {', '.join(known)}")
+    if any(s < 32 or s % 2 for s in args.sizes):
+        parser.error("--sizes must be even frame sizes >= 32")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    doc = ablation.ablate(Path(args.out or "outputs/ablation"), Path(args.doc or "docs/ablation.md"),
+                          sizes=args.sizes, variants=[known[v] for v in args.variants or known], seeds=args.seeds,
+                          command=shlex.join(["python", "tools/study.py", *(argv if argv is not None else sys.argv[1:])]))
+    print(doc.read_text(encoding="utf-8"))
     return 0
 
 

@@ -113,6 +113,15 @@ def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> to
     return x.to(device, non_blocking=True, memory_format=fmt)
 
 
+def clip_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy of clip logits ``(B, K)``, or of per-step logits ``(B, T, K)`` (a model that puts its loss on
+    every step in training, e.g. ``head="steps"``) averaged over all steps, each step with the clip's label."""
+    if logits.dim() == 3:
+        t = logits.shape[1]
+        return F.cross_entropy(logits.flatten(0, 1), labels.repeat_interleave(t), label_smoothing=label_smoothing)
+    return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+
+
 # -- one epoch ------------------------------------------------------------------------------------------------------
 def train_one_epoch(
     model: nn.Module,
@@ -150,7 +159,9 @@ def train_one_epoch(
         skipped += batch["skipped"]
         with autocast:
             logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+            loss = clip_loss(logits.float(), y, label_smoothing)
+        if logits.dim() == 3:  # per-step logits: the clip's prediction is the last step's
+            logits = logits[:, -1]
         local = loss.item()
         if distributed.all_reduce_sum(torch.tensor([float(not math.isfinite(local))]), info).item() > 0:
             what = f"loss is {local}" if not math.isfinite(local) else "loss is not finite on another rank"

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 State = Tensor | tuple[Tensor, ...]
-PREACT_NORMS = (None, "group", "layer")
+PREACT_NORMS = (None, "group", "layer", "batch")
 
 
 def make_preact_norm(kind: str | None, num_gates: int, channels: int) -> nn.Module:
@@ -37,9 +37,13 @@ def make_preact_norm(kind: str | None, num_gates: int, channels: int) -> nn.Modu
 
     GroupNorm's groups are contiguous channel blocks and the gates are stacked contiguously, so with a multiple of
     ``num_gates`` groups no group mixes two gates. Each sample (one frame of one clip) is normalised on its own.
+    ``"batch"``: BatchNorm per map, with statistics over all frames of the batch in training (as the stem's
+    BatchNorm) and running statistics in eval, where the cell is then causal and streams exactly.
     """
     if kind is None or kind == "none":
         return nn.Identity()
+    if kind == "batch":
+        return nn.BatchNorm2d(num_gates * channels)
     if kind == "layer":
         per_gate = 1
     elif kind == "group":
@@ -89,7 +93,9 @@ class RecurrentCell(nn.Module):
         """A normalisation of ``num_gates`` stacked state pre-activations, of the cell's ``preact_norm`` kind, with a
         scale and no shift: the zero state then still contributes exactly zero (GroupNorm maps zeros to zeros), so
         skipping the state convolution on the first step stays exact; the input norm's shift is the bias."""
-        norm = make_preact_norm(self.preact_norm, num_gates, self.hidden_channels)
+        # Batch statistics of a state would differ between steps (the state grows from zero): per-frame GroupNorm.
+        kind = "group" if self.preact_norm == "batch" else self.preact_norm
+        norm = make_preact_norm(kind, num_gates, self.hidden_channels)
         if isinstance(norm, nn.GroupNorm):
             norm.register_parameter("bias", None)
         return norm
@@ -98,7 +104,7 @@ class RecurrentCell(nn.Module):
         """The parameter that holds gate ``gate``'s input bias (the norm's shift when the input is normalised: the
         conv bias before a norm is mostly removed by it), as a writable view for initialisation."""
         c = self.hidden_channels
-        bias = self.input_norm.bias if isinstance(self.input_norm, nn.GroupNorm) else self.input_conv.bias
+        bias = self.input_conv.bias if isinstance(self.input_norm, nn.Identity) else self.input_norm.bias
         return bias.data[gate * c:(gate + 1) * c]
 
     def initial_state(self, xin_t: Tensor) -> State:

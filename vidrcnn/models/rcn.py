@@ -18,7 +18,7 @@ from vidrcnn.layers import ConvRecurrent, PerFrame, RecurrentCell, State
 from vidrcnn.models.backbones import build_stem
 from vidrcnn.models.registry import register_model
 
-HEADS = ("last", "mean")
+HEADS = ("last", "mean", "steps")
 
 
 class StreamState(NamedTuple):
@@ -35,7 +35,9 @@ class RCN(nn.Module):
     average of the top layer's output -> dropout -> linear.
 
     ``head="last"``: clip logits from the last time step; ``head="mean"``: from the mean over time of the pooled
-    features (the layer is linear, so this is also the mean of the per-step logits).
+    features (the layer is linear, so this is also the mean of the per-step logits); ``head="steps"``: the last
+    step's logits in eval, and in training the logits of every step ``(B, T, K)``, so that the loss is put on every
+    step (LRCN's per-step supervision; the engine averages the cross-entropy over steps).
     ``residual=True``: each recurrent layer's output is added to its input (through a bias-free per-frame 1x1
     convolution where the widths differ), before the pooling; the sum is still causal.
     ``forward(x)``: ``(B, C, T, H, W) -> (B, num_classes)``. :meth:`stream` gives per-frame logits and a state.
@@ -83,7 +85,9 @@ class RCN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         pooled, _ = self.features(x)
-        feat = pooled[:, -1] if self.head == "last" else pooled.sum(dim=1) / pooled.shape[1]
+        if self.head == "steps" and self.training:
+            return self.fc(self.dropout(pooled))  # (B, T, K): a loss on every step
+        feat = pooled.sum(dim=1) / pooled.shape[1] if self.head == "mean" else pooled[:, -1]
         return self.fc(self.dropout(feat))
 
     def stream(self, x: Tensor, state: StreamState | None = None) -> tuple[Tensor, StreamState]:

@@ -1,0 +1,57 @@
+"""The RCN ablation: variants become config overrides that rebuild the right model; findings follow the numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from vidrcnn import ablation
+from vidrcnn.data.synthetic import make_synthetic
+from vidrcnn.engine.config import load_config
+from vidrcnn.models import get_model
+from vidrcnn.study import CONFIGS
+
+
+def test_a_variant_switches_every_option_explicitly_and_merges_with_the_config_file():
+    v = ablation.Variant("gru+bn", "rcn_gru_s", {"preact_norm": "batch", "chrono": 16})
+    cfg = load_config(CONFIGS / "synthetic_rcn_gru_s.yaml", v.all_overrides())
+    assert cfg.model.name == "rcn_gru_s"
+    assert cfg.model.kwargs == {**ablation.OFF, "preact_norm": "batch", "chrono": 16}
+    model = get_model(cfg.model.name, num_classes=11, **cfg.model.kwargs)
+    assert type(model.layers[0].cell.input_norm).__name__ == "BatchNorm2d"
+    ref = ablation.Variant("gru", "rcn_gru_s")
+    assert load_config(CONFIGS / "synthetic_rcn_gru_s.yaml", ref.all_overrides()).model.kwargs == ablation.OFF
+    assert ref.describe() == "reference" and "chrono=16" in v.describe()
+    assert ablation.Variant("c3d", "c3d_s").all_overrides() == []  # the rcn options are not the 3-D CNN's
+    labels = [v.label for v in ablation.VARIANTS]
+    assert len(labels) == len(set(labels))  # labels name the run folders: no two variants share one
+
+
+def _r(variant: str, model: str, seed: int, top1: float) -> dict:
+    return {"variant": variant, "model": model, "options": variant, "seed": seed, "top1": top1,
+            "by_kind": {"local": top1, "global": top1 / 2}, "train_top1": top1, "train_seconds": 10.0,
+            "params": 1000, "flops": 1e9}
+
+
+def test_findings_compare_each_variant_with_its_models_reference():
+    rows = ablation.summarize_variants([_r("gru", "rcn_gru_s", 0, 0.40), _r("gru", "rcn_gru_s", 1, 0.44),
+                                        _r("gru+bn", "rcn_gru_s", 0, 0.60), _r("gru+bn", "rcn_gru_s", 1, 0.64),
+                                        _r("gru+x", "rcn_gru_s", 0, 0.41), _r("gru+x", "rcn_gru_s", 1, 0.45)])
+    assert [r["variant"] for r in rows] == ["gru", "gru+bn", "gru+x"]
+    assert rows[1]["top1"][0] == pytest.approx(0.62)
+    (text,) = ablation.findings(rows)
+    assert "`gru+bn` +20.0 points (beyond" in text and "`gru+x` +1.0 points (within" in text
+    assert "Best mean: `gru+bn`" in text
+
+
+def test_tiny_ablation_end_to_end(tmp_path):
+    data = make_synthetic(tmp_path / "data32", num_groups=8, clips_per_group=1, num_frames=16, size=32)
+    quick = ("train.epochs=1", "data.num_workers=0")
+    variants = [ablation.Variant("rnn", "rcn_rnn_s", {}, quick),
+                ablation.Variant("rnn+bn", "rcn_rnn_s", {"preact_norm": "batch"}, quick)]
+    results = ablation.run_ablation({32: data}, tmp_path / "runs", variants=variants, seeds=[0])
+    assert [r["variant"] for r in results[32]] == ["rnn", "rnn+bn"]
+    assert (tmp_path / "runs" / "size32" / "rnn+bn" / "seed0" / "result.json").is_file()
+    doc = tmp_path / "ablation.md"
+    ablation.write_report(results, doc, command="python tools/study.py --ablation ...")
+    text = doc.read_text(encoding="utf-8")
+    assert "## 32x32 pixels" in text and "| `rnn+bn` | preact_norm=batch; train.epochs=1" in text and "**`rcn_rnn_s`**" in text
