@@ -49,9 +49,13 @@ def lrn(x: Tensor, size: int, alpha: float = 0.001, beta: float = 0.75) -> Tenso
 def gate_norm(norm: torch.nn.Module, gate: int, v: Tensor) -> Tensor:
     """Gate ``gate``'s term ``v`` through ``norm`` (a cell's GroupNorm over stacked gates) computed for that gate
     alone: its own groups, scale and shift. Identity when the cell has no pre-activation norm."""
+    n = v.shape[1]
+    if isinstance(norm, torch.nn.BatchNorm2d):  # eval mode: running statistics, per map
+        sl = slice(gate * n, (gate + 1) * n)
+        return F.batch_norm(v, norm.running_mean[sl], norm.running_var[sl], norm.weight[sl], norm.bias[sl],
+                            False, 0.0, norm.eps)
     if not isinstance(norm, torch.nn.GroupNorm):
         return v
-    n = v.shape[1]
     groups = norm.num_groups * n // norm.num_channels
     weight = norm.weight[gate * n:(gate + 1) * n]
     bias = None if norm.bias is None else norm.bias[gate * n:(gate + 1) * n]
@@ -68,8 +72,15 @@ def reference(cell: RecurrentCell, x: Tensor) -> Tensor:
     h = x.new_zeros(x.shape[0], n, *x.shape[3:])
     c = torch.zeros_like(h)
 
+    frames = cell.input_frames
+    xp = F.pad(x, (0, 0, 0, 0, frames - 1, 0))  # zero frames before the first, for the causal input kernel
+
     def inp(xt: Tensor, k: int) -> Tensor:
-        return gate_norm(cell.input_norm, k, conv(xt, wx[k * n:(k + 1) * n], bx[k * n:(k + 1) * n]))
+        v = conv(xt, wx[k * n:(k + 1) * n], bx[k * n:(k + 1) * n])
+        if frames > 1:  # + the previous frames through the past kernel (frames t-k+1 .. t-1)
+            w = cell.input_conv_past.weight[k * n:(k + 1) * n]
+            v = v + F.conv3d(xp[:, :, t:t + frames - 1], w, padding=(0, w.shape[-1] // 2, w.shape[-1] // 2))[:, :, 0]  # noqa: B023
+        return gate_norm(cell.input_norm, k, v)
 
     outs = []
     for t in range(x.shape[2]):
@@ -108,6 +119,11 @@ def reference(cell: RecurrentCell, x: Tensor) -> Tensor:
 def randomize_norms(layer: torch.nn.Module) -> None:
     """Norm scales start at 1 and shifts at 0: give them values that make a wrong group or gate show."""
     for m in layer.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+            torch.nn.init.normal_(m.bias, std=0.3)
+            m.running_mean.normal_(std=0.3)
+            m.running_var.uniform_(0.5, 2.0)
         if isinstance(m, torch.nn.GroupNorm):
             torch.nn.init.uniform_(m.weight, 0.5, 1.5)
             if m.bias is not None:
@@ -120,13 +136,16 @@ CELL_CASES = [("rnn", {}), ("rcl", {}), ("gru", {}), ("lstm", {}), ("lstm", {"pe
 NORM_CASES = [("rnn", {"preact_norm": "group"}), ("rcl", {"preact_norm": "layer"}),
               ("gru", {"preact_norm": "group", "chrono": 8}), ("gru", {"preact_norm": "layer"}),
               ("lstm", {"preact_norm": "group", "chrono": 8, "peephole": True}),
-              ("mingru", {"preact_norm": "group", "chrono": 8, "scan": "sequential"})]
+              ("mingru", {"preact_norm": "group", "chrono": 8, "scan": "sequential"}),
+              ("gru", {"preact_norm": "batch", "input_frames": 3}), ("lstm", {"input_frames": 2}),
+              ("rnn", {"preact_norm": "batch", "input_frames": 2}),
+              ("mingru", {"preact_norm": "batch", "input_frames": 2, "scan": "sequential"})]
 
 
 @pytest.mark.parametrize(("cell", "kw"), CELL_CASES + NORM_CASES)
 def test_cell_matches_its_equations(cell, kw):
     torch.manual_seed(0)
-    layer = ConvRecurrent(C_IN, HIDDEN, cell=cell, **kw)
+    layer = ConvRecurrent(C_IN, HIDDEN, cell=cell, **kw).eval()  # eval: BatchNorm with its running statistics
     randomize_norms(layer)
     if getattr(layer.cell, "peephole_weight", None) is not None:
         torch.nn.init.normal_(layer.cell.peephole_weight)  # starts at zero: make the peephole terms count
@@ -155,7 +174,7 @@ def test_batched_input_conv_equals_step_by_step(cell, kw):
 @pytest.mark.parametrize(("cell", "kw"), [(c, {}) for c in CELLS] + NORM_CASES)
 def test_state_carries_over_chunks(cell, kw):
     torch.manual_seed(0)
-    layer = ConvRecurrent(C_IN, HIDDEN, cell=cell, **kw)
+    layer = ConvRecurrent(C_IN, HIDDEN, cell=cell, **kw).eval()
     randomize_norms(layer)
     x = torch.randn(B, C_IN, 5, H, W)
     whole, state_whole = layer(x)
@@ -253,8 +272,12 @@ def test_preact_norm_keeps_frames_and_samples_apart():
 
 def test_bad_preact_options_are_refused():
     with pytest.raises(ValueError, match="preact_norm"):
-        ConvRecurrent(C_IN, HIDDEN, cell="gru", preact_norm="batch")
+        ConvRecurrent(C_IN, HIDDEN, cell="gru", preact_norm="instance")
     with pytest.raises(ValueError, match="T_max"):
         ConvRecurrent(C_IN, HIDDEN, cell="gru", chrono=2)
     with pytest.raises(TypeError):  # no gates, no gate biases to initialise
         ConvRecurrent(C_IN, HIDDEN, cell="rnn", chrono=16)
+    with pytest.raises(ValueError, match="input_frames"):
+        ConvRecurrent(C_IN, HIDDEN, cell="gru", input_frames=0)
+    with pytest.raises(ValueError, match="forward_static"):
+        ConvRecurrent(C_IN, HIDDEN, cell="rcl", input_frames=2).forward_static(torch.randn(B, C_IN, H, W), 3)

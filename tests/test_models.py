@@ -91,7 +91,9 @@ def _stream_name_kw():
                     ("rcn_lstm_s", {"preact_norm": "layer", "chrono": 16, "residual": True, "head": "mean"}),
                     ("rcn_mingru_s", {"preact_norm": "group", "residual": True}),
                     ("rcn_rnn_s", {"preact_norm": "group", "residual": True}),
-                    ("rcn_rcl_s", {"preact_norm": "group"}), ("rcn_gru_s", {"preact_norm": "batch", "head": "steps"})]
+                    ("rcn_rcl_s", {"preact_norm": "group"}), ("rcn_gru_s", {"preact_norm": "batch", "head": "steps"}),
+                    ("rcn_gru_s", {"preact_norm": "batch", "input_frames": 2}),
+                    ("rcn_mingru_s", {"input_frames": 3, "residual": True})]
 
 
 @pytest.mark.parametrize(("name", "kw"), _stream_name_kw())

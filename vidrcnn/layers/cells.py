@@ -74,20 +74,29 @@ class RecurrentCell(nn.Module):
     num_gates: int = 1
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
-                 input_kernel_size: int | None = None, preact_norm: str | None = None):
+                 input_kernel_size: int | None = None, preact_norm: str | None = None, input_frames: int = 1):
         super().__init__()
+        if not isinstance(input_frames, int) or input_frames < 1:
+            raise ValueError(f"input_frames must be an integer >= 1, got {input_frames!r}")
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.preact_norm = None if preact_norm == "none" else preact_norm
-        self.input_conv = _same_conv(in_channels, self.num_gates * hidden_channels,
-                                     input_kernel_size or kernel_size, bias=True)
+        self.input_frames = input_frames
+        k = input_kernel_size or kernel_size
+        self.input_conv = _same_conv(in_channels, self.num_gates * hidden_channels, k, bias=True)
+        # input_frames > 1: the input term also convolves the input's k - 1 previous frames (a causal 3-D kernel,
+        # as E3D-LSTM's), so a layer sees motion in its input directly, not only through its own state.
+        self.input_conv_past = (nn.Conv3d(in_channels, self.num_gates * hidden_channels, (input_frames - 1, k, k),
+                                          padding=(0, k // 2, k // 2), bias=False) if input_frames > 1 else None)
         self.input_norm = make_preact_norm(preact_norm, self.num_gates, hidden_channels)
 
-    def project_input(self, x: Tensor) -> Tensor:
+    def project_input(self, x: Tensor, past: Tensor | None = None) -> Tensor:
         """The input pre-activations ``(N, num_gates*C, H, W)`` of frames ``x`` ``(N, C_in, H, W)``: the input
-        convolution, then its normalisation (identity unless ``preact_norm``). :class:`ConvRecurrent` calls it on all
-        ``B*T`` frames at once; it never mixes frames, so that equals calling it frame by frame."""
-        return self.input_norm(self.input_conv(x))
+        convolution, plus ``past`` (``input_conv_past`` of the previous frames, when ``input_frames > 1``), then the
+        normalisation (identity unless ``preact_norm``). :class:`ConvRecurrent` calls it on all ``B*T`` frames at
+        once; it never mixes frames, so that equals calling it frame by frame."""
+        y = self.input_conv(x)
+        return self.input_norm(y if past is None else y + past)
 
     def state_norm(self, num_gates: int) -> nn.Module:
         """A normalisation of ``num_gates`` stacked state pre-activations, of the cell's ``preact_norm`` kind, with a
@@ -139,9 +148,9 @@ class RNNCell(RecurrentCell):
     """
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
-                 input_kernel_size: int | None = None, preact_norm: str | None = None):
+                 input_kernel_size: int | None = None, preact_norm: str | None = None, input_frames: int = 1):
         super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
-                         preact_norm=preact_norm)
+                         preact_norm=preact_norm, input_frames=input_frames)
         self.state_conv = _same_conv(hidden_channels, hidden_channels, kernel_size, bias=False)
         self.state_conv_norm = self.state_norm(1)
 
@@ -163,9 +172,10 @@ class RCLCell(RecurrentCell):
     """
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
-                 input_kernel_size: int | None = None, norm: str | None = "lrn", preact_norm: str | None = None):
+                 input_kernel_size: int | None = None, norm: str | None = "lrn", preact_norm: str | None = None,
+                 input_frames: int = 1):
         super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
-                         preact_norm=preact_norm)
+                         preact_norm=preact_norm, input_frames=input_frames)
         self.state_conv = _same_conv(hidden_channels, hidden_channels, kernel_size, bias=False)
         self.state_conv_norm = self.state_norm(1)
         if norm == "lrn":
@@ -201,9 +211,10 @@ class GRUCell(RecurrentCell):
     num_gates = 3
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
-                 input_kernel_size: int | None = None, preact_norm: str | None = None, chrono: int | None = None):
+                 input_kernel_size: int | None = None, preact_norm: str | None = None, chrono: int | None = None,
+                 input_frames: int = 1):
         super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
-                         preact_norm=preact_norm)
+                         preact_norm=preact_norm, input_frames=input_frames)
         self.state_conv_zr = _same_conv(hidden_channels, 2 * hidden_channels, kernel_size, bias=False)
         self.state_conv_n = _same_conv(hidden_channels, hidden_channels, kernel_size, bias=False)
         self.state_norm_zr, self.state_norm_n = self.state_norm(2), self.state_norm(1)
@@ -245,9 +256,9 @@ class LSTMCell(RecurrentCell):
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
                  input_kernel_size: int | None = None, peephole: bool = False,
                  peephole_size: tuple[int, int] | None = None, preact_norm: str | None = None,
-                 chrono: int | None = None):
+                 chrono: int | None = None, input_frames: int = 1):
         super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
-                         preact_norm=preact_norm)
+                         preact_norm=preact_norm, input_frames=input_frames)
         self.state_conv = _same_conv(hidden_channels, 4 * hidden_channels, kernel_size, bias=False)
         self.state_conv_norm = self.state_norm(4)
         if chrono is None:
