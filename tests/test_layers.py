@@ -79,7 +79,7 @@ def reference(cell: RecurrentCell, x: Tensor) -> Tensor:
         v = conv(xt, wx[k * n:(k + 1) * n], bx[k * n:(k + 1) * n])
         if frames > 1:  # + the previous frames through the past kernel (frames t-k+1 .. t-1)
             w = cell.input_conv_past.weight[k * n:(k + 1) * n]
-            v = v + F.conv3d(xp[:, :, t:t + frames - 1], w, padding=(0, w.shape[-1] // 2, w.shape[-1] // 2))[:, :, 0]  # noqa: B023
+            v = v + F.conv3d(xp[:, :, t:t + frames - 1], w, padding=(0, w.shape[-1] // 2, w.shape[-1] // 2))[:, :, 0]
         return gate_norm(cell.input_norm, k, v)
 
     outs = []
