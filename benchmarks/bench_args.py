@@ -46,3 +46,15 @@ def add_layer_configs(ap: argparse.ArgumentParser) -> None:
 def layer_configs(args: argparse.Namespace) -> list[tuple[int, int, int, int, int]]:
     """``(B, C_in, C_hidden, size, T)`` for each of ``--configs``."""
     return [tuple(map(int, spec.split("x"))) for spec in args.configs.split(",")]
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    """``MODEL`` or ``MODEL:key=value,key=value`` (builder options, values read as YAML) -> (name, kwargs)."""
+    import yaml
+
+    name, _, opts = text.partition(":")
+    kwargs = {}
+    for item in filter(None, opts.split(",")):
+        key, _, value = item.partition("=")
+        kwargs[key.strip()] = yaml.safe_load(value)
+    return name, kwargs

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import yaml
 from torch.utils.data import DataLoader
 
 from vidrcnn.engine.config import load_config
@@ -28,19 +27,12 @@ from vidrcnn.engine.train import build_datasets, build_optimizer, seed_everythin
 from vidrcnn.models import get_model
 from vidrcnn.profiling import diagnostics
 
+from bench_args import parse_variant
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VARIANTS = ["rcn_gru_s", "rcn_gru_s:preact_norm=group", "rcn_gru_s:chrono=16",
                     "rcn_gru_s:preact_norm=group,chrono=16", "rcn_lstm_s", "rcn_lstm_s:preact_norm=group,chrono=16",
                     "rcn_mingru_s", "rcn_rnn_s", "rcn_rnn_s:preact_norm=group"]
-
-
-def parse_variant(text: str) -> tuple[str, dict]:
-    name, _, opts = text.partition(":")
-    kwargs = {}
-    for item in filter(None, opts.split(",")):
-        key, _, value = item.partition("=")
-        kwargs[key.strip()] = yaml.safe_load(value)
-    return name, kwargs
 
 
 def measure(model, x, y) -> dict:

@@ -139,7 +139,9 @@ NORM_CASES = [("rnn", {"preact_norm": "group"}), ("rcl", {"preact_norm": "layer"
               ("mingru", {"preact_norm": "group", "chrono": 8, "scan": "sequential"}),
               ("gru", {"preact_norm": "batch", "input_frames": 3}), ("lstm", {"input_frames": 2}),
               ("rnn", {"preact_norm": "batch", "input_frames": 2}),
-              ("mingru", {"preact_norm": "batch", "input_frames": 2, "scan": "sequential"})]
+              ("mingru", {"preact_norm": "batch", "input_frames": 2, "scan": "sequential"}),
+              ("gru", {"preact_norm": "batch", "state_norm": None, "chrono": 8}),
+              ("lstm", {"preact_norm": "group", "state_norm": "layer"})]
 
 
 @pytest.mark.parametrize(("cell", "kw"), CELL_CASES + NORM_CASES)
@@ -277,6 +279,8 @@ def test_bad_preact_options_are_refused():
         ConvRecurrent(C_IN, HIDDEN, cell="gru", chrono=2)
     with pytest.raises(TypeError):  # no gates, no gate biases to initialise
         ConvRecurrent(C_IN, HIDDEN, cell="rnn", chrono=16)
+    with pytest.raises(ValueError, match="state_norm"):
+        ConvRecurrent(C_IN, HIDDEN, cell="gru", state_norm="batch")  # batch statistics of a growing state
     with pytest.raises(ValueError, match="input_frames"):
         ConvRecurrent(C_IN, HIDDEN, cell="gru", input_frames=0)
     with pytest.raises(ValueError, match="forward_static"):

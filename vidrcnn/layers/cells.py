@@ -74,13 +74,23 @@ class RecurrentCell(nn.Module):
     num_gates: int = 1
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
-                 input_kernel_size: int | None = None, preact_norm: str | None = None, input_frames: int = 1):
+                 input_kernel_size: int | None = None, preact_norm: str | None = None, input_frames: int = 1,
+                 state_norm: str | None = "auto"):
         super().__init__()
         if not isinstance(input_frames, int) or input_frames < 1:
             raise ValueError(f"input_frames must be an integer >= 1, got {input_frames!r}")
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
+        if preact_norm not in (*PREACT_NORMS, "none"):
+            raise ValueError(f"preact_norm must be one of {PREACT_NORMS}, got {preact_norm!r}")
         self.preact_norm = None if preact_norm == "none" else preact_norm
+        # The state terms' norm: by default the input's kind, per-frame GroupNorm where the input's is BatchNorm
+        # (batch statistics of a state would differ from step to step: it grows from zero).
+        if state_norm == "auto":
+            state_norm = "group" if self.preact_norm == "batch" else self.preact_norm
+        if state_norm not in (None, "none", "group", "layer"):
+            raise ValueError(f"state_norm must be 'auto', 'group', 'layer' or None, got {state_norm!r}")
+        self.state_norm_kind = None if state_norm == "none" else state_norm
         self.input_frames = input_frames
         k = input_kernel_size or kernel_size
         self.input_conv = _same_conv(in_channels, self.num_gates * hidden_channels, k, bias=True)
@@ -98,13 +108,11 @@ class RecurrentCell(nn.Module):
         y = self.input_conv(x)
         return self.input_norm(y if past is None else y + past)
 
-    def state_norm(self, num_gates: int) -> nn.Module:
-        """A normalisation of ``num_gates`` stacked state pre-activations, of the cell's ``preact_norm`` kind, with a
+    def make_state_norm(self, num_gates: int) -> nn.Module:
+        """A normalisation of ``num_gates`` stacked state pre-activations, of the cell's ``state_norm`` kind, with a
         scale and no shift: the zero state then still contributes exactly zero (GroupNorm maps zeros to zeros), so
         skipping the state convolution on the first step stays exact; the input norm's shift is the bias."""
-        # Batch statistics of a state would differ between steps (the state grows from zero): per-frame GroupNorm.
-        kind = "group" if self.preact_norm == "batch" else self.preact_norm
-        norm = make_preact_norm(kind, num_gates, self.hidden_channels)
+        norm = make_preact_norm(self.state_norm_kind, num_gates, self.hidden_channels)
         if isinstance(norm, nn.GroupNorm):
             norm.register_parameter("bias", None)
         return norm
@@ -148,11 +156,13 @@ class RNNCell(RecurrentCell):
     """
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
-                 input_kernel_size: int | None = None, preact_norm: str | None = None, input_frames: int = 1):
+                 input_kernel_size: int | None = None, preact_norm: str | None = None, input_frames: int = 1,
+                 state_norm: str | None = "auto"):
         super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
-                         preact_norm=preact_norm, input_frames=input_frames)
+                         preact_norm=preact_norm, input_frames=input_frames,
+                         state_norm=state_norm)
         self.state_conv = _same_conv(hidden_channels, hidden_channels, kernel_size, bias=False)
-        self.state_conv_norm = self.state_norm(1)
+        self.state_conv_norm = self.make_state_norm(1)
 
     def step(self, xin_t: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
         # A zero state adds nothing: skip its convolution (as RCLCell does).
@@ -173,11 +183,13 @@ class RCLCell(RecurrentCell):
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
                  input_kernel_size: int | None = None, norm: str | None = "lrn", preact_norm: str | None = None,
-                 input_frames: int = 1):
+                 input_frames: int = 1,
+                 state_norm: str | None = "auto"):
         super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
-                         preact_norm=preact_norm, input_frames=input_frames)
+                         preact_norm=preact_norm, input_frames=input_frames,
+                         state_norm=state_norm)
         self.state_conv = _same_conv(hidden_channels, hidden_channels, kernel_size, bias=False)
-        self.state_conv_norm = self.state_norm(1)
+        self.state_conv_norm = self.make_state_norm(1)
         if norm == "lrn":
             self.norm: nn.Module = nn.LocalResponseNorm(hidden_channels // 8 + 1, alpha=0.001, beta=0.75, k=1.0)
         elif norm == "bn":
@@ -212,12 +224,14 @@ class GRUCell(RecurrentCell):
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
                  input_kernel_size: int | None = None, preact_norm: str | None = None, chrono: int | None = None,
-                 input_frames: int = 1):
+                 input_frames: int = 1,
+                 state_norm: str | None = "auto"):
         super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
-                         preact_norm=preact_norm, input_frames=input_frames)
+                         preact_norm=preact_norm, input_frames=input_frames,
+                         state_norm=state_norm)
         self.state_conv_zr = _same_conv(hidden_channels, 2 * hidden_channels, kernel_size, bias=False)
         self.state_conv_n = _same_conv(hidden_channels, hidden_channels, kernel_size, bias=False)
-        self.state_norm_zr, self.state_norm_n = self.state_norm(2), self.state_norm(1)
+        self.state_norm_zr, self.state_norm_n = self.make_state_norm(2), self.make_state_norm(1)
         if chrono is not None:
             self.input_bias(0).copy_(-chrono_bias(hidden_channels, chrono))
 
@@ -256,11 +270,13 @@ class LSTMCell(RecurrentCell):
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
                  input_kernel_size: int | None = None, peephole: bool = False,
                  peephole_size: tuple[int, int] | None = None, preact_norm: str | None = None,
-                 chrono: int | None = None, input_frames: int = 1):
+                 chrono: int | None = None, input_frames: int = 1,
+                 state_norm: str | None = "auto"):
         super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
-                         preact_norm=preact_norm, input_frames=input_frames)
+                         preact_norm=preact_norm, input_frames=input_frames,
+                         state_norm=state_norm)
         self.state_conv = _same_conv(hidden_channels, 4 * hidden_channels, kernel_size, bias=False)
-        self.state_conv_norm = self.state_norm(4)
+        self.state_conv_norm = self.make_state_norm(4)
         if chrono is None:
             self.input_bias(1).fill_(1.0)
         else:

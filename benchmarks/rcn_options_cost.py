@@ -1,0 +1,70 @@
+"""What the RCN design options cost: a training step, a clip forward and one streamed frame, options off against on,
+timed in one process and interleaved (so the ratio is of one run on one machine state).
+
+    python benchmarks/rcn_options_cost.py                     # every rcn_*_s, today's defaults against the reference
+    python benchmarks/rcn_options_cost.py --pairs 'rcn_gru_s:preact_norm=null|rcn_gru_s:preact_norm=batch'
+
+A pair is ``A|B`` of variants ``MODEL[:key=value,...]``. Training step: forward + backward of a batch of 16 clips of
+16 frames at 32x32 (the study's step); clip forward: batch 1, 16 frames, eval; stream: one frame at batch 1 carrying
+the state of 15 frames before it, eval, as ``tools/infer.py`` streams.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from vidrcnn.ablation import OFF
+from vidrcnn.models import get_model
+from vidrcnn.profiling import forward_backward, time_fn
+
+from bench_args import parse, parse_variant, stat_ms, timing_parser
+
+MODELS = ("rcn_rnn_s", "rcn_rcl_s", "rcn_gru_s", "rcn_lstm_s", "rcn_mingru_s")
+
+
+def default_pairs() -> list[str]:
+    off = ",".join(f"{k}={'null' if v is None else str(v).lower()}" for k, v in OFF.items())
+    return [f"{m}:{off}|{m}" for m in MODELS]
+
+
+def timings(spec: str, args) -> dict[str, float]:
+    name, kwargs = parse_variant(spec)
+    torch.manual_seed(0)
+    model = get_model(name, num_classes=11, **kwargs)
+    train_x = torch.randn(16, 3, 16, 32, 32)
+    clip = torch.randn(1, 3, 16, 32, 32)
+    model.train()
+    step = stat_ms(time_fn(forward_backward(model, train_x), warmup=1, iters=args.iters), args)
+    model.eval()
+    with torch.no_grad():
+        fwd = stat_ms(time_fn(lambda: model(clip), warmup=2, iters=args.iters), args)
+        _, state = model.stream(clip[:, :, :15])
+        frame = clip[:, :, 15:]
+        stream = stat_ms(time_fn(lambda: model.stream(frame, state), warmup=3, iters=5 * args.iters), args)
+    return {"train step": step, "clip forward": fwd, "stream frame": stream}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = timing_parser(__doc__)
+    ap.add_argument("--pairs", nargs="+", help="A|B variant pairs [every rcn_*_s: reference | today's default]")
+    ap.add_argument("--repeats", type=int, default=3, help="alternations of A and B; the median of each is kept")
+    args = parse(ap, argv)
+    pairs = args.pairs or default_pairs()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.stat} of {args.iters} calls, "
+          f"{args.repeats} alternations\n")
+    print("| A | B | train step A -> B (ms) | B/A | clip forward (ms) | B/A | stream frame (ms) | B/A |")
+    print("|---|---|---|---|---|---|---|---|")
+    for pair in pairs:
+        a, _, b = pair.partition("|")
+        runs = {a: [], b: []}
+        for _ in range(args.repeats):
+            for spec in (a, b):
+                runs[spec].append(timings(spec, args))
+        med = {s: {k: sorted(r[k] for r in rs)[len(rs) // 2] for k in rs[0]} for s, rs in runs.items()}
+        cells = [f"{med[a][k]:.1f} -> {med[b][k]:.1f} | {med[b][k] / med[a][k]:.2f}" for k in med[a]]
+        print(f"| `{a}` | `{b}` | " + " | ".join(cells) + " |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
