@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from bench_args import parse_variant
 from torch.utils.data import DataLoader
 
 from vidrcnn.engine.config import load_config
@@ -26,8 +27,6 @@ from vidrcnn.engine.schedule import lr_at
 from vidrcnn.engine.train import build_datasets, build_optimizer, seed_everything
 from vidrcnn.models import get_model
 from vidrcnn.profiling import diagnostics
-
-from bench_args import parse_variant
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VARIANTS = ["rcn_gru_s", "rcn_gru_s:preact_norm=group", "rcn_gru_s:chrono=16",

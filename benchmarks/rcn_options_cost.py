@@ -12,12 +12,11 @@ the state of 15 frames before it, eval, as ``tools/infer.py`` streams.
 from __future__ import annotations
 
 import torch
+from bench_args import parse, parse_variant, stat_ms, timing_parser
 
 from vidrcnn.ablation import OFF
 from vidrcnn.models import get_model
 from vidrcnn.profiling import forward_backward, time_fn
-
-from bench_args import parse, parse_variant, stat_ms, timing_parser
 
 MODELS = ("rcn_rnn_s", "rcn_rcl_s", "rcn_gru_s", "rcn_lstm_s", "rcn_mingru_s")
 
