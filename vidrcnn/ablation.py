@@ -26,7 +26,8 @@ from vidrcnn.study import KINDS, _machine, _pm, mean_std, run_one
 log = logging.getLogger(__name__)
 
 # Every option of the rcn builders, as it was before the ablation (the reference of each model).
-OFF: dict[str, Any] = {"preact_norm": None, "residual": False, "head": "last", "input_frames": 1}
+OFF: dict[str, Any] = {"preact_norm": None, "state_norm": "auto", "residual": False, "head": "last",
+                       "input_frames": 1}
 
 
 @dataclass(frozen=True)
@@ -66,15 +67,18 @@ VARIANTS: tuple[Variant, ...] = (
     _v("rcn_gru_s"),
     _v("rcn_gru_s", preact_norm="group"),
     _v("rcn_gru_s", preact_norm="layer"),
-    _v("rcn_gru_s", preact_norm="batch"),
+    _v("rcn_gru_s", preact_norm="batch", state_norm="group"),
+    _v("rcn_gru_s", preact_norm="batch", state_norm=None),
     _v("rcn_gru_s", chrono=16),
     _v("rcn_gru_s", residual=True),
     _v("rcn_gru_s", head="mean"),
     _v("rcn_gru_s", head="steps"),
     _v("rcn_gru_s", input_frames=2),
-    _v("rcn_gru_s", preact_norm="batch", chrono=16),
-    _v("rcn_gru_s", preact_norm="batch", residual=True),
-    _v("rcn_gru_s", preact_norm="batch", input_frames=2),
+    _v("rcn_gru_s", preact_norm="batch", state_norm=None, chrono=16),
+    _v("rcn_gru_s", preact_norm="batch", state_norm=None, residual=True),
+    _v("rcn_lstm_s"),
+    _v("rcn_lstm_s", preact_norm="batch", state_norm="group"),
+    _v("rcn_lstm_s", preact_norm="batch", state_norm=None),
 )
 
 
