@@ -84,7 +84,10 @@ def main() -> None:
         ("- `rcn_{rnn,rcl,gru,lstm,mingru}_{s,m}`: recurrent convolutional network, a per-frame conv stem then a grid "
         "of recurrent conv layers (vanilla RNN, Liang & Hu RCL, ConvGRU, ConvLSTM, and the convolutional minGRU whose "
         "time axis is a parallel scan); causal, `stream()`-able. Widths differ per cell so every cell gets about the "
-        "same budget."),
+        "same budget. Each cell normalises its input pre-activations with BatchNorm by default (`preact_norm`, "
+        "[docs/ablation.md](ablation.md)); `preact_norm=None` builds the models as they were before. Further options "
+        "in the model kwargs: `state_norm`, `chrono`, `residual`, `head` (`last`, `mean`, `steps`), `input_frames` "
+        "([docs/rcn_training.md](rcn_training.md))."),
         "- `cnn_lstm_{s,m}`: LRCN-style per-frame CNN (same stem) + LSTM on pooled features; causal, `stream()`-able.",
         "- `frame_avg_{s,m}`: the same per-frame CNN, scores averaged over time: no temporal modelling.",
         ("- `c3d_{s,m}`: small C3D-style 3-D CNN; `r3d_18`, `mc3_18`, `r2plus1d_18`: torchvision's video ResNets "

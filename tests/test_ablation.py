@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from vidrcnn import ablation
 from vidrcnn.data.synthetic import make_synthetic
 from vidrcnn.engine.config import load_config
+from vidrcnn.errors import VidrcnnError
 from vidrcnn.models import get_model
 from vidrcnn.study import CONFIGS
 
@@ -51,7 +54,11 @@ def test_tiny_ablation_end_to_end(tmp_path):
     results = ablation.run_ablation({32: data}, tmp_path / "runs", variants=variants, seeds=[0])
     assert [r["variant"] for r in results[32]] == ["rnn", "rnn+bn"]
     assert (tmp_path / "runs" / "size32" / "rnn+bn" / "seed0" / "result.json").is_file()
+    assert ablation.collect(tmp_path / "runs", variants)[32] == json.loads(json.dumps(results[32]))  # from disk
     doc = tmp_path / "ablation.md"
     ablation.write_report(results, doc, command="python tools/study.py --ablation ...")
     text = doc.read_text(encoding="utf-8")
+    changed = [ablation.Variant("rnn", "rcn_rnn_s", {"chrono": 16}, quick)]  # same folder, other options
+    with pytest.raises(VidrcnnError, match="produced with overrides"):
+        ablation.collect(tmp_path / "runs", changed)
     assert "## 32x32 pixels" in text and "| `rnn+bn` | preact_norm=batch; train.epochs=1" in text and "**`rcn_rnn_s`**" in text

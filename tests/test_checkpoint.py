@@ -129,3 +129,15 @@ def test_incompatible_checkpoints_are_checkpoint_errors():
         model_from_checkpoint({**state, "model_name": "no_such_model"})
     with pytest.raises(CheckpointError, match="weights do not fit"):
         model_from_checkpoint({**state, "num_classes": 5})
+
+
+def test_an_rcn_checkpoint_from_before_the_new_defaults_still_loads():
+    torch.manual_seed(0)
+    old = get_model("rcn_gru_s", num_classes=4, preact_norm=None, residual=False).eval()  # as built before
+    ckpt = {"model": old.state_dict(), "model_name": "rcn_gru_s", "num_classes": 4, "config": {"model": {"kwargs": {}}}}
+    rebuilt = model_from_checkpoint(ckpt)
+    x = torch.randn(1, 3, 4, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), old(x))
+    new = get_model("rcn_gru_s", num_classes=4).eval()  # today's default has input BatchNorm
+    assert type(model_from_checkpoint({**ckpt, "model": new.state_dict()}).layers[0].cell.input_norm).__name__ == "BatchNorm2d"

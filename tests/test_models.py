@@ -179,7 +179,7 @@ def test_rcn_options():
 
 def test_residual_adds_each_layers_input_through_a_projection():
     model = build("rcn_gru_s", residual=True).eval()
-    plain = build("rcn_gru_s").eval()
+    plain = build("rcn_gru_s", residual=False).eval()
     assert [type(s).__name__ for s in model.skips] == ["Conv3d", "Conv3d"]  # widths 32 -> 48 -> 64 all differ
     assert model.skips[0].kernel_size == (1, 1, 1) and model.skips[0].bias is None
     x = tiny_input("rcn_gru_s")
@@ -248,3 +248,22 @@ def test_steps_head_gives_every_steps_logits_in_training_and_the_last_in_eval():
     y = torch.tensor([1, 3])
     expected = torch.stack([nn.functional.cross_entropy(per_step[:, t], y) for t in range(4)]).mean()
     torch.testing.assert_close(clip_loss(per_step, y), expected)
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if n.startswith("rcn_")])
+def test_rcn_builders_default_to_input_batchnorm_and_residual_and_can_build_the_old_models(name):
+    model = build(name)
+    for layer in model.layers:
+        assert isinstance(layer.cell.input_norm, nn.BatchNorm2d)
+        assert not any(isinstance(m, nn.GroupNorm) for m in layer.cell.modules())  # no state norm with "batch"
+    assert model.skips is not None  # and residual layers
+    old = build(name, preact_norm=None)
+    assert all(isinstance(layer.cell.input_norm, nn.Identity) for layer in old.layers)
+    assert sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in old.parameters()) == sum(
+        2 * layer.cell.input_conv.out_channels for layer in model.layers)  # a scale and a shift per map, no more
+
+
+def test_liang_and_hu_rcnn_has_no_preactivation_norm():
+    model = build("rcnn_k96")
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) for m in model.rcl2.cell.modules()
+                   if m is not getattr(model.rcl2.cell, "norm", None))

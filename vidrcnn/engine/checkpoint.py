@@ -127,8 +127,15 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
         raise CheckpointError(None, f"cannot rebuild model: {exc.cause}") from None
     except TypeError as exc:
         raise CheckpointError(None, f"cannot rebuild model {name!r}: {exc}") from None
+    state = unwrap_state_dict(ckpt["model"])
+    kwargs = model_kwargs(ckpt)
+    if name.startswith("rcn_") and "preact_norm" not in kwargs and not any(".input_norm." in k for k in state):
+        # Trained before the rcn builders' defaults gained input BatchNorm and residual layers (2026-12-01): rebuild
+        # it as it was.
+        old = {"preact_norm": None, "residual": any(k.startswith("skips.") for k in state)}
+        model = get_model(name, num_classes=num_classes, **{**old, **kwargs})
     try:
-        model.load_state_dict(unwrap_state_dict(ckpt["model"]))
+        model.load_state_dict(state)
     except RuntimeError as exc:
         msg = " ".join(str(exc).split())[:400]
         raise CheckpointError(None, f"weights do not fit model {name!r} with {num_classes} classes ({msg})") from None

@@ -10,16 +10,22 @@ part. A cell whose recurrence allows it (e.g. a later parallel-scan cell) may ov
 Shapes: ``xin_t`` is the input convolution's output at one step, ``(B, num_gates * C, H, W)``; the output ``h_t``
 is ``(B, C, H, W)``; the state is a tensor ``(B, C, H, W)`` or, for the LSTM, a tuple ``(h, c)``.
 
-Two training options every cell shares, both off by default (today's cells):
+Training options every cell shares, all off by default (the cells as they were; the ``rcn_*`` builders turn on
+``preact_norm="batch"``, the choice of docs/ablation.md):
 
-- ``preact_norm="group"`` or ``"layer"``: GroupNorm on the input pre-activations and, separately, on the state
-  pre-activations, each gate normalised on its own (``"layer"``: one group per gate, i.e. LayerNorm over one frame's
-  maps of that gate; ``"group"``: up to 8 groups per gate). Statistics come from one sample's one frame, never from
-  other frames or other samples, so the cell stays causal and streaming stays exact. The LSTM's cell state is never
-  normalised (PredRNN, Cooijmans et al. 2016). Without it the pre-activations shrink layer after layer (the default
-  init has gain 1/sqrt(3)) and a state term hardly counts: see docs/ablation.md.
+- ``preact_norm``: a norm on the input pre-activations, each gate normalised on its own. ``"batch"``: BatchNorm per
+  map, statistics over all frames of the batch in training (as the stem's BatchNorm), running statistics in eval,
+  where the cell is causal and streams exactly. ``"group"`` / ``"layer"``: GroupNorm over one frame's maps of one
+  sample (up to 8 groups per gate / one), causal and streaming-exact in training too. Without a norm the
+  pre-activations shrink layer after layer (the default init has gain 1/sqrt(3)), the gates sit at 0.5, and the
+  cell is close to linear: docs/diagnostics.md.
+- ``state_norm``: the same for the state pre-activations, scale only (``"group"``, ``"layer"`` or None; ``"auto"``:
+  the input's kind for group/layer, none with ``"batch"``). The LSTM's cell state is never normalised (PredRNN,
+  Cooijmans et al. 2016).
 - ``chrono=T_max`` (gated cells): chrono initialisation of the gate biases (Tallec & Ollivier 2018), so the state
   starts out remembering over 1..T_max steps instead of halving every step.
+- ``input_frames=k``: the input term also sees the input's previous k - 1 frames (a causal 3-D kernel, E3D-LSTM's
+  idea); the layer state then carries those frames (:class:`~vidrcnn.layers.conv_recurrent.ConvRecurrent`).
 """
 
 from __future__ import annotations
@@ -84,10 +90,11 @@ class RecurrentCell(nn.Module):
         if preact_norm not in (*PREACT_NORMS, "none"):
             raise ValueError(f"preact_norm must be one of {PREACT_NORMS}, got {preact_norm!r}")
         self.preact_norm = None if preact_norm == "none" else preact_norm
-        # The state terms' norm: by default the input's kind, per-frame GroupNorm where the input's is BatchNorm
-        # (batch statistics of a state would differ from step to step: it grows from zero).
+        # The state terms' norm: by default the input's kind, none where the input's is BatchNorm (batch statistics
+        # of a state would differ from step to step, it grows from zero; and a per-frame norm of the state makes a
+        # small early state count as much as a large one: docs/diagnostics.md, "Memory").
         if state_norm == "auto":
-            state_norm = "group" if self.preact_norm == "batch" else self.preact_norm
+            state_norm = None if self.preact_norm == "batch" else self.preact_norm
         if state_norm not in (None, "none", "group", "layer"):
             raise ValueError(f"state_norm must be 'auto', 'group', 'layer' or None, got {state_norm!r}")
         self.state_norm_kind = None if state_norm == "none" else state_norm

@@ -2,7 +2,8 @@
 
 The state of layer l at time t depends on layer l-1 at time t and on layer l at time t-1; weights differ between
 layers and are shared over time. The model is causal: the output at time t never depends on frames after t
-(with BatchNorm in eval mode; in train mode the stem's BatchNorm shares batch statistics across frames).
+(with BatchNorm in eval mode; in train mode the stem's BatchNorm, and the recurrent layers' input BatchNorm that the
+builders turn on by default, share batch statistics across frames).
 """
 
 from __future__ import annotations
@@ -139,16 +140,23 @@ def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_w
                residual=residual, cell_kwargs=cell_kwargs)
 
 
+# The cell options every rcn_* builder passes unless told otherwise, chosen by the ablation (docs/ablation.md), with
+# the builders' ``residual=True``: BatchNorm on the input pre-activations (and, with it, no norm on the state's).
+# ``preact_norm=None, residual=False`` gives the models as they were before (the ablation's reference rows); the
+# cells' own defaults stay off (Liang & Hu's RCNN uses them).
+CELL_DEFAULTS: dict[str, dict] = {cell: {"preact_norm": "batch"} for cell in ("rnn", "rcl", "gru", "lstm", "mingru")}
+
+
 def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
     """The typed keyword-only builder of ``rcn_<cell>_<size>`` (register it with :func:`register_model`)."""
     def builder(*, num_classes: int = 101, head: str = "last", stem: str = "small",
                 stem_weights: str | os.PathLike | None = None, resnet_stage: int = 2,
                 channels: Sequence[int] | None = None, dropout: float = 0.0, batch_input_conv: bool = True,
-                stem_strides: Sequence[int] | None = None, residual: bool = False, **cell_kwargs) -> RCN:
+                stem_strides: Sequence[int] | None = None, residual: bool = True, **cell_kwargs) -> RCN:
         return _rcn(cell, size, num_classes=num_classes, head=head, stem=stem, stem_weights=stem_weights,
                     resnet_stage=resnet_stage, channels=channels, dropout=dropout,
                     batch_input_conv=batch_input_conv, stem_strides=stem_strides, residual=residual,
-                    cell_kwargs=cell_kwargs)
+                    cell_kwargs={**CELL_DEFAULTS.get(cell, {}), **cell_kwargs})
 
     builder.__name__ = builder.__qualname__ = f"rcn_{cell}_{size}"
     widths = RCN_CONFIGS[size]["channels"].get(cell, RCN_CONFIGS[size]["channels"]["rnn"])
@@ -156,7 +164,9 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
         f"RCN with the {cell!r} cell, size {size!r} (recurrent widths {widths}). ``stem``: 'small' or 'resnet18' "
         "(truncated after ``resnet_stage``; ``stem_weights`` None, 'imagenet' or a local state_dict file); "
         f"``stem_strides`` replaces the small stem's {RCN_CONFIGS[size]['stem_strides']}. "
-        "Extra keyword arguments go to the cell (e.g. norm='bn' for rcl, peephole=True for lstm).")
+        "Extra keyword arguments go to the cell (e.g. norm='bn' for rcl, peephole=True for lstm); the cell options "
+        f"default to {CELL_DEFAULTS.get(cell, {})} (``preact_norm=None, residual=False``: the model before the "
+        "ablation of 2026-12-01).")
     return builder
 
 

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
@@ -58,8 +57,10 @@ def activation_rms(model: nn.Module, x: Tensor) -> dict[str, float]:
 
 def grad_per_step(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, list[float]]:
     """Norm of d(cross-entropy)/d(output) at each time step, for the stem and each recurrent layer (batch sum)."""
+    from vidrcnn.engine.train import clip_loss  # per-step logits (head="steps") too
+
     with _capture(model, retain_grad=True) as outputs:
-        loss = F.cross_entropy(model(x), y)
+        loss = clip_loss(model(x), y)
     model.zero_grad(set_to_none=True)
     loss.backward()
     grads = {name: out.grad for name, out in outputs.items()}
