@@ -62,3 +62,19 @@ def test_tiny_ablation_end_to_end(tmp_path):
     with pytest.raises(VidrcnnError, match="produced with overrides"):
         ablation.collect(tmp_path / "runs", changed)
     assert "## 32x32 pixels" in text and "| `rnn+bn` | preact_norm=batch; train.epochs=1" in text and "**`rcn_rnn_s`**" in text
+
+
+def test_the_ablation_tool_refuses_bad_arguments_before_any_work(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "study.py"
+    spec = importlib.util.spec_from_file_location("_tool_study", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    for argv, message in ((["--ablation", "--variants", "gru,nope"], "unknown variant(s): nope"),
+                          (["--ablation", "--sizes", "31"], "--sizes must be even"),
+                          (["--ablation", "train.epochs=1"], "no config overrides")):
+        with pytest.raises(SystemExit) as exc:
+            tool.main(argv)
+        assert exc.value.code == 2 and message in capsys.readouterr().err
