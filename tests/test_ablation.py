@@ -78,3 +78,9 @@ def test_the_ablation_tool_refuses_bad_arguments_before_any_work(capsys):
         with pytest.raises(SystemExit) as exc:
             tool.main(argv)
         assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_single_seed_is_never_called_beyond_the_spread():
+    rows = ablation.summarize_variants([_r("c3d", "c3d_s", 0, 0.90), _r("c3d+lr", "c3d_s", 0, 0.95)])
+    (text,) = ablation.findings(rows)
+    assert "+5.0 points (one seed: no spread" in text and "beyond" not in text

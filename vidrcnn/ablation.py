@@ -153,7 +153,9 @@ def summarize_variants(results: Sequence[Mapping[str, Any]]) -> list[dict[str, A
 
 def _delta(row: Mapping[str, Any], ref: Mapping[str, Any], key: str = "top1") -> str:
     d = row[key][0] - ref[key][0]
-    spread = (row[key][1] or 0.0) + (ref[key][1] or 0.0)
+    if row[key][1] is None or ref[key][1] is None:
+        return f"{100 * d:+.1f} points (one seed: no spread to test it against)"
+    spread = row[key][1] + ref[key][1]
     verdict = "beyond" if abs(d) > spread else "within"
     return f"{100 * d:+.1f} points ({verdict} the seed spread of both, {100 * spread:.1f})"
 
