@@ -28,10 +28,11 @@ from vidrcnn.models import get_model
 from vidrcnn.profiling import diagnostics
 
 ROOT = Path(__file__).resolve().parent.parent
-OFF = "preact_norm=null"  # the models as they were before the ablation; a bare name is today's default (input BN)
-DEFAULT_VARIANTS = [f"rcn_gru_s:{OFF}", "rcn_gru_s:preact_norm=group", "rcn_gru_s:preact_norm=batch,state_norm=group",
-                    "rcn_gru_s", f"rcn_gru_s:{OFF},chrono=16", f"rcn_lstm_s:{OFF}", "rcn_lstm_s",
-                    f"rcn_mingru_s:{OFF}", "rcn_mingru_s"]
+OFF = "preact_norm=null,residual=false"  # the models as they were before the ablation; a bare name: today's default
+DEFAULT_VARIANTS = [f"rcn_gru_s:{OFF}", "rcn_gru_s:preact_norm=group,residual=false",
+                    "rcn_gru_s:preact_norm=batch,state_norm=group,residual=false",
+                    "rcn_gru_s:preact_norm=batch,residual=false", "rcn_gru_s", f"rcn_gru_s:{OFF},chrono=16",
+                    f"rcn_lstm_s:{OFF}", "rcn_lstm_s", f"rcn_mingru_s:{OFF}", "rcn_mingru_s"]
 
 
 def measure(model, x, y) -> dict:
