@@ -29,3 +29,13 @@ def sample_videos() -> dict[str, Path]:
     videos = {p.name: p for p in sorted(data.glob("*.mp4"))}
     assert {"bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4"} <= set(videos)
     return videos
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny inputs gain nothing from intra-op threads; on a busy machine their synchronisation dominates. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -22,13 +22,7 @@ from vidrcnn.layers import (
 B, C_IN, T, H, W = 2, 3, 4, 8, 8
 HIDDEN = 16  # LRN size 16 // 8 + 1 = 3
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny inputs gain nothing from intra-op threads; on a busy machine their synchronisation dominates.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 

@@ -14,13 +14,7 @@ ALL = list_models()
 CAUSAL = [n for n in ALL if n.startswith(("rcn_", "cnn_lstm_"))]
 TORCHVISION = ("r3d_18", "mc3_18", "r2plus1d_18")
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny inputs gain nothing from intra-op threads; on a busy machine their synchronisation dominates.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 
