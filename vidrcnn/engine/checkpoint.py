@@ -121,19 +121,18 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     if missing:
         raise CheckpointError(None, f"not a vidrcnn training checkpoint (missing {', '.join(missing)})")
     name, num_classes = ckpt["model_name"], int(ckpt["num_classes"])
-    try:
-        model = get_model(name, num_classes=num_classes, **model_kwargs(ckpt))
-    except ConfigError as exc:
-        raise CheckpointError(None, f"cannot rebuild model: {exc.cause}") from None
-    except TypeError as exc:
-        raise CheckpointError(None, f"cannot rebuild model {name!r}: {exc}") from None
     state = unwrap_state_dict(ckpt["model"])
     kwargs = model_kwargs(ckpt)
     if name.startswith("rcn_") and "preact_norm" not in kwargs and not any(".input_norm." in k for k in state):
         # Trained before the rcn builders' defaults gained input BatchNorm and residual layers (2026-12-01): rebuild
         # it as it was.
-        old = {"preact_norm": None, "residual": any(k.startswith("skips.") for k in state)}
-        model = get_model(name, num_classes=num_classes, **{**old, **kwargs})
+        kwargs = {"preact_norm": None, "residual": any(k.startswith("skips.") for k in state), **kwargs}
+    try:
+        model = get_model(name, num_classes=num_classes, **kwargs)
+    except ConfigError as exc:
+        raise CheckpointError(None, f"cannot rebuild model: {exc.cause}") from None
+    except TypeError as exc:
+        raise CheckpointError(None, f"cannot rebuild model {name!r}: {exc}") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -53,8 +53,7 @@ class ConvRecurrent(nn.Module):
         else:
             outs = []
             for t, x_t in enumerate(x.unbind(2)):  # unbind: one stack in backward instead of T full-size zero fills
-                p_t = None if past is None else cell.input_conv_past(xp[:, :, t:t + cell.input_frames - 1])[:, :, 0]
-                h, state = cell.step(cell.project_input(x_t, p_t), state)
+                h, state = cell.step(cell.project_input(x_t, None if past is None else past[:, :, t]), state)
                 outs.append(h)
             out = torch.stack(outs, dim=1)
         if past is not None:
