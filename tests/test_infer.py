@@ -21,15 +21,16 @@ from vidrcnn.data.transforms import MEAN, STD
 from vidrcnn.engine.checkpoint import save_checkpoint
 from vidrcnn.infer import (
     VideoPrediction,
-    check_output,
     draw_label,
     load_predictor,
     model_stride,
     predict_video,
+    render_video,
     stream_steps,
     window_steps,
 )
-from vidrcnn.io import open_video, write_video
+from vidrcnn.errors import OutputError
+from vidrcnn.io import VideoWriter, open_video, write_video
 from vidrcnn.models import get_model
 
 
@@ -342,9 +343,7 @@ def test_json_on_a_real_h264_video_with_labelled_copy(cli_runs, sample_videos):
 
 def test_text_output_of_a_window_model(files, capsys):
     # In-process (the subprocess runs above already cover the tool's start-up); same main() as the command line.
-    spec = importlib.util.spec_from_file_location("infer_tool", REPO / "tools" / "infer.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = _infer_tool()
     assert tool.main([str(files["small"]), "--checkpoint", str(files["window"]), "--window-step", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith("45 frames, 1.8 s (window)")
@@ -352,10 +351,50 @@ def test_text_output_of_a_window_model(files, capsys):
     assert label == "Diving" and float(score) > 0.99
 
 
-def test_an_unwritable_output_is_refused_before_any_work(tmp_path):
-    with pytest.raises(FileNotFoundError) as info:
-        check_output(tmp_path / "no_such_folder" / "out.mp4")
-    assert info.value.filename == str(tmp_path / "no_such_folder" / "out.mp4")
-    with pytest.raises(IsADirectoryError):
-        check_output(tmp_path)
-    assert check_output(tmp_path / "out.mp4") == str(tmp_path / "out.mp4")
+def _infer_tool():
+    spec = importlib.util.spec_from_file_location("infer_tool", REPO / "tools" / "infer.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_out_video_never_replaces_the_input_or_an_existing_file_unasked(files, tmp_path, capsys):
+    tool = _infer_tool()
+    video = tmp_path / "footage.avi"
+    video.write_bytes(files["small"].read_bytes())
+    link = tmp_path / "link.avi"
+    link.symlink_to(video)
+    before = video.read_bytes()
+    for target in (video, link):  # the input itself, also through a link, and even with --overwrite
+        with pytest.raises(OutputError, match="is an input"):
+            tool.main([str(video), "--checkpoint", str(files["causal"]), "--out-video", str(target), "--overwrite"])
+    assert video.read_bytes() == before
+    existing = tmp_path / "labelled.avi"
+    existing.write_bytes(b"keep me")
+    with pytest.raises(OutputError, match="already exists; pass --overwrite"):
+        tool.main([str(video), "--checkpoint", str(files["causal"]), "--out-video", str(existing)])
+    assert existing.read_bytes() == b"keep me"
+    assert tool.main([str(video), "--checkpoint", str(files["causal"]), "--out-video", str(existing),
+                      "--overwrite"]) == 0
+    with open_video(existing) as out:
+        assert out.num_frames == 45
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["footage.avi", "labelled.avi", "link.avi"]  # no temp left
+    capsys.readouterr()
+
+
+def test_an_interrupted_render_leaves_no_half_file(files, tmp_path, monkeypatch):
+    predictor = load_predictor(files["causal"])
+    prediction = predict_video(predictor, files["small"], chunk_size=16)
+    calls = []
+
+    def failing_write(self, frames):
+        calls.append(len(frames))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        original(self, frames)
+
+    original = VideoWriter.write
+    monkeypatch.setattr(VideoWriter, "write", failing_write)
+    with pytest.raises(KeyboardInterrupt):
+        render_video(prediction, tmp_path / "out.mp4", chunk_size=16)
+    assert len(calls) == 2 and list(tmp_path.iterdir()) == []

@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vidrcnn.cli import run_tool
 from vidrcnn.data import synthetic
 from vidrcnn.data.datasets import build_split
 from vidrcnn.data.sampling import segment_clip
+from vidrcnn.errors import OutputError
 from vidrcnn.io import open_video
 
 TINY = {"num_groups": 8, "clips_per_group": 1, "num_frames": 16, "size": 32}
@@ -148,11 +150,16 @@ def test_bad_arguments_are_refused(tmp_path):
             synthetic.make_synthetic(tmp_path, **{**TINY, **bad})
 
 
-def test_tool_writes_the_dataset(tmp_path, capsys):
+def _tool():
     spec = importlib.util.spec_from_file_location("make_synthetic_tool", Path(__file__).parents[1] / "tools" /
                                                   "make_synthetic.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
+    return tool
+
+
+def test_tool_writes_the_dataset(tmp_path, capsys):
+    tool = _tool()
     out = tmp_path / "out"
     assert tool.main([str(out), "--groups", "8", "--clips-per-group", "1", "--frames", "16", "--size", "32",
                       "--seed", "1"]) == 0
@@ -161,3 +168,24 @@ def test_tool_writes_the_dataset(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         tool.main([str(tmp_path / "x"), "--size", "33"])
     assert exit_.value.code == 2 and "even" in capsys.readouterr().err
+
+
+def test_a_folder_that_is_not_the_same_synthetic_dataset_is_never_written_into(tiny, tmp_path, capsys):
+    real = tmp_path / "UCF101"
+    (real / "ucfTrainTestlist").mkdir(parents=True)
+    (real / "ucfTrainTestlist" / "classInd.txt").write_text("1 ApplyEyeMakeup\n")
+    with pytest.raises(OutputError, match="is not empty and is not a synthetic dataset made with the same"):
+        synthetic.make_synthetic(real, **TINY)
+    assert [p.name for p in real.rglob("*")] == ["ucfTrainTestlist", "classInd.txt"]  # nothing written
+    assert (real / "ucfTrainTestlist" / "classInd.txt").read_text() == "1 ApplyEyeMakeup\n"
+    with pytest.raises(OutputError):  # another synthetic dataset (other seed) is not replaced either
+        synthetic.make_synthetic(tiny, seed=4, **TINY)
+    assert json.loads((tiny / "classes.json").read_text())["generator"]["seed"] == 3
+    # The same arguments again: allowed (the same files, rewritten); --overwrite: the user asked.
+    assert synthetic.make_synthetic(tiny, seed=3, **TINY) == tiny
+    mixed = synthetic.make_synthetic(real, overwrite=True, **TINY)
+    assert (mixed / "classes.json").is_file()
+    tool = _tool()
+    assert run_tool(tool.main, [str(tmp_path / "UCF101"), "--groups", "9"]) == 2  # as the command line: one line
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {real}: is not empty"), err

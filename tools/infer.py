@@ -1,6 +1,6 @@
 """Classify one video of any length with a trained checkpoint: top-K labels and a timeline of predictions.
 
-    python tools/infer.py VIDEO --checkpoint CKPT [--topk K] [--json] [--out-video OUT.mp4]
+    python tools/infer.py VIDEO --checkpoint CKPT [--topk K] [--json] [--out-video OUT.mp4 [--overwrite]]
 
 Causal models stream frame by frame with carried state; others run sliding windows (see vidrcnn/infer.py for how
 the video-level top-K is formed). ``--json`` prints exactly one JSON object on stdout; progress goes to stderr.
@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
     parser.add_argument("--out-video", help="write the video with the current label drawn on each frame "
                         "(.mp4/.mkv/.mov: H.264, .avi: MPEG-4)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out-video file (never the input video itself)")
     parser.add_argument("--chunk-size", type=int, default=32, help="frames decoded at a time (memory bound)")
     parser.add_argument("--window-step", type=int, default=None,
                         help="non-causal models: model frames between window starts (default: num_frames)")
@@ -35,22 +37,25 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--topk, --chunk-size and --batch-size must be >= 1")
 
     # Imported here so that --help and argument errors answer without loading torch.
-    from vidrcnn.infer import OUTPUT_CODECS, check_output, format_topk, load_predictor, predict_video, render_video
+    from vidrcnn.infer import OUTPUT_CODECS, format_topk, load_predictor, predict_video, render_video
     from vidrcnn.io import probe_video
+    from vidrcnn.outputs import check_output_file
 
     if args.out_video and Path(args.out_video).suffix.lower() not in OUTPUT_CODECS:
         parser.error(f"--out-video must end in one of {', '.join(OUTPUT_CODECS)}")
 
     probe_video(args.video)  # a bad video fails now, before the checkpoint is loaded
     if args.out_video:
-        check_output(args.out_video)  # and an unwritable output before the video is processed
+        # and an output that cannot or must not be written (the input itself, an existing file) before any work
+        check_output_file(args.out_video, overwrite=args.overwrite, inputs=[args.video])
     predictor = load_predictor(args.checkpoint, device=args.device)
     if args.window_step is not None and not 1 <= args.window_step <= predictor.num_frames:
         parser.error(f"--window-step must be in [1, {predictor.num_frames}] for this model")
     prediction = predict_video(predictor, args.video, chunk_size=args.chunk_size, window_step=args.window_step,
                                batch_size=args.batch_size, backend=args.backend, progress=True)
     if args.out_video:
-        render_video(prediction, args.out_video, chunk_size=args.chunk_size, backend=args.backend)
+        render_video(prediction, args.out_video, chunk_size=args.chunk_size, backend=args.backend,
+                     overwrite=args.overwrite)
         print(f"wrote {args.out_video}", file=sys.stderr)
     if args.json:
         print(json.dumps(prediction.to_dict(args.topk)))

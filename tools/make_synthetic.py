@@ -23,11 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=32, help="frame height = width, even, >= 32 [%(default)s]")
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate written to the files [%(default)s]")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same frames [%(default)s]")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty OUT_DIR that is not a synthetic dataset made with the same "
+                             "arguments (without it such a folder is refused, so a real dataset is never touched)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
         out = make_synthetic(args.out_dir, num_groups=args.groups, clips_per_group=args.clips_per_group,
-                             num_frames=args.frames, size=args.size, fps=args.fps, seed=args.seed)
+                             num_frames=args.frames, size=args.size, fps=args.fps, seed=args.seed,
+                             overwrite=args.overwrite)
     except ValueError as exc:  # a bad flag value: say which, like argparse does
         parser.error(str(exc))
     meta = json.loads((out / "classes.json").read_text(encoding="utf-8"))

@@ -33,3 +33,7 @@ class ConfigError(_PathError):
 
 class CheckpointError(_PathError):
     """A checkpoint is missing, corrupt, unsafe or incompatible."""
+
+
+class OutputError(_PathError):
+    """An output path cannot be written, or writing it would replace a file the user did not ask to replace."""

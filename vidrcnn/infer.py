@@ -33,7 +33,6 @@ end); a segment is a run of consecutive steps with the same top-1 label, scored 
 
 from __future__ import annotations
 
-import errno
 import itertools
 import os
 import sys
@@ -48,6 +47,7 @@ from torch import nn
 from vidrcnn.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from vidrcnn.errors import CheckpointError, VideoDecodeError
 from vidrcnn.io import VideoWriter, open_video
+from vidrcnn.outputs import atomic_output, check_output_file
 
 Transform = Callable[[torch.Tensor], torch.Tensor]  # uint8 (T, H, W, 3) -> float (C, T, H, W)
 REQUIRED_KEYS = ("model", "model_name", "num_classes", "classes", "preprocess")
@@ -370,36 +370,26 @@ def draw_label(frame: np.ndarray, text: str) -> np.ndarray:
     return np.asarray(image)
 
 
-def check_output(path: str | os.PathLike) -> str:
-    """Refuse an output video path that cannot be written, before hours of inference (``OSError`` naming it)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, "is a directory, not a video file name", path)
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(errno.ENOENT, "output folder does not exist", path)
-    if not os.access(folder, os.W_OK):
-        raise PermissionError(errno.EACCES, "output folder is not writable", path)
-    return path
-
-
 def render_video(
     prediction: VideoPrediction, out_path: str | os.PathLike, *, chunk_size: int = 32, backend: str = "auto",
+    overwrite: bool = False,
 ) -> None:
     """Write the video again with each frame's current label and score drawn on it.
 
     Decodes the video a second time, chunk by chunk, and streams the frames to ``out_path`` (libx264 for .mp4,
     .mkv, .mov; MPEG-4 Part 2 for .avi), so memory stays bounded. Odd frame sizes lose their last row or column
-    (4:2:0 encoders need even sizes).
+    (4:2:0 encoders need even sizes). ``out_path`` is never the input video, and an existing file is replaced only
+    with ``overwrite``; the frames go to a temporary file beside it, renamed at the end, so an interrupted run
+    leaves no half file (:mod:`vidrcnn.outputs`).
     """
-    out_path = check_output(out_path)
-    suffix = os.path.splitext(out_path)[1].lower()
+    out_path = check_output_file(out_path, overwrite=overwrite, inputs=[prediction.video])
+    suffix = out_path.suffix.lower()
     if suffix not in OUTPUT_CODECS:
         raise ValueError(f"{out_path}: unsupported output format {suffix!r} (use {', '.join(OUTPUT_CODECS)})")
     codec, options = OUTPUT_CODECS[suffix]
     done = 0
-    with open_video(prediction.video, backend) as decoder, VideoWriter(
-        out_path, fps=prediction.fps, codec=codec, options=options
+    with atomic_output(out_path) as tmp, open_video(prediction.video, backend) as decoder, VideoWriter(
+        tmp, fps=prediction.fps, codec=codec, options=options
     ) as writer:
         for chunk in decoder.iter_frames(chunk_size):
             h, w = chunk.shape[1] // 2 * 2, chunk.shape[2] // 2 * 2

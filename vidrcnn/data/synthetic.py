@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from vidrcnn.io.writer import write_video
+from vidrcnn.outputs import check_output_dir
 
 SEGMENTS = 16  # the clip length the recommended sampling uses: 16 TSN segments over the whole video
 SPLIT_DIR = "ucfTrainTestlist"
@@ -324,6 +325,15 @@ def _write_lists(out: Path, names: list[str], files: dict[str, list[tuple[int, s
         (lists / f"testlist{k:02d}.txt").write_bytes("".join(test).encode())
 
 
+def _generated_by(folder: Path, generator: dict) -> bool:
+    """Whether ``folder`` holds a synthetic dataset made with exactly these generator arguments."""
+    try:
+        meta = json.loads((folder / "classes.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("generator") == generator
+
+
 def make_synthetic(
     out_dir: str | os.PathLike,
     *,
@@ -333,16 +343,23 @@ def make_synthetic(
     size: int = 32,
     fps: float = 25,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> Path:
     """Write the dataset (see the module doc) into ``out_dir`` and return it as a Path.
 
     Defaults: 11 classes x 25 groups x 4 clips = 1100 videos of 40 frames at 32x32 (1.6 s at 25 fps): small enough
     that a model trains on it in about a minute on 2 CPU cores (``make study``), large enough (792 training clips in
     split 1) that it learns within 6 epochs. Shapes scale with ``size``; 64 gives sharper frames. ``num_groups``
-    must be at least 8 so that split 1 has both sets (splits 2 and 3 need 15 and 22). Existing files are overwritten.
+    must be at least 8 so that split 1 has both sets (splits 2 and 3 need 15 and 22). ``out_dir`` must be missing,
+    empty, or a synthetic dataset made with the same arguments (then its files are written again, byte for byte the
+    same); anything else (a real dataset, another synthetic one) only with ``overwrite``: an
+    :class:`~vidrcnn.errors.OutputError` otherwise, before anything is written.
     """
     _check_args(num_groups, clips_per_group, num_frames, size, fps)
-    out = Path(out_dir)
+    generator = {"seed": seed, "groups": num_groups, "clips_per_group": clips_per_group, "frames": num_frames,
+                 "size": size, "fps": fps}
+    out = check_output_dir(out_dir, overwrite=overwrite, replaceable=lambda d: _generated_by(d, generator),
+                           what="a synthetic dataset made with the same arguments")
     out.mkdir(parents=True, exist_ok=True)
     by_name = {c.name: c for c in CLASSES}
     names = class_names()
@@ -373,8 +390,7 @@ def make_synthetic(
                    "16-frame clip can miss one, so a model trained on those sees unlearnable global clips",
         },
         "event_frames": scene.event_len(),
-        "generator": {"seed": seed, "groups": num_groups, "clips_per_group": clips_per_group,
-                      "frames": num_frames, "size": size, "fps": fps},
+        "generator": generator,
     }
     (out / "classes.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return out
