@@ -19,6 +19,7 @@ from videos import numbered_frames, write_bad_corpus
 
 from vidrcnn.data.transforms import MEAN, STD
 from vidrcnn.engine.checkpoint import save_checkpoint
+from vidrcnn.errors import OutputError
 from vidrcnn.infer import (
     VideoPrediction,
     draw_label,
@@ -29,7 +30,6 @@ from vidrcnn.infer import (
     stream_steps,
     window_steps,
 )
-from vidrcnn.errors import OutputError
 from vidrcnn.io import VideoWriter, open_video, write_video
 from vidrcnn.models import get_model
 
