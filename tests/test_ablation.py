@@ -84,3 +84,22 @@ def test_a_single_seed_is_never_called_beyond_the_spread():
     rows = ablation.summarize_variants([_r("c3d", "c3d_s", 0, 0.90), _r("c3d+lr", "c3d_s", 0, 0.95)])
     (text,) = ablation.findings(rows)
     assert "+5.0 points (one seed: no spread" in text and "beyond" not in text
+
+
+def test_the_study_tool_refuses_a_report_path_that_is_not_a_report_before_any_run(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    from vidrcnn.cli import run_tool
+
+    spec = importlib.util.spec_from_file_location("_tool_study2", Path(__file__).resolve().parents[1] / "tools" /
+                                                  "study.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    mine = tmp_path / "README.md"
+    mine.write_text("# my own notes\n")
+    for argv in (["--doc", str(mine), "--out", str(tmp_path / "runs")],
+                 ["--ablation", "--doc", str(mine), "--out", str(tmp_path / "runs")]):
+        assert run_tool(tool.main, argv) == 2
+        assert f"error: {mine}: already exists; pass --overwrite" in capsys.readouterr().err
+    assert mine.read_text() == "# my own notes\n" and not (tmp_path / "runs").exists()

@@ -193,3 +193,41 @@ def test_test_tool_writes_json_and_confusion_png(dataset, tmp_path):
     assert (tmp_path / "metrics.confusion.png").read_bytes()[:4] == b"\x89PNG"
     assert "top-1 (video)" in proc.stdout and "25.00%" in proc.stdout
     assert str(broken) in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _test_tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("test_tool", REPO / "tools" / "test.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_test_tool_checks_its_outputs_before_evaluating_and_replaces_only_its_own(dataset, tmp_path, capsys,
+                                                                                   monkeypatch):
+    from vidrcnn.cli import run_tool
+    from vidrcnn.engine import evaluate as evaluate_module
+
+    _, ckpt, _ = dataset
+    tool = _test_tool()
+    evaluated = []
+    real = evaluate_module.evaluate_checkpoint
+    monkeypatch.setattr(evaluate_module, "evaluate_checkpoint", lambda *a, **k: evaluated.append(1) or real(*a, **k))
+    mine = tmp_path / "notes.json"
+    mine.write_text('{"my": "notes"}')
+    missing = tmp_path / "no_such_folder" / "m.json"
+    for args, cause in (([f"--json={mine}"], "already exists; pass --overwrite"),
+                        ([f"--json={missing}"], "does not exist"),
+                        ([f"--json={tmp_path / 'm.json'}", f"--confusion={ckpt}"], "is an input")):
+        assert run_tool(tool.main, ["--checkpoint", str(ckpt), "--quiet", *args]) == 2
+        assert cause in capsys.readouterr().err
+    assert evaluated == [] and mine.read_text() == '{"my": "notes"}'
+    # Its own results are replaced on a rerun without --overwrite; a foreign file only with it.
+    out = tmp_path / "m.json"
+    for extra in ([], [], [f"--confusion={tmp_path / 'user.png'}", "--overwrite"]):
+        if extra:
+            (tmp_path / "user.png").write_bytes(b"\x89PNG not a real picture")
+        assert run_tool(tool.main, ["--checkpoint", str(ckpt), "--quiet", f"--json={out}", *extra]) == 0
+    assert len(evaluated) == 3 and json.loads(out.read_text())["top1"] == pytest.approx(0.25)
+    assert (tmp_path / "user.png").stat().st_size > 1000

@@ -138,3 +138,16 @@ def test_a_video_that_cannot_be_created_is_an_os_error_naming_it(tmp_path):
     with pytest.raises(OSError) as info:
         write_video(target, np.zeros((2, 16, 16, 3), np.uint8))
     assert info.value.filename == str(target)
+
+
+def test_scan_never_writes_its_cache_over_a_video_or_a_foreign_file(tmp_path, capsys):
+    from vidrcnn.cli import run_tool
+
+    good = noise_video(tmp_path / "good.avi")
+    before = good.read_bytes()
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": 1}')
+    for cache, cause in ((good, "is an input"), (notes, "is not a probe cache")):
+        assert run_tool(scan_videos.main, [str(tmp_path), "--cache", str(cache)]) == 2
+        assert cause in capsys.readouterr().err
+    assert good.read_bytes() == before and notes.read_text() == '{"mine": 1}'

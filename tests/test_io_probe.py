@@ -10,7 +10,7 @@ import av
 import pytest
 from videos import noise_video, numbered_frames, write_bad_corpus
 
-from vidrcnn.errors import VideoDecodeError
+from vidrcnn.errors import OutputError, VideoDecodeError
 from vidrcnn.io import ProbeCache, VideoInfo, open_video, probe_video, write_video
 from vidrcnn.io import probe as probe_module
 
@@ -82,12 +82,19 @@ def test_verify_decodes_what_demuxing_cannot_see(tmp_path, sample_videos):
         probe_video(bad["corrupt_middle"], verify=True)
 
 
-def test_unreadable_cache_file_is_rebuilt(video, tmp_path, caplog):
+def test_a_file_that_is_not_a_probe_cache_is_never_replaced(video, tmp_path, caplog):
+    for content in ("{not json", '{"my": "settings"}', "\xff"):
+        cache_file = tmp_path / "settings.json"
+        cache_file.write_text(content)
+        with pytest.raises(OutputError, match="is not a probe cache"):
+            ProbeCache(cache_file)
+        assert cache_file.read_text() == content
+    # A cache of an older format is this class's own file: rebuilt, with a warning.
     cache_file = tmp_path / "probe.json"
-    cache_file.write_text("{not json")
+    cache_file.write_text('{"version": 0, "entries": {"x": {}}}')
     with caplog.at_level(logging.WARNING):
         cache = ProbeCache(cache_file)
-    assert "ignoring unreadable probe cache" in caplog.text and len(cache) == 0
+    assert "it will be rebuilt" in caplog.text and len(cache) == 0
     cache.get(video)
     cache.save()
     assert len(ProbeCache(cache_file)) == 1

@@ -168,3 +168,16 @@ def test_an_unusable_out_folder_fails_before_any_profiling(tool_main, capsys, tm
     assert run_tool(tool_main, ["--models", "c3d_s", "--lengths", "2", "--out", str(out)]) == 2
     captured = capsys.readouterr()
     assert captured.err.startswith(f"error: {out}") and "profiling c3d_s" not in captured.out
+
+
+def test_files_an_earlier_profile_did_not_write_are_kept(tool_main, capsys, tmp_path: Path) -> None:
+    (tmp_path / "profile.md").write_text("my notes\n")
+    argv = ["--models", "c3d_s", "--lengths", "2", "--size", "16", "--iters", "1", "--warmup", "0", "--no-stream",
+            "--out", str(tmp_path)]
+    assert run_tool(tool_main, argv) == 2
+    captured = capsys.readouterr()
+    assert "profile.md: already exists; pass --overwrite" in captured.err and "profiling" not in captured.out
+    assert (tmp_path / "profile.md").read_text() == "my notes\n"
+    assert run_tool(tool_main, [*argv, "--overwrite"]) == 0
+    assert run_tool(tool_main, argv) == 0  # its own earlier profile is replaced without asking
+    assert "c3d_s" in (tmp_path / "profile.md").read_text()

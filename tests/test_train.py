@@ -10,6 +10,7 @@ import importlib.util
 import itertools
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -27,7 +28,7 @@ from vidrcnn.engine.config import load_config
 from vidrcnn.engine.logging import read_metrics
 from vidrcnn.engine.schedule import lr_at
 from vidrcnn.engine.train import BEST, LAST, DivergenceError, fit
-from vidrcnn.errors import CheckpointError
+from vidrcnn.errors import CheckpointError, ConfigError, OutputError
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["MoveLeft", "MoveRight", "RotateCW", "Still"]
@@ -124,6 +125,40 @@ def test_existing_run_needs_resume(reference_run, tiny_data):
     out, _ = reference_run
     with pytest.raises(CheckpointError, match="--resume"):
         fit(load_config(None, overrides(tiny_data)), out)
+
+
+def test_a_folder_that_is_not_a_run_is_never_trained_into(tiny_data, tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "config.yaml").write_text("my own config\n")
+    for resume in (False, True):  # with --resume too: no checkpoint, and a file that is not a run's
+        with pytest.raises(OutputError, match="not empty|not a run's"):
+            fit(load_config(None, overrides(tiny_data)), notes / ".." / "notes", resume=resume)
+    assert [p.name for p in notes.iterdir()] == ["config.yaml"]
+    assert (notes / "config.yaml").read_text() == "my own config\n"
+
+
+def test_resume_with_another_config_is_refused_before_anything_is_written(reference_run, tiny_data, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(reference_run[0], out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    for change, listed in (("train.lr=1e-3", "train.lr (0.003 -> 0.001)"), ("optim.name=sgd", "optim.name"),
+                           ("data.size=48", "data.size (32 -> 48)")):
+        with pytest.raises(ConfigError, match=re.escape(listed)) as info:
+            fit(load_config(None, overrides(tiny_data, change)), out, resume=True)
+        assert "train.epochs" in str(info.value)  # says what may change
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_resume_may_extend_a_run_and_the_record_says_so(reference_run, tiny_data, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(reference_run[0], out)
+    fit(load_config(None, overrides(tiny_data, "train.epochs=4")), out, resume=True)
+    history = read_metrics(out / "metrics.jsonl")
+    assert [m["epoch"] for m in history] == [1, 2, 3, 4]
+    assert history[3]["resumed_with"] == {"train.epochs": [3, 4]}
+    assert all("resumed_with" not in m for m in history[:3])
+    assert load_config(out / "config.yaml").train.epochs == 4
 
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(reference_run, tiny_data, tmp_path):

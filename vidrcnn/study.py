@@ -29,6 +29,7 @@ from torch import nn
 
 from vidrcnn.engine.evaluate import accuracy_by_group, evaluate, prepare_test, write_result
 from vidrcnn.errors import VidrcnnError
+from vidrcnn.outputs import save_png
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +262,7 @@ def _plot_early(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
         axes[0][0].set_ylabel("top-1 (mean over seeds)")
         axes[0][-1].legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(path, dpi=100)
+        save_png(fig, path)
     finally:
         plt.close(fig)
 

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vidrcnn.outputs import save_png
+
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
@@ -98,6 +100,6 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike) -> N
             ax.legend()
     fig.tight_layout()
     tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    save_png(fig, tmp)
     plt.close(fig)
     os.replace(tmp, path)

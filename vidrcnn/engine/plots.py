@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from vidrcnn.outputs import save_png
+
 
 def plot_confusion(
     confusion: Sequence[Sequence[int]] | np.ndarray,
@@ -50,6 +52,6 @@ def plot_confusion(
         if title:
             ax.set_title(title)
         fig.tight_layout()
-        fig.savefig(os.fspath(path), dpi=100)
+        save_png(fig, path)
     finally:
         plt.close(fig)

@@ -15,7 +15,7 @@ from dataclasses import asdict
 
 from typing_extensions import Self
 
-from vidrcnn.errors import VideoDecodeError
+from vidrcnn.errors import OutputError, VideoDecodeError
 from vidrcnn.io.base import VideoInfo
 from vidrcnn.io.pyav import PyAVDecoder
 
@@ -43,7 +43,8 @@ class ProbeCache:
     bad files either. ``cache_file=None`` keeps the cache in memory only. New entries are written every
     ``autosave`` probes and on :meth:`save` / ``close`` / leaving a ``with`` block; the write is atomic (temp file
     plus rename), so concurrent processes (DataLoader workers) never leave a half-written file, at worst one
-    process's latest entries are lost and re-probed later. An unreadable cache file is ignored (with a warning).
+    process's latest entries are lost and re-probed later. A cache file of an older format is rebuilt (with a
+    warning); a file that is not a probe cache is refused (:class:`~vidrcnn.errors.OutputError`), never replaced.
     """
 
     def __init__(self, cache_file: str | os.PathLike | None = None, *, autosave: int = 500):
@@ -59,12 +60,19 @@ class ProbeCache:
         try:
             with open(self.cache_file, encoding="utf-8") as f:
                 data = json.load(f)
-            if data.get("version") != _CACHE_VERSION or not isinstance(data.get("entries"), dict):
-                raise ValueError("unknown format")
-            self._entries = data["entries"]
-        except (OSError, ValueError, AttributeError) as exc:
-            log.warning("ignoring unreadable probe cache %s (%s); it will be rebuilt", self.cache_file, exc)
-            self._entries = {}
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            data, why = None, str(exc)
+        else:
+            why = "not a vidrcnn probe cache"
+        if not isinstance(data, dict) or not isinstance(data.get("entries"), dict) or "version" not in data:
+            # Not a cache this class wrote (those are written whole, by a rename): someone's file, kept.
+            raise OutputError(self.cache_file, f"exists and is not a probe cache ({why}); refusing to replace it: "
+                                               "delete it or choose another cache file")
+        if data["version"] != _CACHE_VERSION:
+            log.warning("probe cache %s has format %r, not %r; it will be rebuilt", self.cache_file,
+                        data["version"], _CACHE_VERSION)
+            return
+        self._entries = data["entries"]
 
     def __len__(self) -> int:
         return len(self._entries)

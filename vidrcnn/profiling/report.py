@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidrcnn.outputs import save_png
+
 COLUMNS = (
     "model", "T", "batch", "height", "width", "device", "dtype", "compile", "channels_last", "params", "flops",
     "gflops", "latency_median_ms", "latency_q25_ms", "latency_q75_ms", "latency_min_ms", "latency_max_ms",
@@ -110,7 +112,7 @@ def plot(rows: Sequence[dict], path: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
     ax1.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_png(fig, path, dpi=110)
     plt.close(fig)
 
 
