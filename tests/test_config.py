@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from vidrcnn.engine.config import (
     Config,
@@ -51,6 +52,13 @@ def test_overrides_are_typed():
     ("data.split=4", ["data.split"]),
     ("train.epochs=0", ["train.epochs", ">= 1"]),
     ("train.lr", ["key=value"]),
+    ("train.lr=nan", ["train.lr", "a finite number"]),
+    ("train.lr=inf", ["train.lr", "a finite number"]),
+    ("train.lr=0", ["train.lr", "must be > 0.0"]),
+    ("train.lr=-1e-3", ["train.lr", "must be > 0.0"]),
+    ("train.label_smoothing=2", ["train.label_smoothing", "must be < 1.0"]),
+    ("train.label_smoothing=1", ["train.label_smoothing", "must be < 1.0"]),
+    ("train.label_smoothing=-0.1", ["train.label_smoothing", "must be >= 0.0"]),
 ])
 def test_bad_override_values_are_errors(override, words):
     with pytest.raises(ConfigError) as err:
@@ -81,6 +89,10 @@ def test_file_errors_name_the_file(tmp_path):
         load_config(bad_yaml)
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "missing.yaml")
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("# caf\xe9\nseed: 1\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=f"{latin1}: not UTF-8 text \\(byte 5"):
+        load_config(latin1)
     # An override error names the config file it was applied to.
     good = tmp_path / "good.yaml"
     good.write_text("seed: 1\n")
@@ -163,3 +175,16 @@ def test_base_dict_comes_before_file_and_overrides(tmp_path):
     assert cfg.model.kwargs == {"dropout": 0.1, "extra": 1}
     with pytest.raises(ConfigError, match="unknown key 'data.sise'"):
         load_config(None, base={"data": {"sise": 3}})
+
+
+def test_a_device_that_is_not_there_is_refused_before_any_work():
+    from vidrcnn.engine.distributed import resolve_device
+
+    assert resolve_device("cpu").type == "cpu" and resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ConfigError, match="--device: unknown device 'tpu'"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():  # the refusal a machine without a GPU must give, for every tool
+        with pytest.raises(ConfigError, match="train.device: cuda requested but torch sees no GPU"):
+            resolve_device("cuda", "train.device")
+    with pytest.raises(ConfigError, match="cuda:99 requested"):
+        resolve_device("cuda:99")

@@ -231,3 +231,35 @@ def test_test_tool_checks_its_outputs_before_evaluating_and_replaces_only_its_ow
         assert run_tool(tool.main, ["--checkpoint", str(ckpt), "--quiet", f"--json={out}", *extra]) == 0
     assert len(evaluated) == 3 and json.loads(out.read_text())["top1"] == pytest.approx(0.25)
     assert (tmp_path / "user.png").stat().st_size > 1000
+
+
+def test_a_test_set_holding_training_videos_is_refused(dataset, tmp_path):
+    from vidrcnn.engine.checkpoint import load_checkpoint
+
+    _, ckpt, _ = dataset
+    state = load_checkpoint(ckpt)
+    held_out = tmp_path / "held_out.pt"
+    save_checkpoint(held_out, {**state, "train_videos": [f"{c}/v_{c}_g08_c01.avi" for c in CLASSES]})
+    r = evaluate_checkpoint(held_out, ["eval.num_clips=1"], device="cpu")
+    assert r["protocol"]["checked_against_training_videos"] is True
+    leaked = tmp_path / "leaked.pt"  # as if trained on a split whose training set holds this split's test videos
+    save_checkpoint(leaked, {**state, "train_videos": ["Biking/v_Biking_g01_c01.avi", "Diving/v_Diving_g08_c01.avi"]})
+    with pytest.raises(DatasetError, match=r"1 of the 4 test videos \(e.g. Biking/v_Biking_g01_c01.avi\) are among"):
+        evaluate_checkpoint(leaked, ["eval.num_clips=1"], device="cpu")
+    assert evaluate_checkpoint(ckpt, ["eval.num_clips=1"], device="cpu")["protocol"][
+        "checked_against_training_videos"] is False  # an old checkpoint: not checked, and the result says so
+
+
+def test_overrides_that_cannot_apply_to_a_trained_checkpoint_are_refused(dataset):
+    _, ckpt, _ = dataset
+    for override in ("model.name=c3d_s", "model.kwargs.dropout=0.5", "train.lr=0.1", "seed=3", "data.flip=true"):
+        with pytest.raises(ConfigError, match="cannot apply when testing a trained checkpoint"):
+            evaluate_checkpoint(ckpt, [override], device="cpu")
+
+
+def test_a_missing_gpu_is_one_config_error_before_any_work(dataset):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")  # the refusal is what a machine without one must show
+    _, ckpt, _ = dataset
+    with pytest.raises(ConfigError, match="cuda requested but torch sees no GPU"):
+        evaluate_checkpoint(ckpt, [], device="cuda")

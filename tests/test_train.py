@@ -96,6 +96,9 @@ def test_fit_writes_the_run_and_a_self_contained_checkpoint(reference_run, tiny_
 
     ckpt = load_checkpoint(out / LAST)
     assert ckpt["epoch"] == 3 and ckpt["classes"] == CLASSES and ckpt["num_classes"] == 4
+    # The training videos, relative to data.root, for tools/test.py's check that a test set is held out.
+    trainlist = (tiny_data[1] / "trainlist01.txt").read_text().split()[::2]
+    assert ckpt["train_videos"] == sorted(trainlist) and len(trainlist) == 24
     assert ckpt["model_name"] == "frame_avg_s"
     assert {k: ckpt["preprocess"][k] for k in ("num_frames", "stride", "sampling", "size", "resize")} == {
         "num_frames": 4, "stride": 1, "sampling": "segments", "size": 32, "resize": None}

@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from vidrcnn.engine.checkpoint import load_checkpoint, model_from_checkpoint
+from vidrcnn.engine.distributed import resolve_device
 from vidrcnn.errors import CheckpointError, VideoDecodeError
 from vidrcnn.io import VideoWriter, open_video
 from vidrcnn.outputs import atomic_output, check_output_file
@@ -95,8 +96,7 @@ def load_predictor(checkpoint: str | os.PathLike, *, device: str | torch.device 
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
         raise CheckpointError(path, f"not a vidrcnn training checkpoint (missing {', '.join(missing)})")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     # Imported only now: it pulls in torchvision (seconds), which a missing or corrupt file need not wait for.
     from vidrcnn.data.transforms import build_transform
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import sys
 import types
@@ -26,14 +27,17 @@ from vidrcnn.errors import ConfigError
 BASE_KEY = "_base_"
 
 
-def _meta(help: str, *, choices: tuple | None = None, minimum: float | None = None) -> dict[str, Any]:
-    """Field metadata: the help text of docs/config.md, allowed values, lower bound."""
-    return {"help": help, "choices": choices, "minimum": minimum}
+def _meta(help: str, *, choices: tuple | None = None, minimum: float | None = None, above: float | None = None,
+          below: float | None = None) -> dict[str, Any]:
+    """Field metadata: the help text of docs/config.md, allowed values, bounds (``minimum`` inclusive, ``above``
+    and ``below`` exclusive)."""
+    return {"help": help, "choices": choices, "minimum": minimum, "above": above, "below": below}
 
 
-def _opt(default: Any, help: str, *, choices: tuple | None = None, minimum: float | None = None) -> Any:
-    """A dataclass field with an immutable default and its help text (and allowed values / lower bound)."""
-    return field(default=default, metadata=_meta(help, choices=choices, minimum=minimum))
+def _opt(default: Any, help: str, *, choices: tuple | None = None, minimum: float | None = None,
+         above: float | None = None, below: float | None = None) -> Any:
+    """A dataclass field with an immutable default and its help text (and allowed values / bounds)."""
+    return field(default=default, metadata=_meta(help, choices=choices, minimum=minimum, above=above, below=below))
 
 
 @dataclass
@@ -89,11 +93,11 @@ class TrainConfig:
 
     epochs: int = _opt(10, "Passes over the training set.", minimum=1)
     batch_size: int = _opt(16, "Global batch size (split evenly across processes under torchrun).", minimum=1)
-    lr: float = _opt(1e-3, "Peak learning rate, reached after warmup.", minimum=0.0)
+    lr: float = _opt(1e-3, "Peak learning rate, reached after warmup.", above=0.0)
     min_lr: float = _opt(0.0, "Learning rate at the end of the cosine decay.", minimum=0.0)
     warmup_epochs: float = _opt(1.0, "Linear warmup length in epochs (fractions allowed).", minimum=0.0)
     clip_grad: float = _opt(1.0, "Clip the global gradient norm to this value; 0 disables.", minimum=0.0)
-    label_smoothing: float = _opt(0.0, "Label smoothing of the cross-entropy loss.", minimum=0.0)
+    label_smoothing: float = _opt(0.0, "Label smoothing of the cross-entropy loss.", minimum=0.0, below=1.0)
     amp: bool = _opt(True, "Mixed precision on CUDA (bf16 where supported, else fp16 with a grad scaler); "
                            "no effect on CPU.")
     channels_last: bool = _opt(False, "channels_last_3d memory format for model and clips on CUDA (helps 3-D convs "
@@ -193,6 +197,8 @@ def _coerce(value: Any, tp: Any, key: str, where: str | os.PathLike | None, meta
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad()
         value = float(value)
+        if not math.isfinite(value):
+            raise bad(" (a finite number)")
     elif tp is str:
         if not isinstance(value, str):
             raise bad()
@@ -204,11 +210,15 @@ def _coerce(value: Any, tp: Any, key: str, where: str | os.PathLike | None, meta
         if not isinstance(value, (list, tuple)):
             raise bad()
         value = list(value)
-    choices, minimum = meta.get("choices"), meta.get("minimum")
+    choices = meta.get("choices")
     if choices is not None and value not in choices:
         raise ConfigError(where, f"{key}: {value!r} is not one of {', '.join(map(repr, choices))}")
-    if minimum is not None and isinstance(value, (int, float)) and value < minimum:
-        raise ConfigError(where, f"{key}: must be >= {minimum}, got {value!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        for bound, fails, word in (("minimum", value < (meta.get("minimum") or 0), ">="),
+                                   ("above", value <= (meta.get("above") or 0), ">"),
+                                   ("below", value >= (meta.get("below") or 0), "<")):
+            if meta.get(bound) is not None and fails:
+                raise ConfigError(where, f"{key}: must be {word} {meta[bound]}, got {value!r}")
     return value
 
 
@@ -221,6 +231,8 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[Path, dic
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(path, "no such config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, f"not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r})") from None
     except OSError as exc:
         raise ConfigError(path, f"cannot read config file ({exc.strerror or exc})") from None
     try:
@@ -410,8 +422,9 @@ def _row(key: str, f: dataclasses.Field, tp: Any) -> str:
     help_text = f.metadata.get("help", "")
     if f.metadata.get("choices"):
         help_text += " One of: " + ", ".join(f"`{c}`" for c in f.metadata["choices"]) + "."
-    if f.metadata.get("minimum") is not None:
-        help_text += f" Minimum {f.metadata['minimum']}."
+    for bound, word in (("minimum", "Minimum"), ("above", "Above"), ("below", "Below")):
+        if f.metadata.get(bound) is not None:
+            help_text += f" {word} {f.metadata[bound]}."
     help_text = help_text.replace("|", "\\|")  # a pipe would end the table cell
     return f"| `{key}` | {_type_name(tp)} | `{_yaml_value(default)}` | {help_text} |"
 

@@ -16,6 +16,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from vidrcnn.errors import ConfigError
+
 CPU = torch.device("cpu")
 
 
@@ -45,15 +47,33 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
 
 
+def resolve_device(device: str | torch.device, where: str = "--device") -> torch.device:
+    """``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as a torch.device, checked before any
+    work: a GPU that torch cannot see is a :class:`~vidrcnn.errors.ConfigError` naming ``where``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(where, f"unknown device {device!r} (auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(where, f"{device} requested but torch sees no GPU (torch {torch.__version__}, CUDA "
+                                     f"build {torch.version.cuda or 'none'})")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(where, f"{device} requested but torch sees {torch.cuda.device_count()} GPU(s)")
+    elif dev.type != "cpu":
+        raise ConfigError(where, f"unsupported device {device!r} (auto, cpu, cuda or cuda:N)")
+    return dev
+
+
 def setup(device: str = "auto") -> DistInfo:
     """Join the process group when launched by torchrun and pick this process's device.
 
     ``device``: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``. Under torchrun each process uses
     ``cuda:LOCAL_RANK``.
     """
-    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device=cuda but CUDA is not available")
+    use_cuda = resolve_device(device, "train.device").type == "cuda"
     if not launched_by_torchrun():
         return DistInfo(device=torch.device("cuda") if use_cuda else torch.device("cpu"))
     rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0"))

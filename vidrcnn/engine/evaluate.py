@@ -12,6 +12,7 @@ number of test videos.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -21,6 +22,8 @@ from typing import Any, NamedTuple
 import torch
 from einops import rearrange
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 UNREADABLE = "unreadable"
 
@@ -193,13 +196,17 @@ def prepare_test(
     from vidrcnn.data.datasets import VideoClipDataset, build_split, collate
     from vidrcnn.data.transforms import build_transform
     from vidrcnn.engine.checkpoint import load_checkpoint, model_from_checkpoint
+    from vidrcnn.engine.distributed import resolve_device
     from vidrcnn.errors import CheckpointError, DatasetError
+
+    device = resolve_device(device)  # a GPU that is not there fails before anything is loaded
 
     path = os.fspath(checkpoint)
     ckpt = load_checkpoint(path)
     missing = [k for k in ("model", "model_name", "num_classes", "classes", "preprocess", "config") if k not in ckpt]
     if missing:
         raise CheckpointError(path, f"not a vidrcnn training checkpoint (missing {', '.join(missing)})")
+    _check_test_overrides(overrides, path)
     cfg = checkpoint_config(ckpt["config"], overrides, where=path)
     pre = dict(ckpt["preprocess"])
     overridden = {text.partition("=")[0].strip() for text in overrides}
@@ -214,6 +221,12 @@ def prepare_test(
     if list(split.classes) != classes:
         raise DatasetError(cfg.data.root, f"the dataset's {len(split.classes)} classes differ from the "
                            f"{len(classes)} the checkpoint {path} was trained on")
+    overlap = training_overlap(ckpt, split.test, cfg.data.root)
+    if overlap:
+        raise DatasetError(cfg.data.root, f"{len(overlap)} of the {len(split.test)} test videos (e.g. {overlap[0]}) "
+                           f"are among the videos the checkpoint {path} was trained on (data.split="
+                           f"{cfg.data.split} here); a test result on them would be false: test on the split it was "
+                           "not trained on")
     transform = build_transform(train=False, size=int(pre["size"]), resize=pre.get("resize"),
                                 three_crop=cfg.eval.three_crop,
                                 **{k: pre[k] for k in ("mean", "std") if pre.get(k) is not None})
@@ -222,12 +235,44 @@ def prepare_test(
                                num_clips=cfg.eval.num_clips, backend=cfg.data.backend)
     loader = DataLoader(dataset, batch_size=cfg.eval.batch_size, shuffle=False, num_workers=cfg.data.num_workers,
                         collate_fn=collate)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     protocol = {"num_clips": cfg.eval.num_clips, "three_crop": cfg.eval.three_crop, "split": cfg.data.split,
-                "data_root": cfg.data.root, **{k: pre.get(k) for k in PREPROCESS_KEYS}}
+                "data_root": cfg.data.root, **{k: pre.get(k) for k in PREPROCESS_KEYS},
+                # None: the checkpoint predates the record of its training videos, so overlap was not checked
+                "checked_against_training_videos": "train_videos" in ckpt}
+    if "train_videos" not in ckpt:
+        log.warning("%s does not record its training videos (saved before 2026-12-02): cannot check that the test "
+                    "set is held out", path)
     meta = {"checkpoint": path, "model_name": ckpt["model_name"], "epoch": ckpt.get("epoch")}
     return TestSetup(model.to(device).eval(), classes, loader, cfg, protocol, meta, device)
+
+
+# The overrides that change what tools/test.py does: where the data is and how it is read, the test protocol, and
+# how many clips go through the model at once. The model, optimiser and training keys cannot apply to a trained
+# checkpoint (its weights and builder options are fixed), so giving one is refused rather than silently ignored.
+TEST_OVERRIDES = ("data.", "eval.", "train.batch_size")
+NOT_AT_TEST = ("data.flip", "data.on_error")
+
+
+def _check_test_overrides(overrides: Sequence[str], where: str) -> None:
+    from vidrcnn.errors import ConfigError
+
+    keys = [text.partition("=")[0].strip() for text in overrides]
+    refused = [k for k in keys if not k.startswith(TEST_OVERRIDES) or k in NOT_AT_TEST]
+    if refused:
+        raise ConfigError(where, f"{', '.join(refused)} cannot apply when testing a trained checkpoint (its model "
+                                 f"and training are fixed); test overrides are data.* (not {', '.join(NOT_AT_TEST)}), "
+                                 "eval.* and train.batch_size")
+
+
+def relative_videos(samples: Sequence[tuple[str, int]], root: str | os.PathLike) -> list[str]:
+    """The sorted paths of ``samples`` relative to the dataset ``root`` (what a moved dataset keeps)."""
+    return sorted(os.path.relpath(os.path.abspath(p), os.path.abspath(root)) for p, _ in samples)
+
+
+def training_overlap(ckpt: Mapping[str, Any], test: Sequence[tuple[str, int]], root: str | os.PathLike) -> list[str]:
+    """The test videos (relative to ``root``) that the checkpoint records among its training videos."""
+    trained = set(ckpt.get("train_videos") or ())
+    return [p for p in relative_videos(test, root) if p in trained]
 
 
 def evaluate_checkpoint(

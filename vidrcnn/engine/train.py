@@ -368,6 +368,9 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     fps, video_frames = _train_video_stats(split.train)
+    from vidrcnn.engine.evaluate import relative_videos
+
+    train_videos = relative_videos(split.train, cfg.data.root)
     run_log = None
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -420,6 +423,8 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
                 "model_name": cfg.model.name, "num_classes": len(classes), "classes": classes,
                 "preprocess": preprocess_of(cfg.data, fps, video_frames), "best_top1": best_top1, "metrics": metrics,
                 "history": history, "rng": rng_state(), "world_size": info.world_size,
+                # what tools/test.py checks a test set against (relative to data.root: a moved dataset still matches)
+                "train_videos": train_videos,
             }
             # Best before last: a kill between the two repeats this epoch, which then finds best already written.
             if improved:
