@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import operator
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import torch
-from typing_extensions import Self
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import Self
 
 from vidrcnn.errors import VideoDecodeError
 

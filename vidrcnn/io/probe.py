@@ -10,10 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import tempfile
 from dataclasses import asdict
 
-from typing_extensions import Self
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import Self
 
 from vidrcnn.errors import OutputError, VideoDecodeError
 from vidrcnn.io.base import VideoInfo
