@@ -161,6 +161,44 @@ def test_annotation_lists_single_and_pair(tmp_path):
         build_split(tmp_path, list_file=(pair[0], write_lines(tmp_path / "bad.txt", ["videos/run/nope.mp4 0"])))
 
 
+def test_annotation_list_labels_and_duplicates_are_checked(tmp_path):
+    touch(tmp_path, *(f"videos/{c}/clip {i:03d}.mp4" for c in ("run", "walk") for i in range(10)))
+    lines = [f"videos/{c}/clip {i:03d}.mp4 {label}" for label, c in enumerate(("run", "walk")) for i in range(10)]
+    cases = {
+        "one_based": ([ln[:-1] + str(int(ln[-1]) + 1) for ln in lines], r"no video has label 0 \(is the list 1-based"),
+        "stray": ([*lines[:-1], lines[-1][:-1] + "999"], r"no video has label 2, 3, 4, 5, 6, ... \(997 in all\)"),
+        "two_labels": ([*lines, lines[0][:-1] + "1"], r"line 21: videos/run/clip 000.mp4 is listed with label 1, and "
+                                                      r"with label 0 on line 1"),
+        "twice": ([*lines, lines[3]], r"line 21: videos/run/clip 003.mp4 is listed again on line 4"),
+    }
+    for name, (content, match) in cases.items():
+        with pytest.raises(DatasetError, match=match) as info:
+            build_split(tmp_path, list_file=write_lines(tmp_path / f"{name}.txt", content))
+        assert info.value.path.endswith(f"{name}.txt")
+    # A classes file names the labels and decides the range: a label past it is refused.
+    classes = write_lines(tmp_path / "classes.txt", ["Running", "Walking", "Jumping"])
+    split = build_split(tmp_path, list_file=write_lines(tmp_path / "ok.txt", lines), classes_file=classes)
+    assert split.classes == ["Running", "Walking", "Jumping"]  # a class with no video is allowed when it is named
+    with pytest.raises(DatasetError, match=r"label 3 \(e.g. .*clip 009.mp4\) is out of range: the classes file names 3"):
+        build_split(tmp_path, list_file=write_lines(tmp_path / "big.txt", [*lines[:-1], lines[-1][:-1] + "3"]),
+                    classes_file=classes)
+    with pytest.raises(DatasetError, match="listed twice"):
+        build_split(tmp_path, list_file=tmp_path / "ok.txt",
+                    classes_file=write_lines(tmp_path / "dup.txt", ["Running", "Running"]))
+
+
+def test_a_class_listed_twice_in_classind_says_so(tmp_path):
+    touch(tmp_path, "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi")
+    official_lists(tmp_path, ["ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1"],
+                   ["ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi"], classes=("ApplyEyeMakeup", "ApplyEyeMakeup"))
+    with pytest.raises(DatasetError, match="line 2: class 'ApplyEyeMakeup' is listed twice \\(also on line 1\\)"):
+        build_split(tmp_path)
+    official_lists(tmp_path, ["ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1"],
+                   ["ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi"], classes=("ApplyEyeMakeup", "applyeyemakeup"))
+    with pytest.raises(DatasetError, match="differ only in case"):
+        build_split(tmp_path)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [({"split": 4}, "split must be"), ({"split_dir": "x", "list_file": "y"}, "not both")],

@@ -208,6 +208,7 @@ def read_class_index(path: str | os.PathLike) -> list[str]:
     """Class names from UCF101's ``classInd.txt`` (``<1-based index> <name>`` per line), in label order."""
     path = os.fspath(path)
     by_index: dict[int, str] = {}
+    line_of: dict[str, int] = {}
     for n, line in _read_lines(path):
         parts = line.split()
         if len(parts) != 2 or not parts[0].isdigit():
@@ -215,14 +216,17 @@ def read_class_index(path: str | os.PathLike) -> list[str]:
         idx = int(parts[0])
         if idx in by_index:
             raise DatasetError(path, f"line {n}: class index {idx} appears twice")
-        by_index[idx] = parts[1]
+        if parts[1] in line_of:
+            raise DatasetError(path, f"line {n}: class {parts[1]!r} is listed twice (also on line {line_of[parts[1]]})")
+        by_index[idx], line_of[parts[1]] = parts[1], n
     if sorted(by_index) != list(range(1, len(by_index) + 1)):
         raise DatasetError(path, f"class indices must run 1..N without gaps (1-based), got {sorted(by_index)[:5]}...")
     classes = [by_index[i] for i in range(1, len(by_index) + 1)]
     lowered = [c.lower() for c in classes]
     dupes = sorted({c for c in lowered if lowered.count(c) > 1})
     if dupes:
-        raise DatasetError(path, f"class names differ only in case: {dupes}")
+        raise DatasetError(path, f"class names differ only in case: {[c for c in classes if c.lower() in dupes]} "
+                                 "(class folders are matched case-insensitively, so they would be one class)")
     return classes
 
 
@@ -283,6 +287,7 @@ def read_list_file(path: str | os.PathLike, root: str | os.PathLike) -> list[Sam
     path, root = os.fspath(path), os.fspath(root)
     index = _DirIndex(root)
     samples = []
+    seen: dict[str, tuple[int, int]] = {}  # file -> (line, label)
     for n, line in _read_lines(path):
         parts = line.rsplit(maxsplit=1)
         if len(parts) != 2 or not parts[1].isdigit():
@@ -296,10 +301,51 @@ def read_list_file(path: str | os.PathLike, root: str | os.PathLike) -> list[Sam
             on_disk = None if found is None else os.path.join(root, found)
         if on_disk is None:
             raise DatasetError(path, f"line {n}: {rel} is listed but not found under {root}")
+        key = os.path.normcase(os.path.abspath(on_disk))
+        if key in seen:
+            first, first_label = seen[key]
+            what = "again" if first_label == label else f"with label {label}, and with label {first_label}"
+            raise DatasetError(path, f"line {n}: {rel} is listed {what} on line {first}; each video once")
+        seen[key] = (n, label)
         samples.append(Sample(on_disk, label))
     if not samples:
         raise DatasetError(path, "the list is empty")
     return samples
+
+
+def read_classes_file(path: str | os.PathLike) -> list[str]:
+    """Class names, one per line: line k (0-based, blank lines and ``#`` comments skipped) names label k."""
+    path = os.fspath(path)
+    names: list[str] = []
+    line_of: dict[str, int] = {}
+    for n, line in _read_lines(path):
+        name = line.strip()
+        if name in line_of:
+            raise DatasetError(path, f"line {n}: class {name!r} is listed twice (also on line {line_of[name]})")
+        line_of[name] = n
+        names.append(name)
+    if not names:
+        raise DatasetError(path, "the classes file is empty")
+    return names
+
+
+def _check_labels(samples: Sequence[Sample], where: str, classes: Sequence[str] | None) -> None:
+    """Labels index the classes: below ``len(classes)`` with a classes file; without one, every label 0..max must
+    occur (a gap is a class with no video: a 1-based list, or a stray large label)."""
+    labels = {s.label for s in samples}
+    if classes is not None:
+        bad = sorted(label for label in labels if label >= len(classes))
+        if bad:
+            example = next(s for s in samples if s.label == bad[0])
+            raise DatasetError(where, f"label {bad[0]} (e.g. {example.path}) is out of range: the classes file names "
+                                      f"{len(classes)} classes, labels 0..{len(classes) - 1}")
+        return
+    missing = sorted(set(range(max(labels) + 1)) - labels)
+    if missing:
+        hint = " (is the list 1-based? labels are 0-based)" if missing == [0] else ""
+        shown = ", ".join(map(str, missing[:5])) + (f", ... ({len(missing)} in all)" if len(missing) > 5 else "")
+        raise DatasetError(where, f"no video has label {shown}{hint}; labels must run 0..{max(labels)} without gaps, "
+                                  "or name the classes in data.classes_file")
 
 
 def _list_classes(samples: Sequence[Sample]) -> list[str]:
@@ -315,8 +361,11 @@ def _list_classes(samples: Sequence[Sample]) -> list[str]:
     return names
 
 
-def split_list(root: str | os.PathLike, list_file, split: int = 1) -> Split:
-    """Samples from annotation list(s): one list is split by group/hash as folders are; a pair is (train, test)."""
+def split_list(root: str | os.PathLike, list_file, split: int = 1,
+               classes_file: str | os.PathLike | None = None) -> Split:
+    """Samples from annotation list(s): one list is split by group/hash as folders are; a pair is (train, test).
+    ``classes_file`` (:func:`read_classes_file`) names the labels; without it they are named from the folders and
+    must run 0..max without gaps."""
     root = os.fspath(root)
     if isinstance(list_file, (list, tuple)):
         if len(list_file) != 2:
@@ -333,7 +382,9 @@ def split_list(root: str | os.PathLike, list_file, split: int = 1) -> Split:
         train, test = _split_by_group(root, items, split)
         where = list_file
     check_no_leak(train, test, where)
-    classes = _list_classes(train + test)
+    names = None if classes_file is None else read_classes_file(classes_file)
+    _check_labels(train + test, os.fspath(where), names)
+    classes = names if names is not None else _list_classes(train + test)
     return _require_nonempty(Split(train, test, classes), where)
 
 
@@ -343,6 +394,7 @@ def build_split(
     split_dir: str | os.PathLike | None = None,
     split: int = 1,
     list_file: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    classes_file: str | os.PathLike | None = None,
 ) -> Split:
     """Train/test samples and class names of the dataset in ``root`` (see the module doc for the three sources).
 
@@ -357,7 +409,9 @@ def build_split(
     if list_file is not None:
         if split_dir is not None:
             raise DatasetError(root, "give either split_dir (UCF101 lists) or list_file (annotation list), not both")
-        return split_list(root, list_file, split)
+        return split_list(root, list_file, split, classes_file)
+    if classes_file is not None:
+        raise DatasetError(classes_file, "a classes file names the labels of a list_file; without one it does not apply")
     if split_dir is None and os.path.isfile(os.path.join(root, SPLIT_FOLDER, "classInd.txt")):
         split_dir = os.path.join(root, SPLIT_FOLDER)
     if split_dir is not None:

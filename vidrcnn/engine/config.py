@@ -49,7 +49,10 @@ class DataConfig:
         None, "Folder with UCF101's classInd.txt, trainlistNN.txt, testlistNN.txt. None: `root/ucfTrainTestlist` if "
         "present, else split by the group number in the file names.")
     split: int = _opt(1, "UCF101 split (1, 2 or 3).", choices=(1, 2, 3))
-    list_file: str | None = _opt(None, "Annotation list (`path label` lines) instead of split_dir.")
+    list_file: str | None = _opt(None, "Annotation list (`path label` lines, 0-based labels) instead of split_dir.")
+    classes_file: str | None = _opt(
+        None, "With list_file: class names, one per line (line k names label k); labels at or above their count are "
+        "refused. None: classes are named from the folders and the labels must run 0..max without gaps.")
     num_frames: int = _opt(16, "Frames per clip (T).", minimum=1)
     sampling: str = _opt(
         "dense", "`dense`: num_frames consecutive frames `stride` apart; `segments`: TSN, one frame from each of "

@@ -217,7 +217,8 @@ def prepare_test(
         raise CheckpointError(path, exc.cause) from None
     classes = [str(c) for c in ckpt["classes"]]
 
-    split = build_split(cfg.data.root, split_dir=cfg.data.split_dir, split=cfg.data.split, list_file=cfg.data.list_file)
+    split = build_split(cfg.data.root, split_dir=cfg.data.split_dir, split=cfg.data.split, list_file=cfg.data.list_file,
+                        classes_file=cfg.data.classes_file)
     if list(split.classes) != classes:
         raise DatasetError(cfg.data.root, f"the dataset's {len(split.classes)} classes differ from the "
                            f"{len(classes)} the checkpoint {path} was trained on")

@@ -58,7 +58,8 @@ def build_datasets(data: DataConfig):
     from vidrcnn.data.datasets import VideoClipDataset, build_split
     from vidrcnn.data.transforms import build_transform
 
-    split = build_split(data.root, split_dir=data.split_dir, split=data.split, list_file=data.list_file)
+    split = build_split(data.root, split_dir=data.split_dir, split=data.split, list_file=data.list_file,
+                        classes_file=data.classes_file)
     common = {"num_frames": data.num_frames, "stride": data.stride, "sampling": data.sampling, "backend": data.backend}
     train_tf = build_transform(train=True, size=data.size, resize=data.resize, flip=data.flip)
     val_tf = build_transform(train=False, size=data.size, resize=data.resize)
