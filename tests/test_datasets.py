@@ -167,8 +167,8 @@ def test_annotation_list_labels_and_duplicates_are_checked(tmp_path):
     cases = {
         "one_based": ([ln[:-1] + str(int(ln[-1]) + 1) for ln in lines], r"no video has label 0 \(is the list 1-based"),
         "stray": ([*lines[:-1], lines[-1][:-1] + "999"], r"no video has label 2, 3, 4, 5, 6, ... \(997 in all\)"),
-        "two_labels": ([*lines, lines[0][:-1] + "1"], r"line 21: videos/run/clip 000.mp4 is listed with label 1, and "
-                                                      r"with label 0 on line 1"),
+        "two_labels": ([*lines, lines[0][:-1] + "1"], (r"line 21: videos/run/clip 000.mp4 is listed with label 1, "
+                                                       r"and with label 0 on line 1")),
         "twice": ([*lines, lines[3]], r"line 21: videos/run/clip 003.mp4 is listed again on line 4"),
     }
     for name, (content, match) in cases.items():
