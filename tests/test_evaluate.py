@@ -263,3 +263,15 @@ def test_a_missing_gpu_is_one_config_error_before_any_work(dataset):
     _, ckpt, _ = dataset
     with pytest.raises(ConfigError, match="cuda requested but torch sees no GPU"):
         evaluate_checkpoint(ckpt, [], device="cuda")
+
+
+def test_a_test_set_with_no_readable_video_is_an_error_not_a_result(dataset, tmp_path):
+    import shutil
+
+    root, ckpt, _ = dataset
+    copy = tmp_path / "data"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("run"))
+    for video in copy.rglob("*_g0[1-7]_*.avi"):
+        video.write_bytes(b"RIFF" + bytes(100))
+    with pytest.raises(DatasetError, match="unreadable, as are all 4 test videos"):
+        evaluate_checkpoint(ckpt, [f"data.root={copy}", "eval.num_clips=1"], device="cpu")

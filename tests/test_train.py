@@ -28,7 +28,7 @@ from vidrcnn.engine.config import load_config
 from vidrcnn.engine.logging import read_metrics
 from vidrcnn.engine.schedule import lr_at
 from vidrcnn.engine.train import BEST, LAST, DivergenceError, fit
-from vidrcnn.errors import CheckpointError, ConfigError, OutputError
+from vidrcnn.errors import CheckpointError, ConfigError, DatasetError, OutputError
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["MoveLeft", "MoveRight", "RotateCW", "Still"]
@@ -248,3 +248,13 @@ def test_unreadable_training_videos_are_skipped_counted_and_summarised(tiny_data
     assert final["skipped_videos"] == [bad]
     assert any("skipped" in r.getMessage() and bad in r.getMessage() for r in caplog.records)
     yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+
+
+def test_a_validation_set_with_no_readable_video_is_an_error_not_a_result(tiny_data, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(tiny_data[0], root, ignore=shutil.ignore_patterns("lists4"))
+    lists = write_lists(root, root / "lists")
+    for rel in (lists / "testlist01.txt").read_text().split():
+        (root / rel).write_bytes(b"not a video" * 10)
+    with pytest.raises(DatasetError, match="all 8 validation \\(test split\\) videos are unreadable"):
+        fit(load_config(None, overrides((root, lists), "train.epochs=1")), tmp_path / "run")

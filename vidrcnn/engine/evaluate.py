@@ -166,7 +166,13 @@ def evaluate(
             raise ValueError(f"model returned logits {tuple(logits.shape)}, expected {(b * n, num_classes)}")
         probs = rearrange(logits.softmax(-1), "(b n) k -> b n k", b=b, n=n)
         tally.update(probs, batch["label"], batch.get("ok"), batch.get("path"))
-    return tally.result()
+    result = tally.result()
+    if result["num_videos"] and result["num_skipped"] == result["num_videos"]:
+        from vidrcnn.errors import DatasetError
+
+        raise DatasetError(result["skipped"][0] if result["skipped"] else None,
+                           f"unreadable, as are all {result['num_videos']} test videos: there is no result to report")
+    return result
 
 
 PREPROCESS_KEYS = ("num_frames", "stride", "sampling", "size", "resize")

@@ -35,7 +35,7 @@ from vidrcnn.engine.config import Config, DataConfig, OptimConfig, config_to_dic
 from vidrcnn.engine.distributed import SINGLE, DistInfo, ShardSampler
 from vidrcnn.engine.logging import CURVES_FILE, METRICS_FILE, RunLog
 from vidrcnn.engine.schedule import lr_at
-from vidrcnn.errors import CheckpointError, ConfigError, OutputError, VidrcnnError
+from vidrcnn.errors import CheckpointError, ConfigError, DatasetError, OutputError, VidrcnnError
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +203,10 @@ def validate(
     device: torch.device,
     info: DistInfo = SINGLE,
     channels_last: bool = False,
+    where: str | None = None,
 ) -> dict[str, Any]:
-    """Clip-level validation: one centre clip per test video, reduced across ranks.
+    """Clip-level validation: one centre clip per test video, reduced across ranks; a test split with no readable
+    video is a :class:`DatasetError` naming ``where`` (the data root).
 
     ``loader`` must visit every video once over all ranks (:class:`ShardSampler`). An unreadable video (``ok`` False)
     counts as wrong and stays out of the loss. Returns ``val_loss``, ``val_top1``, ``val_count``, ``val_unreadable``.
@@ -221,6 +223,9 @@ def validate(
                               float((~ok).sum())], dtype=torch.float64)
     loss_sum, correct, count, unreadable = distributed.all_reduce_sum(sums, info).tolist()
     readable = count - unreadable
+    if count and not readable:  # every rank sees the reduced sums, so all raise together
+        raise DatasetError(where, f"all {int(count)} validation (test split) videos are unreadable: no validation "
+                                  "loss or accuracy (run tools/scan_videos.py on the dataset)")
     return {"val_loss": loss_sum / readable if readable else float("nan"), "val_top1": correct / count if count else 0.0,
             "val_count": int(count), "val_unreadable": int(unreadable)}
 
@@ -409,7 +414,7 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
             metrics["resumed_with"] = {k: list(v) for k, v in changes.items()}
         if epoch % t.eval_every == 0 or epoch == t.epochs:
             metrics.update(validate(raw_model, val_loader, autocast=autocast, device=device, info=info,
-                                    channels_last=channels_last))
+                                    channels_last=channels_last, where=cfg.data.root))
         all_skipped.update(skipped)
         improved = metrics.get("val_top1", -1.0) > best_top1
         best_top1 = max(best_top1, metrics.get("val_top1", -1.0))
