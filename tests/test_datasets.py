@@ -296,6 +296,32 @@ def test_unreadable_video_is_skipped_in_training_and_logged_once(videos, caplog)
     assert err.value.path == videos["bad"]
 
 
+def test_substitutes_are_drawn_anew_each_epoch(videos):
+    samples = [(videos["bad"], 1)] + [(videos[k], 0) for k in ("a1", "a2", "b1")] * 8
+    ds = VideoClipDataset(samples, num_frames=2, train=True, transform=raw)
+    chosen = {}
+    for epoch in range(1, 7):
+        ds.set_epoch(epoch)
+        chosen[epoch] = ds[0]["index"]
+        assert ds[0]["index"] == chosen[epoch]  # within an epoch: deterministic
+    assert len(set(chosen.values())) > 1  # across epochs: not one fixed chain
+
+
+def test_an_error_raised_in_a_dataloader_worker_comes_back_as_one_line(videos):
+    from vidrcnn.cli import run_tool
+
+    ds = VideoClipDataset([(videos["bad"], 0)] * 4, num_frames=2, train=True, transform=raw, max_retries=2)
+    loader = DataLoader(ds, batch_size=2, num_workers=1, collate_fn=collate)
+    with pytest.raises(DatasetError) as info:
+        next(iter(loader))
+    assert str(info.value).startswith(f"{videos['bad']}: 3 unreadable videos in a row") and "\n" not in str(info.value)
+
+    def main(_argv):
+        next(iter(loader))
+
+    assert run_tool(main, []) == 2  # a tool prints it as one error line, no traceback
+
+
 def test_unreadable_video_counts_as_wrong_at_test_time(videos):
     transform = build_transform(train=False, size=16, three_crop=True)
     ds = VideoClipDataset([(videos["a1"], 0), (videos["bad"], 1)], num_frames=4, train=False, transform=transform,

@@ -258,3 +258,18 @@ def test_a_validation_set_with_no_readable_video_is_an_error_not_a_result(tiny_d
         (root / rel).write_bytes(b"not a video" * 10)
     with pytest.raises(DatasetError, match="all 8 validation \\(test split\\) videos are unreadable"):
         fit(load_config(None, overrides((root, lists), "train.epochs=1")), tmp_path / "run")
+
+
+def test_training_stops_with_one_error_when_too_many_videos_are_unreadable(tiny_data, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(tiny_data[0], root, ignore=shutil.ignore_patterns("lists4"))
+    lists = write_lists(root, root / "lists")
+    train = (lists / "trainlist01.txt").read_text().split()[::2]
+    for rel in train[:3]:  # 3 of 24: 12.5%, above the default limit of 10%
+        (root / rel).write_bytes(b"not a video" * 10)
+    with pytest.raises(DatasetError, match=r"3 of the 24 training videos \(12.5%\) are unreadable, more than "
+                                           r"data.max_unreadable=0.1 allows"):
+        fit(load_config(None, overrides((root, lists), "train.epochs=1")), tmp_path / "run")
+    final = fit(load_config(None, overrides((root, lists), "train.epochs=1", "data.max_unreadable=0.2")),
+                tmp_path / "run2")
+    assert len(final["skipped_videos"]) == 3

@@ -13,10 +13,22 @@ class VidrcnnError(Exception):
 
 
 class _PathError(VidrcnnError):
-    def __init__(self, path: str | os.PathLike | None, cause: str):
+    def __init__(self, path: str | os.PathLike | None, cause: str | None = None):
+        if cause is None:  # rebuilt from one message: how torch's DataLoader re-raises an error from a worker
+            path, cause = None, _original_message(os.fspath(path) if path is not None else "")
         self.path = None if path is None else os.fspath(path)
         self.cause = cause
         super().__init__(f"{self.path}: {cause}" if self.path is not None else cause)
+
+
+def _original_message(text: str) -> str:
+    """The error's own message out of a re-raised worker error ("Caught DatasetError in DataLoader worker process 0.
+    Original Traceback ... vidrcnn.errors.DatasetError: <path>: <cause>"), so that a tool still prints one line."""
+    if "Original Traceback" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    name, sep, message = last.partition(": ")
+    return message if sep and name.rpartition(".")[2].endswith("Error") else last
 
 
 class VideoDecodeError(_PathError):

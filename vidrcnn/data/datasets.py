@@ -44,7 +44,7 @@ class VideoClipDataset(Dataset):
     Unreadable videos (any :class:`VideoDecodeError`):
 
     - train: logged once per process with its path, then another sample is drawn (deterministically from the item
-      index, up to ``max_retries`` times) and the bad path is reported in ``skipped``, so the engine can count and
+      index and the epoch (:meth:`set_epoch`), up to ``max_retries`` times) and the bad path is reported in ``skipped``, so the engine can count and
       summarise; a path found bad is not opened again by this process. ``on_error="raise"`` re-raises instead.
     - eval: the item has ``ok=False`` and an all-zero video, so it counts as a wrong answer instead of silently
       vanishing from the test set. ``on_error="raise"`` re-raises.
@@ -90,6 +90,11 @@ class VideoClipDataset(Dataset):
         self._bad: set[str] = set()
         self._warned: set[str] = set()
         self._true_counts: dict[str, int] = {}
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Seed the substitutes for unreadable training videos from ``epoch`` (call before each epoch's loader)."""
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -171,9 +176,10 @@ class VideoClipDataset(Dataset):
                 self._warn_once(path, exc)
                 return self._item(i, self._zero_video(), False, [])
         # Train: one clip position drawn from torch's generator (seeded per DataLoader worker); replacements for an
-        # unreadable video are drawn from a generator seeded by i, so the substitute does not depend on the worker.
+        # unreadable video are drawn from a generator seeded by (epoch, i): they do not depend on the worker, and a
+        # sample whose substitutes were unreadable in one epoch draws other ones in the next.
         rng = random.Random(int(torch.randint(0, 2**62, ()).item()))
-        substitute = random.Random(i)
+        substitute = random.Random(self.epoch * 1_000_003 + i)
         skipped: list[str] = []
         j = i
         for _ in range(self.max_retries + 1):

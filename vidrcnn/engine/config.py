@@ -66,6 +66,10 @@ class DataConfig:
     backend: str = _opt("auto", "Video decoder.", choices=("auto", "pyav", "decord"))
     on_error: str = _opt("skip", "Unreadable training video: `skip` (logged, counted, replaced) or `raise`.",
                          choices=("skip", "raise"))
+    max_unreadable: float = _opt(
+        0.1, "With on_error=skip: stop training with an error once more than this fraction of the training videos "
+        "has proved unreadable (a dataset that broken trains on another set than it claims); 1 never stops.",
+        minimum=0.0)
 
 
 @dataclass

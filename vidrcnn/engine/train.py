@@ -43,9 +43,10 @@ LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
 # What a run writes into its folder; a folder holding anything else is not a run folder (see check_run_dir).
 RUN_FILES = frozenset({LAST, BEST, "config.yaml", METRICS_FILE, CURVES_FILE, "tb", "metrics.jsonl.tmp"})
 # Config keys that may differ on --resume by design: more epochs to extend a run, how often to validate, where the
-# data now lives, how many loader workers, which device. Anything else would make the run's record false.
+# data now lives, how many loader workers, how many unreadable videos to accept, which device. Anything else would
+# make the run's record false.
 RESUMABLE_KEYS = ("train.epochs", "train.eval_every", "data.root", "data.split_dir", "data.list_file",
-                  "data.num_workers", "train.device")
+                  "data.classes_file", "data.num_workers", "data.max_unreadable", "train.device")
 
 
 class DivergenceError(VidrcnnError):
@@ -143,6 +144,7 @@ def train_one_epoch(
     device: torch.device,
     info: DistInfo = SINGLE,
     clip_grad: float = 0.0,
+    check_unreadable: Callable[[set[str]], None] | None = None,
     label_smoothing: float = 0.0,
     channels_last: bool = False,
     desc: str = "",
@@ -164,6 +166,8 @@ def train_one_epoch(
         x = _to_device(batch["video"], device, channels_last)
         y = batch["label"].to(device, non_blocking=True)
         skipped += batch["skipped"]
+        if batch["skipped"] and check_unreadable is not None:
+            check_unreadable(set(skipped))
         with autocast:
             logits = model(x)
             loss = clip_loss(logits.float(), y, label_smoothing)
@@ -388,9 +392,19 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
                  steps_per_epoch)
 
     all_skipped: set[str] = {p for m in history for p in m.get("skipped_paths", [])}
+    limit = cfg.data.max_unreadable * len(train_ds)
+
+    def check_unreadable(paths: set[str]) -> None:
+        bad = all_skipped | paths
+        if len(bad) > limit:
+            raise DatasetError(cfg.data.root, f"{len(bad)} of the {len(train_ds)} training videos "
+                               f"({100 * len(bad) / len(train_ds):.1f}%) are unreadable, more than data.max_unreadable="
+                               f"{cfg.data.max_unreadable:g} allows (e.g. {sorted(bad)[0]}); check the dataset with "
+                               "tools/scan_videos.py, or raise the limit")
     for epoch in range(start_epoch, t.epochs + 1):
         seed_everything(cfg.seed, epoch, info.rank)
         train_sampler.set_epoch(epoch)
+        train_ds.set_epoch(epoch)
         train_loader = DataLoader(train_ds, batch_size=per_rank, sampler=train_sampler, drop_last=drop_last,
                                   collate_fn=collate, generator=torch.Generator().manual_seed(cfg.seed + epoch),
                                   **loader_kw)
@@ -399,6 +413,8 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
             model, train_loader, optimizer, epoch=epoch, start_step=(epoch - 1) * steps_per_epoch, lr_fn=lr_fn,
             scaler=scaler, autocast=autocast, device=device, info=info, clip_grad=t.clip_grad,
             label_smoothing=t.label_smoothing, channels_last=channels_last, desc=f"epoch {epoch}/{t.epochs}",
+            # per batch in one process; under torchrun after the epoch, where every rank sees the same list
+            check_unreadable=None if info.distributed else check_unreadable,
         )
         sums = distributed.all_reduce_sum(
             torch.tensor([stats["loss_sum"], stats["correct"], stats["clips"]], dtype=torch.float64), info).tolist()
@@ -415,6 +431,7 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
         if epoch % t.eval_every == 0 or epoch == t.epochs:
             metrics.update(validate(raw_model, val_loader, autocast=autocast, device=device, info=info,
                                     channels_last=channels_last, where=cfg.data.root))
+        check_unreadable(set(skipped))
         all_skipped.update(skipped)
         improved = metrics.get("val_top1", -1.0) > best_top1
         best_top1 = max(best_top1, metrics.get("val_top1", -1.0))
@@ -442,8 +459,8 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
         if run_log is not None:
             run_log.close()
         if all_skipped:
-            log.warning("%d unreadable training video(s) were skipped: %s", len(all_skipped), ", ".join(
-                sorted(all_skipped)))
+            log.warning("%d unreadable training video(s) (%.1f%% of %d) were skipped: %s", len(all_skipped),
+                        100 * len(all_skipped) / len(train_ds), len(train_ds), ", ".join(sorted(all_skipped)))
         else:
             log.info("no training video was skipped")
     distributed.barrier(info)
