@@ -399,7 +399,7 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
         if len(bad) > limit:
             raise DatasetError(cfg.data.root, f"{len(bad)} of the {len(train_ds)} training videos "
                                f"({100 * len(bad) / len(train_ds):.1f}%) are unreadable, more than data.max_unreadable="
-                               f"{cfg.data.max_unreadable:g} allows (e.g. {sorted(bad)[0]}); check the dataset with "
+                               f"{cfg.data.max_unreadable:g} allows (e.g. {min(bad)}); check the dataset with "
                                "tools/scan_videos.py, or raise the limit")
     for epoch in range(start_epoch, t.epochs + 1):
         seed_everything(cfg.seed, epoch, info.rank)
