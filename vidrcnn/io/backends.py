@@ -1,9 +1,11 @@
 """``open_video``: pick a decoder backend for a file.
 
 ``auto`` is PyAV. Measured here (see ``tools/bench_decode.py`` and the tests): decord 0.6 returns wrong frames after
-a seek on HEVC and on MPEG-4 Part 2 with B-frames, and on UCF101-like files it is not faster than the PyAV backend,
-so nothing is gained by trusting it per file. ``backend="decord"`` stays available for those who want it; where
-decord is not installed (it ships wheels only for Linux x86-64) it falls back to PyAV and says so, once per process.
+a seek on streams that reorder frames (HEVC, H.264 with an open GOP, MPEG-4 Part 2 with B-frames), and on UCF101-like
+files it is not faster than the PyAV backend. ``backend="decord"`` stays available for those who want it, and is
+exact: a file whose stream reorders frames (probed, see :func:`vidrcnn.io.pyav.reorders_frames`) is decoded with
+PyAV, with a warning naming the first such file; where decord is not installed (it ships wheels only for Linux
+x86-64) it falls back to PyAV and says so, once per process.
 """
 
 from __future__ import annotations
@@ -17,6 +19,16 @@ from vidrcnn.io.pyav import PyAVDecoder
 BACKENDS = ("auto", "pyav", "decord")
 log = logging.getLogger(__name__)
 _warned_no_decord = False
+_unsafe_seen = 0
+
+
+def _warn_unsafe(exc) -> None:
+    """One warning naming the first file decord would get wrong; later ones at INFO (a dataset may hold thousands)."""
+    global _unsafe_seen
+    _unsafe_seen += 1
+    level = logging.WARNING if _unsafe_seen == 1 else logging.INFO
+    log.log(level, "%s: decoding with PyAV, not decord (%s)%s", exc.path, exc.cause.split(";")[0],
+            "; further such files are logged at INFO" if _unsafe_seen == 1 else "")
 
 
 def open_video(path: str | os.PathLike, backend: str = "auto", *, num_threads: int = 1) -> VideoDecoder:
@@ -29,10 +41,14 @@ def open_video(path: str | os.PathLike, backend: str = "auto", *, num_threads: i
     """
     global _warned_no_decord
     if backend == "decord":
-        from vidrcnn.io.decord_ import DecordDecoder, decord_available  # lazy: decord may not be installed
+        # lazy: decord may not be installed
+        from vidrcnn.io.decord_ import DecordDecoder, DecordUnsafe, decord_available
 
         if decord_available():
-            return DecordDecoder(path, num_threads=num_threads)
+            try:
+                return DecordDecoder(path, num_threads=num_threads)
+            except DecordUnsafe as exc:
+                _warn_unsafe(exc)
         if not _warned_no_decord:
             _warned_no_decord = True
             log.warning("backend 'decord' asked for, but decord is not installed (it ships wheels only for Linux "

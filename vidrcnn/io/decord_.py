@@ -1,7 +1,9 @@
 """decord backend. Imported lazily: decord ships wheels only for Linux x86-64.
 
-Use with care: decord 0.6 returns the wrong frame after a seek on some streams (measured here: HEVC with B-frames
-and MPEG-4 Part 2 with B-frames in AVI), so ``open_video(backend="auto")`` does not pick it (see ``vidrcnn.io``).
+decord 0.6 returns the wrong frame after a seek on streams that reorder frames (measured here: HEVC, H.264 with an
+open GOP, MPEG-4 Part 2 with B-frames in AVI), silently. So :class:`DecordDecoder` refuses any stream that reorders
+frames (:func:`vidrcnn.io.pyav.reorders_frames`, from a probe, not a file name), and ``open_video(backend="decord")``
+decodes those files with PyAV instead, saying so; ``backend="auto"`` does not pick decord (see ``vidrcnn.io``).
 ``num_frames`` is decord's own count (``len(VideoReader)``, from its packet index).
 """
 
@@ -15,6 +17,11 @@ import torch.nn.functional as F
 
 from vidrcnn.errors import VideoDecodeError
 from vidrcnn.io.base import DecoderBase, check_file, check_size, empty_frames
+from vidrcnn.io.pyav import reorders_frames
+
+
+class DecordUnsafe(VideoDecodeError):
+    """A readable video that decord would decode wrongly (frames reordered): use PyAV for it."""
 
 
 def import_decord(path: str | os.PathLike | None = None):
@@ -61,6 +68,10 @@ class DecordDecoder(DecoderBase):
         self.path = check_file(path)
         decord = import_decord(self.path)
         self._reader = None
+        if reorders_frames(self.path):
+            raise DecordUnsafe(self.path, "the stream reorders frames (B-frames), where decord returns wrong frames "
+                                          "after a seek; decode it with backend='pyav' (open_video(backend='decord') "
+                                          "does so by itself)")
         try:
             reader = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=max(1, int(num_threads)))
             self.num_frames = len(reader)

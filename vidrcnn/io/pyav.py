@@ -90,6 +90,30 @@ def stream_fps(stream: av.video.stream.VideoStream, pts: Sequence[int] | None = 
     return 0.0
 
 
+def reorders_frames(path: str | os.PathLike, packets: int = 64) -> bool:
+    """Whether the file's video stream reorders frames (B-frames): the decoder says it may (``has_b_frames``), or
+    the presentation times of its first ``packets`` packets are not in decode order. decord 0.6 returns wrong frames
+    after a seek on such streams (tests/test_io_decoders.py measures it), so the decord backend does not take them."""
+    path = os.fspath(path)
+    with open_container(path) as container:
+        stream = video_stream(path, container)
+        if stream.codec_context.has_b_frames:
+            return True
+        last = None
+        try:
+            for i, packet in enumerate(container.demux(stream)):
+                if i >= packets:
+                    break
+                if packet.pts is None or not packet.size:
+                    continue
+                if last is not None and packet.pts < last:
+                    return True
+                last = packet.pts
+        except _AV_ERRORS as exc:
+            raise VideoDecodeError(path, f"cannot read its packets ({describe(exc)})") from None
+    return False
+
+
 class _NoTimestamps(Exception):
     """The decoder output a frame whose pts is missing or matches no packet, so frames cannot be matched."""
 
