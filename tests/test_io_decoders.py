@@ -223,7 +223,7 @@ def test_every_backend_name_returns_the_right_frames(corpus, name):
 
     ref = sequential_decode(corpus[name])
     for backend in ("auto", "pyav", "decord"):
-        wrong, total = _random_access_errors(lambda p: open_video(p, backend), corpus[name], ref)
+        wrong, total = _random_access_errors(lambda p, b=backend: open_video(p, b), corpus[name], ref)
         assert wrong == 0, f"backend {backend!r} returned {wrong}/{total} wrong frames on {name}"
     reorders = reorders_frames(corpus[name])
     with open_video(corpus[name], "decord") as video:
