@@ -398,3 +398,12 @@ def test_an_interrupted_render_leaves_no_half_file(files, tmp_path, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         render_video(prediction, tmp_path / "out.mp4", chunk_size=16)
     assert len(calls) == 2 and list(tmp_path.iterdir()) == []
+
+def test_a_video_with_an_absurd_frame_rate_is_classified_not_crashed_on(files, tmp_path, capsys):
+    from videos import write_absurd_fps
+
+    tool = _infer_tool()
+    for path in write_absurd_fps(tmp_path).values():  # 1e8 fps crashed stride rescaling; 30000 fps used one frame
+        assert tool.main([str(path), "--checkpoint", str(files["causal"]), "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["num_frames"] == 30 and out["fps"] == 25.0  # unknown: the model's own rate is assumed

@@ -151,3 +151,14 @@ def test_scan_never_writes_its_cache_over_a_video_or_a_foreign_file(tmp_path, ca
         assert run_tool(scan_videos.main, [str(tmp_path), "--cache", str(cache)]) == 2
         assert cause in capsys.readouterr().err
     assert good.read_bytes() == before and notes.read_text() == '{"mine": 1}'
+
+
+def test_scan_flags_readable_videos_with_an_absurd_frame_rate(tmp_path, capsys):
+    from videos import write_absurd_fps
+
+    files = write_absurd_fps(tmp_path)
+    assert scan_videos.main([str(tmp_path)]) == 0  # readable: not errors, but listed
+    out, err = capsys.readouterr()
+    assert sorted(line.split(": warning: ")[0] for line in out.splitlines()) == sorted(map(str, files.values()))
+    assert all("no plausible frame rate" in line for line in out.splitlines())
+    assert "2 readable (60 frames, 2 with warnings)" in err

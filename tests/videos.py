@@ -124,3 +124,27 @@ def write_bad_corpus(out_dir: Path, real_mp4: Path) -> dict[str, Path]:
     bad["corrupt_middle"].write_bytes(bytes(damaged))
     (out_dir / "_whole.avi").unlink()
     return bad
+
+
+def write_absurd_fps(out_dir: Path) -> dict[str, Path]:
+    """Readable videos whose frame rate is nonsense: an AVI whose header says 1e8 fps (stream header patched, as a
+    broken muxer or a hand edit leaves it) and an MKV muxed at 30000 fps (its millisecond timestamps collapse)."""
+    import struct
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    avi = out_dir / "fps_1e8.avi"
+    write_video(avi, numbered_frames(30, 32, 32), fps=25, codec="mpeg4")
+    data = bytearray(avi.read_bytes())
+    strh = data.find(b"strh")  # AVISTREAMHEADER: fccType, fccHandler, flags, priority, language, frames, scale, rate
+    data[strh + 28:strh + 36] = struct.pack("<II", 1, 10**8)
+    avih = data.find(b"avih")  # dwMicroSecPerFrame
+    data[avih + 8:avih + 12] = struct.pack("<I", 0)
+    avi.write_bytes(bytes(data))
+    mkv = out_dir / "fps_30000.mkv"
+    with av.open(str(mkv), "w") as container:
+        stream = container.add_stream("mpeg4", rate=30000)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for frame in numbered_frames(30, 32, 32):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    return {"avi": avi, "mkv": mkv}

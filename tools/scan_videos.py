@@ -1,7 +1,8 @@
 """List the videos under DIR that cannot be decoded: one line per bad file with the cause, then a summary.
 
-Exit code 1 if any video is bad, 0 otherwise. ``--cache FILE`` remembers results (keyed by path, size and mtime),
-so a second scan of an unchanged dataset reads nothing. Example:
+Exit code 1 if any video is bad, 0 otherwise; readable videos with wrong metadata (a frame rate outside 1-1000 fps,
+or one its timestamps contradict) are listed as warnings. ``--cache FILE`` remembers results (keyed by path, size
+and mtime), so a second scan of an unchanged dataset reads nothing. Example:
 
     python tools/scan_videos.py data/UCF101 --cache data/UCF101/.probe-cache.json
 """
@@ -30,19 +31,22 @@ def main(argv: list[str] | None = None) -> int:
     files = [f for root in args.paths for f in find_videos(root, args.ext)]
     if args.cache:  # its folder must be writable, and it is never one of the videos; ProbeCache refuses a foreign file
         check_output_file(args.cache, overwrite=True, inputs=files)
-    bad = frames = 0
+    bad = frames = flagged = 0
     with ProbeCache(args.cache) as cache:
         for result in scan_videos(files, cache=cache, verify=not args.quick):
             if result.ok:
                 frames += result.info.num_frames
+                for note in result.info.notes:  # readable, but its metadata is wrong (e.g. an absurd frame rate)
+                    print(f"{result.path}: warning: {note}", flush=True)
+                flagged += bool(result.info.notes)
                 if args.verbose:
                     info = result.info
                     print(f"ok {result.path}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps")
             else:
                 bad += 1
                 print(f"{result.path}: {result.error}", flush=True)
-    print(f"scanned {len(files)} videos: {len(files) - bad} readable ({frames} frames), {bad} unreadable",
-          file=sys.stderr)
+    print(f"scanned {len(files)} videos: {len(files) - bad} readable ({frames} frames, {flagged} with warnings), "
+          f"{bad} unreadable", file=sys.stderr)
     return 1 if bad else 0
 
 

@@ -6,6 +6,7 @@ A decoder returns frames as ``torch.uint8`` tensors ``(T, H, W, 3)`` in RGB, ind
 
 from __future__ import annotations
 
+import logging
 import operator
 import os
 import sys
@@ -22,16 +23,20 @@ else:  # pragma: no cover - Python 3.10
 
 from vidrcnn.errors import VideoDecodeError
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """Metadata of a video stream. ``duration`` is ``num_frames / fps`` in seconds (0.0 when fps is unknown)."""
+    """Metadata of a video stream. ``duration`` is ``num_frames / fps`` in seconds (0.0 when fps is unknown).
+    ``notes``: problems found in the metadata that the decoder worked around (e.g. an implausible frame rate)."""
 
     num_frames: int
     fps: float
     width: int
     height: int
     duration: float
+    notes: tuple[str, ...] = ()
 
 
 @runtime_checkable
@@ -66,6 +71,45 @@ class VideoDecoder(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+# A frame rate outside this range is not believed: phones record up to 240 fps, slow-motion cameras 960; a header
+# that says 1e8 or 30000 fps, or 0.01, is a broken or hand-edited file.
+PLAUSIBLE_FPS = (1.0, 1000.0)
+_fps_warned: set[str] = set()
+
+
+def checked_fps(path: str, stated: float, from_timestamps: float | None = None) -> tuple[float, tuple[str, ...]]:
+    """The frame rate to use and the notes on it: the container's ``stated`` rate when plausible (with a note when
+    the timestamps' rate disagrees by more than 2x), else the timestamps' rate when that is plausible, else 0.0
+    (unknown). Each note is logged once per file and process, as a warning."""
+    lo, hi = PLAUSIBLE_FPS
+
+    def ok(rate: float | None) -> bool:
+        return rate is not None and lo <= rate <= hi
+
+    def fmt(rate: float | None) -> str:
+        return "none" if not rate else f"{rate:.6g} fps"
+
+    if ok(stated):
+        fps = stated
+        far = ok(from_timestamps) and max(stated, from_timestamps) > 2 * min(stated, from_timestamps)
+        note = (f"the container says {fmt(stated)} but the timestamps say {fmt(from_timestamps)}; using "
+                f"{fmt(stated)}") if far else None
+    elif ok(from_timestamps):
+        fps = from_timestamps
+        note = (f"the container's frame rate ({fmt(stated)}) is not plausible ({lo:g}-{hi:g} fps); using "
+                f"{fmt(from_timestamps)} from the timestamps")
+    else:
+        fps = 0.0
+        note = (f"no plausible frame rate ({lo:g}-{hi:g} fps): the container says {fmt(stated)}, the timestamps "
+                f"{fmt(from_timestamps)}; treated as unknown")
+    if note is None:
+        return fps, ()
+    if path not in _fps_warned:
+        _fps_warned.add(path)
+        log.warning("%s: %s", path, note)
+    return fps, (note,)
+
+
 class DecoderBase:
     """Shared plumbing for backends: context manager, ``duration``, ``info``, argument checks."""
 
@@ -75,6 +119,7 @@ class DecoderBase:
     fps: float
     width: int
     height: int
+    notes: tuple[str, ...] = ()
 
     @property
     def duration(self) -> float:
@@ -82,7 +127,7 @@ class DecoderBase:
 
     @property
     def info(self) -> VideoInfo:
-        return VideoInfo(self.num_frames, self.fps, self.width, self.height, self.duration)
+        return VideoInfo(self.num_frames, self.fps, self.width, self.height, self.duration, tuple(self.notes))
 
     def close(self) -> None:  # pragma: no cover - every backend overrides it
         raise NotImplementedError

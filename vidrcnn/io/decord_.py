@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from vidrcnn.errors import VideoDecodeError
-from vidrcnn.io.base import DecoderBase, check_file, check_size, empty_frames
+from vidrcnn.io.base import DecoderBase, check_file, check_size, checked_fps, empty_frames
 from vidrcnn.io.pyav import reorders_frames
 
 
@@ -75,7 +75,7 @@ class DecordDecoder(DecoderBase):
         try:
             reader = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=max(1, int(num_threads)))
             self.num_frames = len(reader)
-            self.fps = float(reader.get_avg_fps() or 0.0)
+            self.fps, self.notes = checked_fps(self.path, float(reader.get_avg_fps() or 0.0))
             height, width = reader[0].shape[:2] if self.num_frames else (0, 0)
         except decord_errors(decord) as exc:
             raise VideoDecodeError(self.path, f"decord cannot read it ({_first_line(exc)})") from None

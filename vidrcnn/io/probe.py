@@ -25,7 +25,7 @@ from vidrcnn.io.pyav import PyAVDecoder
 
 log = logging.getLogger(__name__)
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: VideoInfo.notes (e.g. an implausible frame rate)
 
 
 def probe_video(path: str | os.PathLike, *, verify: bool = False) -> VideoInfo:
@@ -98,7 +98,7 @@ class ProbeCache:
             self.hits += 1
             if "error" in entry:
                 raise VideoDecodeError(path, entry["error"])
-            return VideoInfo(**entry["info"])
+            return VideoInfo(**{**entry["info"], "notes": tuple(entry["info"].get("notes", ()))})
         self.misses += 1
         try:
             info = probe_video(path, verify=verify)

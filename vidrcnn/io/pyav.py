@@ -33,7 +33,7 @@ import torch
 from av.video.reformatter import VideoReformatter
 
 from vidrcnn.errors import VideoDecodeError
-from vidrcnn.io.base import DecoderBase, check_file, check_size, empty_frames
+from vidrcnn.io.base import DecoderBase, check_file, check_size, checked_fps, empty_frames
 
 try:  # PyAV >= 14; older versions demux the other streams too, which is only slower
     from av.stream import Discard
@@ -78,16 +78,18 @@ def video_stream(path: str, container: av.container.InputContainer) -> av.video.
     return stream
 
 
-def stream_fps(stream: av.video.stream.VideoStream, pts: Sequence[int] | None = None) -> float:
-    """Frame rate from the stream, or from the pts span when the stream states none; 0.0 when unknowable."""
-    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
-        if rate is not None and rate > 0:
-            return float(rate)
+def stream_fps(stream: av.video.stream.VideoStream, pts: Sequence[int] | None = None, *,
+               path: str = "") -> tuple[float, tuple[str, ...]]:
+    """Frame rate and notes (:func:`~vidrcnn.io.base.checked_fps`): the stream's stated rate, checked against the
+    rate of the presentation timestamps ``pts`` (frames over their span); 0.0 when no plausible rate is known."""
+    stated = next((float(r) for r in (stream.average_rate, stream.guessed_rate, stream.base_rate)
+                   if r is not None and r > 0), 0.0)
+    from_pts = None
     if pts is not None and len(pts) > 1 and stream.time_base:
-        span = (pts[-1] - pts[0]) * stream.time_base
+        span = (max(pts) - min(pts)) * stream.time_base
         if span > 0:
-            return float((len(pts) - 1) / span)
-    return 0.0
+            from_pts = float((len(pts) - 1) / span)
+    return checked_fps(path, stated, from_pts)
 
 
 def reorders_frames(path: str | os.PathLike, packets: int = 64) -> bool:
@@ -189,7 +191,7 @@ class PyAVDecoder(DecoderBase):
             stream = self._stream
             self._index = PacketIndex(self.path, self._container, stream)
             self.num_frames = self._index.count
-            self.fps = stream_fps(stream, self._index.pts)
+            self.fps, self.notes = stream_fps(stream, self._index.pts, path=self.path)
             self.width = int(stream.codec_context.width)
             self.height = int(stream.codec_context.height)
         except BaseException:

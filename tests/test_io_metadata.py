@@ -1,0 +1,37 @@
+"""Container metadata is checked, not trusted: absurd frame rates are replaced or marked unknown, and flagged."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from videos import frame_number, write_absurd_fps
+
+from vidrcnn.io import open_video, probe_video
+from vidrcnn.io.base import checked_fps
+
+
+@pytest.fixture(scope="module")
+def absurd(tmp_path_factory):
+    return write_absurd_fps(tmp_path_factory.mktemp("absurd_fps"))
+
+
+def test_checked_fps_believes_only_a_plausible_rate():
+    assert checked_fps("a", 25.0, 25.1) == (25.0, ())
+    fps, notes = checked_fps("b", 1e8, 29.97)  # the header is absurd, the timestamps are not: theirs
+    assert fps == pytest.approx(29.97) and "using 29.97 fps from the timestamps" in notes[0]
+    fps, notes = checked_fps("c", 30000.0, 29000.0)  # nothing plausible: unknown
+    assert fps == 0.0 and "treated as unknown" in notes[0]
+    fps, notes = checked_fps("d", 25.0, 100.0)  # both plausible, 4x apart: the header, with a note
+    assert fps == 25.0 and "the timestamps say 100 fps" in notes[0]
+    assert checked_fps("e", 0.0, None)[0] == 0.0
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_an_absurd_frame_rate_is_unknown_and_the_frames_are_still_right(absurd, backend, caplog):
+    for path in absurd.values():
+        with caplog.at_level(logging.WARNING), open_video(path, backend) as video:
+            assert video.fps == 0.0 and video.duration == 0.0 and video.num_frames == 30
+            assert "treated as unknown" in video.notes[0]
+            assert [frame_number(f.numpy()) for f in video.get_frames([0, 17, 29])] == [0, 17, 29]
+        assert "treated as unknown" in probe_video(path).notes[0]  # what the scanner and the dataset see
