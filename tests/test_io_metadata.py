@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+import torch
 from videos import frame_number, write_absurd_fps
 
 from vidrcnn.io import open_video, probe_video
@@ -35,3 +36,24 @@ def test_an_absurd_frame_rate_is_unknown_and_the_frames_are_still_right(absurd, 
             assert "treated as unknown" in video.notes[0]
             assert [frame_number(f.numpy()) for f in video.get_frames([0, 17, 29])] == [0, 17, 29]
         assert "treated as unknown" in probe_video(path).notes[0]  # what the scanner and the dataset see
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_the_display_matrix_is_applied_unless_raw_is_asked_for(tmp_path, backend, degrees):
+    import numpy as np
+    from videos import write_rotated
+
+    path = tmp_path / f"phone_{degrees}.mp4"
+    coded = write_rotated(path, degrees)
+    shown = np.rot90(coded, degrees // 90, axes=(1, 2))  # counter-clockwise, as the matrix says
+    for orientation, want in (("display", shown), ("raw", coded)):
+        with open_video(path, backend, orientation=orientation) as video:
+            assert (video.height, video.width) == want.shape[1:3]
+            got = video.get_frames([4, 0]).numpy()
+            streamed = torch.cat(list(video.iter_frames(chunk_size=4))).numpy()
+        for frames, indices in ((got, [4, 0]), (streamed, range(6))):
+            err = np.abs(frames.astype(int) - want[list(indices)].astype(int)).mean()
+            assert err < 3, (orientation, err)  # the same picture, up to YUV rounding
+    with pytest.raises(ValueError, match="orientation must be one of"):
+        open_video(path, backend, orientation="sideways")

@@ -148,3 +148,18 @@ def write_absurd_fps(out_dir: Path) -> dict[str, Path]:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode(None))
     return {"avi": avi, "mkv": mkv}
+
+
+def write_rotated(path: Path, degrees: int, num_frames: int = 6, size: tuple[int, int] = (32, 64)) -> np.ndarray:
+    """An H.264 file (no B-frames) whose display matrix turns it ``degrees`` counter-clockwise, as phones write
+    portrait videos; returns the coded frames (T, H, W, 3): numbered, with a white block in the top-left corner."""
+    frames = numbered_frames(num_frames, *size)
+    frames[:, :8, :8] = 255
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"bf": "0", "qp": "0"})
+        stream.width, stream.height, stream.pix_fmt = size[1], size[0], "yuv444p"
+        stream.set_display_rotation(degrees)
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    return frames

@@ -31,12 +31,15 @@ def _warn_unsafe(exc) -> None:
             "; further such files are logged at INFO" if _unsafe_seen == 1 else "")
 
 
-def open_video(path: str | os.PathLike, backend: str = "auto", *, num_threads: int = 1) -> VideoDecoder:
+def open_video(path: str | os.PathLike, backend: str = "auto", *, num_threads: int = 1,
+               orientation: str = "display") -> VideoDecoder:
     """Open ``path`` for frame-accurate decoding; close it (or use ``with``) when done.
 
     ``backend``: ``"auto"`` (the one that is right for every file: PyAV), ``"pyav"`` or ``"decord"`` (PyAV, with a
     warning, where decord is not installed).
     ``num_threads``: decoder threads per video; 1 suits DataLoader workers, more helps only large frames.
+    ``orientation``: ``"display"`` turns frames as the file's display matrix says (phone videos filmed upright come
+    out upright, ``width``/``height`` are the displayed ones); ``"raw"`` gives the coded picture unturned.
     Raises ``VideoDecodeError`` (naming the file and the cause) for anything that is not a decodable video.
     """
     global _warned_no_decord
@@ -46,7 +49,7 @@ def open_video(path: str | os.PathLike, backend: str = "auto", *, num_threads: i
 
         if decord_available():
             try:
-                return DecordDecoder(path, num_threads=num_threads)
+                return DecordDecoder(path, num_threads=num_threads, orientation=orientation)
             except DecordUnsafe as exc:
                 _warn_unsafe(exc)
         if not _warned_no_decord:
@@ -55,5 +58,5 @@ def open_video(path: str | os.PathLike, backend: str = "auto", *, num_threads: i
                         "x86-64): decoding with PyAV instead")
         backend = "pyav"
     if backend in ("auto", "pyav"):
-        return PyAVDecoder(path, num_threads=num_threads)
+        return PyAVDecoder(path, num_threads=num_threads, orientation=orientation)
     raise ValueError(f"unknown video backend {backend!r}; choose one of {', '.join(BACKENDS)}")

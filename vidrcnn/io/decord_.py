@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from vidrcnn.errors import VideoDecodeError
 from vidrcnn.io.base import DecoderBase, check_file, check_size, checked_fps, empty_frames
-from vidrcnn.io.pyav import reorders_frames
+from vidrcnn.io.pyav import check_orientation, display_quarter_turns, reorders_frames
 
 
 class DecordUnsafe(VideoDecodeError):
@@ -64,8 +64,9 @@ class DecordDecoder(DecoderBase):
 
     backend = "decord"
 
-    def __init__(self, path: str | os.PathLike, *, num_threads: int = 1):
+    def __init__(self, path: str | os.PathLike, *, num_threads: int = 1, orientation: str = "display"):
         self.path = check_file(path)
+        check_orientation(orientation)
         decord = import_decord(self.path)
         self._reader = None
         if reorders_frames(self.path):
@@ -81,6 +82,10 @@ class DecordDecoder(DecoderBase):
             raise VideoDecodeError(self.path, f"decord cannot read it ({_first_line(exc)})") from None
         if self.num_frames == 0:
             raise VideoDecodeError(self.path, "video stream has no frames")
+        # decord applies the display matrix itself (measured: 90, 180 and 270 degrees); "raw" turns it back.
+        self._undo = display_quarter_turns(self.path) if orientation == "raw" else 0
+        if self._undo % 2:
+            height, width = width, height
         self._reader, self.height, self.width = reader, int(height), int(width)
         self._errors = decord_errors(decord)
 
@@ -94,7 +99,8 @@ class DecordDecoder(DecoderBase):
 
     def _batch(self, idx: list[int]) -> torch.Tensor:
         try:
-            return torch.from_numpy(self._live().get_batch(idx).asnumpy())
+            frames = torch.from_numpy(self._live().get_batch(idx).asnumpy())
+            return torch.rot90(frames, -self._undo, dims=(1, 2)).contiguous() if self._undo else frames
         except self._errors as exc:
             raise VideoDecodeError(self.path, f"decord failed to decode ({_first_line(exc)})") from None
 

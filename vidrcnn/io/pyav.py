@@ -92,6 +92,26 @@ def stream_fps(stream: av.video.stream.VideoStream, pts: Sequence[int] | None = 
     return checked_fps(path, stated, from_pts)
 
 
+ORIENTATIONS = ("display", "raw")
+
+
+def check_orientation(orientation: str) -> None:
+    if orientation not in ORIENTATIONS:
+        raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}")
+
+
+def quarter_turns(rotation: float | None) -> int:
+    """A display matrix's counter-clockwise rotation in degrees (``VideoFrame.rotation``: 90, -180, -90...) as
+    quarter turns 0..3, the ``k`` of ``np.rot90``."""
+    return round((rotation or 0) / 90) % 4
+
+
+def display_quarter_turns(path: str | os.PathLike) -> int:
+    """The quarter turns of ``path``'s display matrix (0 when none), from its first decoded frame."""
+    with PyAVDecoder(path) as decoder:
+        return decoder.rotation
+
+
 def reorders_frames(path: str | os.PathLike, packets: int = 64) -> bool:
     """Whether the file's video stream reorders frames (B-frames): the decoder says it may (``has_b_frames``), or
     the presentation times of its first ``packets`` packets are not in decode order. decord 0.6 returns wrong frames
@@ -178,8 +198,9 @@ class PyAVDecoder(DecoderBase):
 
     backend = "pyav"
 
-    def __init__(self, path: str | os.PathLike, *, num_threads: int = 1):
+    def __init__(self, path: str | os.PathLike, *, num_threads: int = 1, orientation: str = "display"):
         self.path = check_file(path)
+        check_orientation(orientation)
         self._num_threads = max(1, int(num_threads))
         self._container = None
         self.frames_decoded = 0  # frames the decoder has output so far: what random access costs
@@ -192,8 +213,10 @@ class PyAVDecoder(DecoderBase):
             self._index = PacketIndex(self.path, self._container, stream)
             self.num_frames = self._index.count
             self.fps, self.notes = stream_fps(stream, self._index.pts, path=self.path)
-            self.width = int(stream.codec_context.width)
-            self.height = int(stream.codec_context.height)
+            # The display matrix (phone videos): frames come out as they are meant to be seen, unless "raw". FFmpeg
+            # attaches it to every decoded frame, so it is read from the first frame decoded anyway (None: not yet).
+            self._turns: int | None = None if orientation == "display" else 0
+            self._coded = (int(stream.codec_context.height), int(stream.codec_context.width))
         except BaseException:
             self.close()
             raise
@@ -255,6 +278,37 @@ class PyAVDecoder(DecoderBase):
         except _AV_ERRORS as exc:
             raise VideoDecodeError(self.path, f"decoding failed near pts {packet.pts} ({describe(exc)})") from None
 
+    @property
+    def rotation(self) -> int:
+        """Counter-clockwise quarter turns applied to every frame (the display matrix; 0 with ``orientation="raw"``).
+        Known from the first frame decoded; asking before any decode decodes one frame."""
+        if self._turns is None:
+            self._turns = self._first_frame_turns()
+        return self._turns
+
+    @property
+    def height(self) -> int:
+        return self._coded[1] if self.rotation % 2 else self._coded[0]
+
+    @property
+    def width(self) -> int:
+        return self._coded[0] if self.rotation % 2 else self._coded[1]
+
+    def _first_frame_turns(self) -> int:
+        # 0 also when the first frame does not decode: that error comes when frames are asked for, as before.
+        self._rewind()
+        decoded = self.frames_decoded
+        try:
+            for packet in self._packets():
+                for frame in self._decode(packet):
+                    return quarter_turns(frame.rotation)
+            return 0
+        except VideoDecodeError:
+            return 0
+        finally:
+            self._rewind()
+            self.frames_decoded = decoded
+
     def _rewind(self) -> None:
         """Back to the first packet. Reopening is the one rewind every demuxer honours, and costs well under 1 ms."""
         self._open()
@@ -269,7 +323,11 @@ class PyAVDecoder(DecoderBase):
         if frame.is_corrupt:
             raise VideoDecodeError(self.path, f"frame {index} is corrupt (damaged data in the file)")
         # Always name the output size: a stream whose frame size changes midway still gives same-sized frames.
+        if self._turns is None:
+            self._turns = quarter_turns(frame.rotation)
         height, width = size if size is not None else (self.height, self.width)
+        if self._turns % 2:  # a quarter turn: the coded picture is the displayed one on its side
+            height, width = width, height
         try:
             rgb = self._reformatter.reformat(
                 frame, width=width, height=height, format="rgb24", interpolation="BILINEAR", threads=self._num_threads
@@ -277,7 +335,8 @@ class PyAVDecoder(DecoderBase):
             # A view of the RGB plane (rows padded to line_size), not to_ndarray()'s copy: np.stack copies anyway.
             plane = rgb.planes[0]
             rows = np.frombuffer(plane, np.uint8, count=plane.line_size * height).reshape(height, plane.line_size)
-            return rows[:, : width * 3].reshape(height, width, 3)
+            picture = rows[:, : width * 3].reshape(height, width, 3)
+            return np.rot90(picture, self._turns) if self._turns else picture
         except _AV_ERRORS as exc:
             raise VideoDecodeError(self.path, f"cannot convert frame {index} to RGB ({describe(exc)})") from None
 
