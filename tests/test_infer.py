@@ -407,3 +407,15 @@ def test_a_video_with_an_absurd_frame_rate_is_classified_not_crashed_on(files, t
         assert tool.main([str(path), "--checkpoint", str(files["causal"]), "--json"]) == 0
         out = json.loads(capsys.readouterr().out)
         assert out["num_frames"] == 30 and out["fps"] == 25.0  # unknown: the model's own rate is assumed
+
+
+def test_a_missing_gpu_is_refused_before_the_checkpoint_is_read(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")  # the refusal is what a machine without one must show
+    from vidrcnn.cli import run_tool
+    from vidrcnn.errors import ConfigError
+
+    tool = _infer_tool()
+    with pytest.raises(ConfigError, match="--device: cuda requested but torch sees no GPU"):
+        tool.main([str(tmp_path / "no_video.mp4"), "--checkpoint", str(tmp_path / "no.pt"), "--device", "cuda"])
+    assert run_tool(tool.main, [str(tmp_path / "v.mp4"), "--checkpoint", "x.pt", "--device", "cuda"]) == 2

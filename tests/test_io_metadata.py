@@ -57,3 +57,11 @@ def test_the_display_matrix_is_applied_unless_raw_is_asked_for(tmp_path, backend
             assert err < 3, (orientation, err)  # the same picture, up to YUV rounding
     with pytest.raises(ValueError, match="orientation must be one of"):
         open_video(path, backend, orientation="sideways")
+
+
+def test_a_display_matrix_between_quarter_turns_is_noted():
+    from vidrcnn.io.pyav import quarter_turns, rotation_note
+
+    assert [quarter_turns(r) for r in (None, 0, 90, -180, 180, -90, 44, 46)] == [0, 0, 1, 2, 2, 3, 0, 1]
+    assert rotation_note(90) is None and rotation_note(-180) is None and rotation_note(None) is None
+    assert "rotates by 30 degrees, not a multiple of 90; frames are turned by 0 degrees" in rotation_note(30)

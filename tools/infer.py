@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out_video and Path(args.out_video).suffix.lower() not in OUTPUT_CODECS:
         parser.error(f"--out-video must end in one of {', '.join(OUTPUT_CODECS)}")
 
+    from vidrcnn.engine.distributed import resolve_device
+
+    resolve_device(args.device)  # a GPU that is not there fails first
     probe_video(args.video)  # a bad video fails now, before the checkpoint is loaded
     if args.out_video:
         # and an output that cannot or must not be written (the input itself, an existing file) before any work

@@ -32,9 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")  # unreadable videos, once each
 
     # Imported here so that --help and argument errors answer without loading torch.
+    from vidrcnn.engine.distributed import resolve_device
     from vidrcnn.engine.evaluate import evaluate_checkpoint, format_table, write_result
     from vidrcnn.engine.plots import plot_confusion
     from vidrcnn.outputs import check_output_file, is_json_with, is_own_png
+
+    resolve_device(args.device)  # a GPU that is not there fails first
 
     if args.confusion:
         png = Path(args.confusion)

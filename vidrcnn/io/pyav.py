@@ -24,6 +24,7 @@ the whole file is decoded, as ``tools/scan_videos.py`` does).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator, Sequence
 
@@ -43,6 +44,7 @@ except ImportError:  # pragma: no cover
     _DISCARD_ALL = None
 
 _ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC
+log = logging.getLogger(__name__)
 
 # Exceptions FFmpeg/PyAV raise on bad data; everything else is a bug and propagates.
 _AV_ERRORS = (av.FFmpegError, OSError, ValueError, UnicodeDecodeError, MemoryError)
@@ -102,8 +104,16 @@ def check_orientation(orientation: str) -> None:
 
 def quarter_turns(rotation: float | None) -> int:
     """A display matrix's counter-clockwise rotation in degrees (``VideoFrame.rotation``: 90, -180, -90...) as
-    quarter turns 0..3, the ``k`` of ``np.rot90``."""
+    quarter turns 0..3, the ``k`` of ``np.rot90`` (an angle between two quarter turns goes to the nearest)."""
     return round((rotation or 0) / 90) % 4
+
+
+def rotation_note(rotation: float | None) -> str | None:
+    """A note for a display matrix that is not a whole number of quarter turns (frames cannot be turned exactly)."""
+    if rotation and abs(rotation / 90 - round(rotation / 90)) > 1e-3:
+        return (f"the display matrix rotates by {rotation:g} degrees, not a multiple of 90; frames are turned by "
+                f"{90 * quarter_turns(rotation)} degrees")
+    return None
 
 
 def display_quarter_turns(path: str | os.PathLike) -> int:
@@ -294,6 +304,13 @@ class PyAVDecoder(DecoderBase):
     def width(self) -> int:
         return self._coded[0] if self.rotation % 2 else self._coded[1]
 
+    def _turns_of(self, frame) -> int:
+        note = rotation_note(frame.rotation)
+        if note:
+            self.notes = (*self.notes, note)
+            log.warning("%s: %s", self.path, note)
+        return quarter_turns(frame.rotation)
+
     def _first_frame_turns(self) -> int:
         # 0 also when the first frame does not decode: that error comes when frames are asked for, as before.
         self._rewind()
@@ -301,7 +318,7 @@ class PyAVDecoder(DecoderBase):
         try:
             for packet in self._packets():
                 for frame in self._decode(packet):
-                    return quarter_turns(frame.rotation)
+                    return self._turns_of(frame)
             return 0
         except VideoDecodeError:
             return 0
@@ -324,7 +341,7 @@ class PyAVDecoder(DecoderBase):
             raise VideoDecodeError(self.path, f"frame {index} is corrupt (damaged data in the file)")
         # Always name the output size: a stream whose frame size changes midway still gives same-sized frames.
         if self._turns is None:
-            self._turns = quarter_turns(frame.rotation)
+            self._turns = self._turns_of(frame)
         height, width = size if size is not None else (self.height, self.width)
         if self._turns % 2:  # a quarter turn: the coded picture is the displayed one on its side
             height, width = width, height
