@@ -219,13 +219,13 @@ def test_every_backend_name_returns_the_right_frames(corpus, name):
     """Zero wrong frames for every backend name; decord itself is measured too, to show why it is bypassed."""
     import decord
 
-    from vidrcnn.io.pyav import reorders_frames
+    from vidrcnn.io.pyav import decord_hazard
 
     ref = sequential_decode(corpus[name])
     for backend in ("auto", "pyav", "decord"):
         wrong, total = _random_access_errors(lambda p, b=backend: open_video(p, b), corpus[name], ref)
         assert wrong == 0, f"backend {backend!r} returned {wrong}/{total} wrong frames on {name}"
-    reorders = reorders_frames(corpus[name])
+    reorders = decord_hazard(corpus[name]) is not None
     with open_video(corpus[name], "decord") as video:
         assert video.backend == ("pyav" if reorders else "decord")
     assert reorders or name not in DECORD_SEEK_BROKEN  # every stream decord gets wrong is one it is not given

@@ -34,7 +34,8 @@ def test_an_absurd_frame_rate_is_unknown_and_the_frames_are_still_right(absurd, 
         with caplog.at_level(logging.WARNING), open_video(path, backend) as video:
             assert video.fps == 0.0 and video.duration == 0.0 and video.num_frames == 30
             assert "treated as unknown" in video.notes[0]
-            assert [frame_number(f.numpy()) for f in video.get_frames([0, 17, 29])] == [0, 17, 29]
+            for indices in ([0, 17, 29], [29, 3, 16], [28], [12, 13, 2]):  # decord was wrong at random on the mkv
+                assert [frame_number(f.numpy()) for f in video.get_frames(indices)] == indices
         assert "treated as unknown" in probe_video(path).notes[0]  # what the scanner and the dataset see
 
 
@@ -65,3 +66,11 @@ def test_a_display_matrix_between_quarter_turns_is_noted():
     assert [quarter_turns(r) for r in (None, 0, 90, -180, 180, -90, 44, 46)] == [0, 0, 1, 2, 2, 3, 0, 1]
     assert rotation_note(90) is None and rotation_note(-180) is None and rotation_note(None) is None
     assert "rotates by 30 degrees, not a multiple of 90; frames are turned by 0 degrees" in rotation_note(30)
+
+
+def test_the_decord_backend_hands_collapsed_timestamps_to_pyav(absurd):
+    from vidrcnn.io.pyav import decord_hazard
+
+    assert decord_hazard(absurd["mkv"]) == "repeated timestamps"
+    with open_video(absurd["mkv"], "decord") as video:
+        assert video.backend == "pyav"

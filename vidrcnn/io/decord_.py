@@ -1,9 +1,10 @@
 """decord backend. Imported lazily: decord ships wheels only for Linux x86-64.
 
-decord 0.6 returns the wrong frame after a seek on streams that reorder frames (measured here: HEVC, H.264 with an
-open GOP, MPEG-4 Part 2 with B-frames in AVI), silently. So :class:`DecordDecoder` refuses any stream that reorders
-frames (:func:`vidrcnn.io.pyav.reorders_frames`, from a probe, not a file name), and ``open_video(backend="decord")``
-decodes those files with PyAV instead, saying so; ``backend="auto"`` does not pick decord (see ``vidrcnn.io``).
+decord 0.6 returns the wrong frame after a seek, silently, on streams that reorder frames (measured here: HEVC, H.264
+with an open GOP, MPEG-4 Part 2 with B-frames in AVI) and on streams whose timestamps repeat (an MKV muxed at 30000
+fps). So :class:`DecordDecoder` refuses such streams (:func:`vidrcnn.io.pyav.decord_hazard`, from a probe, not a file
+name), and ``open_video(backend="decord")`` decodes those files with PyAV instead, saying so; ``backend="auto"``
+does not pick decord (see ``vidrcnn.io``).
 ``num_frames`` is decord's own count (``len(VideoReader)``, from its packet index).
 """
 
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 
 from vidrcnn.errors import VideoDecodeError
 from vidrcnn.io.base import DecoderBase, check_file, check_size, checked_fps, empty_frames
-from vidrcnn.io.pyav import check_orientation, display_quarter_turns, reorders_frames
+from vidrcnn.io.pyav import check_orientation, decord_hazard, display_quarter_turns
 
 
 class DecordUnsafe(VideoDecodeError):
@@ -69,10 +70,10 @@ class DecordDecoder(DecoderBase):
         check_orientation(orientation)
         decord = import_decord(self.path)
         self._reader = None
-        if reorders_frames(self.path):
-            raise DecordUnsafe(self.path, "the stream reorders frames (B-frames), where decord returns wrong frames "
-                                          "after a seek; decode it with backend='pyav' (open_video(backend='decord') "
-                                          "does so by itself)")
+        hazard = decord_hazard(self.path)
+        if hazard:
+            raise DecordUnsafe(self.path, f"{hazard}, where decord returns wrong frames after a seek; decode it with "
+                                          "backend='pyav' (open_video(backend='decord') does so by itself)")
         try:
             reader = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=max(1, int(num_threads)))
             self.num_frames = len(reader)

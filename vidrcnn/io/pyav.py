@@ -122,28 +122,33 @@ def display_quarter_turns(path: str | os.PathLike) -> int:
         return decoder.rotation
 
 
-def reorders_frames(path: str | os.PathLike, packets: int = 64) -> bool:
-    """Whether the file's video stream reorders frames (B-frames): the decoder says it may (``has_b_frames``), or
-    the presentation times of its first ``packets`` packets are not in decode order. decord 0.6 returns wrong frames
-    after a seek on such streams (tests/test_io_decoders.py measures it), so the decord backend does not take them."""
+def decord_hazard(path: str | os.PathLike, packets: int = 64) -> str | None:
+    """Why decord would return wrong frames for ``path``, or None. decord 0.6 seeks by timestamp and returns wrong
+    frames, silently, on streams that reorder frames (B-frames: the decoder says it may, ``has_b_frames``, or the
+    presentation times of the first ``packets`` packets go back) and on streams whose timestamps do not increase
+    (missing, or repeated, as when an absurd frame rate collapses them); tests/test_io_decoders.py and
+    tests/test_io_metadata.py measure both."""
     path = os.fspath(path)
     with open_container(path) as container:
         stream = video_stream(path, container)
         if stream.codec_context.has_b_frames:
-            return True
+            return "the stream reorders frames (B-frames)"
         last = None
         try:
             for i, packet in enumerate(container.demux(stream)):
                 if i >= packets:
                     break
-                if packet.pts is None or not packet.size:
+                if not packet.size:
                     continue
-                if last is not None and packet.pts < last:
-                    return True
+                if packet.pts is None:
+                    return "packets without timestamps"
+                if last is not None and packet.pts <= last:
+                    return ("the stream reorders frames (B-frames)" if packet.pts < last
+                            else "repeated timestamps")
                 last = packet.pts
         except _AV_ERRORS as exc:
             raise VideoDecodeError(path, f"cannot read its packets ({describe(exc)})") from None
-    return False
+    return None
 
 
 class _NoTimestamps(Exception):
