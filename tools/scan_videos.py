@@ -10,6 +10,7 @@ and mtime), so a second scan of an unchanged dataset reads nothing. Example:
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from vidrcnn.cli import run_tool
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="also print one line per good video")
     args = parser.parse_args(argv)
 
+    # The decoders log metadata problems as warnings; this tool lists them itself, once per file, on stdout.
+    logging.getLogger("vidrcnn.io").setLevel(logging.ERROR)
     files = [f for root in args.paths for f in find_videos(root, args.ext)]
     if args.cache:  # its folder must be writable, and it is never one of the videos; ProbeCache refuses a foreign file
         check_output_file(args.cache, overwrite=True, inputs=files)
