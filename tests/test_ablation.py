@@ -62,6 +62,13 @@ def test_tiny_ablation_end_to_end(tmp_path):
     with pytest.raises(VidrcnnError, match="produced with overrides"):
         ablation.collect(tmp_path / "runs", changed)
     assert "## 32x32 pixels" in text and "| `rnn+bn` | preact_norm=batch; train.epochs=1" in text and "**`rcn_rnn_s`**" in text
+    assert "| variant | seeds | FlashHorizontal | FlashVertical | Move | Rotate | Still | Zoom |" in text
+
+
+def test_pair_accuracy_pools_a_class_with_its_time_reversal():
+    classes = ["MoveLeft", "MoveRight", "Still"]
+    confusion = [[3, 1, 0], [2, 2, 0], [0, 0, 4]]  # rows: true class
+    assert ablation.pair_accuracy({"classes": classes, "confusion": confusion}) == {"Move": 5 / 8, "Still": 1.0}
 
 
 def test_the_ablation_tool_refuses_bad_arguments_before_any_work(capsys):

@@ -135,6 +135,21 @@ def collect(out_dir: str | os.PathLike, variants: Sequence[Variant]) -> dict[int
     return results
 
 
+def pair_accuracy(result: Mapping[str, Any]) -> dict[str, float]:
+    """Top-1 over the two classes of each synthetic pair (a class and its time reversal; a class without a pair
+    stands alone), from the result's confusion matrix. A model that sees single frames only gets 50% on a pair."""
+    from vidrcnn.data.synthetic import CLASSES
+
+    pair_of = {c.name: c.pair or c.name for c in CLASSES}
+    hits: dict[str, int] = {}
+    totals: dict[str, int] = {}
+    for i, name in enumerate(result["classes"]):
+        group = pair_of.get(name, name)
+        hits[group] = hits.get(group, 0) + int(result["confusion"][i][i])
+        totals[group] = totals.get(group, 0) + int(sum(result["confusion"][i]))
+    return {g: hits[g] / totals[g] for g in totals if totals[g]}
+
+
 def summarize_variants(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per variant, in order of first appearance, with mean and std over its seeds."""
     by: dict[str, list[Mapping[str, Any]]] = {}
@@ -151,6 +166,8 @@ def summarize_variants(results: Sequence[Mapping[str, Any]]) -> list[dict[str, A
             vals = [r["by_kind"][kind] for r in runs if kind in r["by_kind"]]
             if vals:
                 row[kind] = mean_std(vals)
+        per_run = [pair_accuracy(r) for r in runs if "confusion" in r]
+        row["pairs"] = {g: mean_std([p[g] for p in per_run]) for g in per_run[0]} if per_run else {}
         rows.append(row)
     return rows
 
@@ -180,6 +197,20 @@ def findings(rows: Sequence[Mapping[str, Any]]) -> list[str]:
                    + f". Best mean: `{best['variant']}` at {_pm(best['top1'])}%"
                    + (f", long-range order {_pm(best['global'])}" if "global" in best else "") + ".")
     return out
+
+
+def _pair_table(rows: Sequence[Mapping[str, Any]], size: int) -> list[str]:
+    """Markdown lines: top-1 per class pair and variant (nothing when the runs hold no confusion matrix)."""
+    pairs = sorted({g for r in rows for g in r["pairs"]})
+    if not pairs:
+        return []
+    lines = [(f"Top-1 per class pair at {size}x{size} (each pair is a clip and its time reversal, so a model that sees "
+              "frames but not their order gets 50% on it):"), "",
+             "| variant | seeds | " + " | ".join(pairs) + " |", "|---|---|" + "---|" * len(pairs)]
+    for r in rows:
+        cells = (_pm(r["pairs"][g]) if g in r["pairs"] else "" for g in pairs)
+        lines.append(f"| `{r['variant']}` | {len(r['seeds'])} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def write_report(results: Mapping[int, Sequence[Mapping[str, Any]]], doc: str | os.PathLike, *, command: str) -> None:
@@ -214,6 +245,7 @@ def write_report(results: Mapping[int, Sequence[Mapping[str, Any]]], doc: str | 
         lines += [""]
         for paragraph in findings(rows):
             lines += [paragraph, ""]
+        lines += _pair_table(rows, size)
     n = sum(len(r) for r in results.values())
     lines += [f"The {n} runs took {total / 60:.1f} minutes in all, training and scoring, on {_machine()}.", ""]
     doc.write_text("\n".join(lines), encoding="utf-8")
