@@ -205,7 +205,7 @@ def _pair_table(rows: Sequence[Mapping[str, Any]], size: int) -> list[str]:
     if not pairs:
         return []
     lines = [(f"Top-1 per class pair at {size}x{size} (each pair is a clip and its time reversal, so a model that sees "
-              "frames but not their order gets 50% on it):"), "",
+              "frames but not their order gets at most 50% on it):"), "",
              "| variant | seeds | " + " | ".join(pairs) + " |", "|---|---|" + "---|" * len(pairs)]
     for r in rows:
         cells = (_pm(r["pairs"][g]) if g in r["pairs"] else "" for g in pairs)
