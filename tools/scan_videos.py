@@ -29,8 +29,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="also print one line per good video")
     args = parser.parse_args(argv)
 
-    # The decoders log metadata problems as warnings; this tool lists them itself, once per file, on stdout.
-    logging.getLogger("vidrcnn.io").setLevel(logging.ERROR)
     files = [f for root in args.paths for f in find_videos(root, args.ext)]
     if args.cache:  # its folder must be writable, and it is never one of the videos; ProbeCache refuses a foreign file
         check_output_file(args.cache, overwrite=True, inputs=files)
@@ -54,4 +52,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # The decoders log metadata problems as warnings; this tool lists them itself, once per file, on stdout.
+    logging.getLogger("vidrcnn.io").setLevel(logging.ERROR)
     raise SystemExit(run_tool(main))
