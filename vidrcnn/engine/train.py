@@ -296,7 +296,7 @@ def check_run_dir(cfg: Config, out_dir: Path, resume: bool) -> dict[str, tuple[A
     changes = {k: v for k, v in changes.items() if k in recorded or k not in default or v[1] != default[k]}
     refused = {k: v for k, v in changes.items() if k not in RESUMABLE_KEYS}
     if refused:
-        listed = ", ".join(f"{k} ({old!r} -> {new!r})" for k, (old, new) in refused.items())
+        listed = ", ".join(f"{k} ({was!r} -> {now!r})" for k, (was, now) in refused.items())
         raise ConfigError(last, f"--resume with a config that differs from the run's: {listed}; only "
                                 f"{', '.join(RESUMABLE_KEYS)} may change on resume (start a new run with another "
                                 "--out for anything else)")
@@ -372,7 +372,7 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
         start_epoch, best_top1, history = int(ckpt["epoch"]) + 1, float(ckpt["best_top1"]), list(ckpt["history"])
         if info.is_main:
             log.info("resuming %s from epoch %d%s", last_path, start_epoch - 1, "".join(
-                f"; {k}: {old!r} -> {new!r}" for k, (old, new) in changes.items()))
+                f"; {k}: {was!r} -> {now!r}" for k, (was, now) in changes.items()))
     raw_model = model
     if info.distributed:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
