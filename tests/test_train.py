@@ -139,6 +139,13 @@ def test_a_folder_that_is_not_a_run_is_never_trained_into(tiny_data, tmp_path):
             fit(load_config(None, overrides(tiny_data)), notes / ".." / "notes", resume=resume)
     assert [p.name for p in notes.iterdir()] == ["config.yaml"]
     assert (notes / "config.yaml").read_text() == "my own config\n"
+    # A run killed while writing its first checkpoint left only its own files: --resume starts it.
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / ".checkpoint_last.pt.x1y2.tmp").write_bytes(b"half")
+    (killed / "metrics.jsonl").write_text("")
+    fit(load_config(None, overrides(tiny_data, "train.epochs=1")), killed, resume=True)
+    assert (killed / "checkpoint_last.pt").is_file()
 
 
 def test_resume_with_another_config_is_refused_before_anything_is_written(reference_run, tiny_data, tmp_path):

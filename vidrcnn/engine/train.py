@@ -41,7 +41,12 @@ log = logging.getLogger(__name__)
 
 LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
 # What a run writes into its folder; a folder holding anything else is not a run folder (see check_run_dir).
-RUN_FILES = frozenset({LAST, BEST, "config.yaml", METRICS_FILE, CURVES_FILE, "tb", "metrics.jsonl.tmp"})
+RUN_FILES = frozenset({LAST, BEST, "config.yaml", METRICS_FILE, CURVES_FILE, "tb", "metrics.jsonl.tmp", "curves.tmp.png"})
+
+
+def _is_run_file(name: str) -> bool:
+    """A file training writes, or the temporary file of one that a kill left behind (``.checkpoint_last.pt.*.tmp``)."""
+    return name in RUN_FILES or (name.startswith((f".{LAST}.", f".{BEST}.")) and name.endswith(".tmp"))
 # Config keys that may differ on --resume by design: more epochs to extend a run, how often to validate, where the
 # data now lives, how many loader workers, how many unreadable videos to accept, which device. Anything else would
 # make the run's record false.
@@ -283,7 +288,7 @@ def check_run_dir(cfg: Config, out_dir: Path, resume: bool) -> dict[str, tuple[A
                                        "); choose another --out (a training run starts in an empty folder)")
         return {}
     if not last.exists():
-        foreign = [e for e in entries if e not in RUN_FILES or (e == "config.yaml" and not _same_config(cfg, out_dir))]
+        foreign = [e for e in entries if not _is_run_file(e) or (e == "config.yaml" and not _same_config(cfg, out_dir))]
         if foreign:
             raise OutputError(out_dir, f"has no checkpoint to resume and holds files that are not a run's "
                                        f"({', '.join(foreign[:3])}); choose another --out")
