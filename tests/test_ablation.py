@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from toolrun import load_tool
 
 from vidrcnn import ablation
 from vidrcnn.data.synthetic import make_synthetic
@@ -72,13 +73,7 @@ def test_pair_accuracy_pools_a_class_with_its_time_reversal():
 
 
 def test_the_ablation_tool_refuses_bad_arguments_before_any_work(capsys):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "tools" / "study.py"
-    spec = importlib.util.spec_from_file_location("_tool_study", path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("study")
     for argv, message in ((["--ablation", "--variants", "gru,nope"], "unknown variant(s): nope"),
                           (["--ablation", "--sizes", "31"], "--sizes must be even"),
                           (["--ablation", "train.epochs=1"], "no config overrides")):
@@ -94,15 +89,9 @@ def test_a_single_seed_is_never_called_beyond_the_spread():
 
 
 def test_the_study_tool_refuses_a_report_path_that_is_not_a_report_before_any_run(tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
-
     from vidrcnn.cli import run_tool
 
-    spec = importlib.util.spec_from_file_location("_tool_study2", Path(__file__).resolve().parents[1] / "tools" /
-                                                  "study.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("study")
     mine = tmp_path / "README.md"
     mine.write_text("# my own notes\n")
     for argv in (["--doc", str(mine), "--out", str(tmp_path / "runs")],

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from toolrun import load_tool
 from torch import nn
 
 from vidrcnn.data.transforms import MEAN, STD
@@ -195,22 +196,13 @@ def test_test_tool_writes_json_and_confusion_png(dataset, tmp_path):
     assert str(broken) in proc.stderr and "Traceback" not in proc.stderr
 
 
-def _test_tool():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("test_tool", REPO / "tools" / "test.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
 def test_test_tool_checks_its_outputs_before_evaluating_and_replaces_only_its_own(dataset, tmp_path, capsys,
                                                                                    monkeypatch):
     from vidrcnn.cli import run_tool
     from vidrcnn.engine import evaluate as evaluate_module
 
     _, ckpt, _ = dataset
-    tool = _test_tool()
+    tool = load_tool("test")
     evaluated = []
     real = evaluate_module.evaluate_checkpoint
     monkeypatch.setattr(evaluate_module, "evaluate_checkpoint", lambda *a, **k: evaluated.append(1) or real(*a, **k))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from toolrun import load_tool
 from torch import nn
 from videos import numbered_frames, write_bad_corpus
 
@@ -343,7 +343,7 @@ def test_json_on_a_real_h264_video_with_labelled_copy(cli_runs, sample_videos):
 
 def test_text_output_of_a_window_model(files, capsys):
     # In-process (the subprocess runs above already cover the tool's start-up); same main() as the command line.
-    tool = _infer_tool()
+    tool = load_tool("infer")
     assert tool.main([str(files["small"]), "--checkpoint", str(files["window"]), "--window-step", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith("45 frames, 1.8 s (window)")
@@ -351,15 +351,8 @@ def test_text_output_of_a_window_model(files, capsys):
     assert label == "Diving" and float(score) > 0.99
 
 
-def _infer_tool():
-    spec = importlib.util.spec_from_file_location("infer_tool", REPO / "tools" / "infer.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
 def test_out_video_never_replaces_the_input_or_an_existing_file_unasked(files, tmp_path, capsys):
-    tool = _infer_tool()
+    tool = load_tool("infer")
     video = tmp_path / "footage.avi"
     video.write_bytes(files["small"].read_bytes())
     link = tmp_path / "link.avi"
@@ -402,7 +395,7 @@ def test_an_interrupted_render_leaves_no_half_file(files, tmp_path, monkeypatch)
 def test_a_video_with_an_absurd_frame_rate_is_classified_not_crashed_on(files, tmp_path, capsys):
     from videos import write_absurd_fps
 
-    tool = _infer_tool()
+    tool = load_tool("infer")
     for path in write_absurd_fps(tmp_path).values():  # 1e8 fps crashed stride rescaling; 30000 fps used one frame
         assert tool.main([str(path), "--checkpoint", str(files["causal"]), "--json"]) == 0
         out = json.loads(capsys.readouterr().out)
@@ -415,7 +408,7 @@ def test_a_missing_gpu_is_refused_before_the_checkpoint_is_read(tmp_path):
     from vidrcnn.cli import run_tool
     from vidrcnn.errors import ConfigError
 
-    tool = _infer_tool()
+    tool = load_tool("infer")
     with pytest.raises(ConfigError, match="--device: cuda requested but torch sees no GPU"):
         tool.main([str(tmp_path / "no_video.mp4"), "--checkpoint", str(tmp_path / "no.pt"), "--device", "cuda"])
     assert run_tool(tool.main, [str(tmp_path / "v.mp4"), "--checkpoint", "x.pt", "--device", "cuda"]) == 2

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from toolrun import load_tool
 
 from vidrcnn.io import open_video
 from vidrcnn.io.bench import clip_plan, floor_loader, make_ucf_like, markdown_table, naive_loader, run_benchmark
@@ -35,9 +35,7 @@ def test_references_load_the_right_frames_and_the_table_is_complete(tmp_path):
                                              (["--clips", "0", "--repeats", "0"], "--clips, --repeats"),
                                              (["--seconds", "-1"], "--seconds")])
 def test_tool_refuses_counts_below_one_without_a_traceback(argv, named, capsys):
-    spec = importlib.util.spec_from_file_location("bench_decode_tool", REPO / "tools" / "bench_decode.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("bench_decode")
     with pytest.raises(SystemExit) as info:
         tool.main(argv)
     assert info.value.code == 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from toolrun import load_tool
 from videos import noise_video, write_bad_corpus
 
 from vidrcnn.errors import VideoDecodeError
@@ -20,15 +20,7 @@ from vidrcnn.io.writer import write_video
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _load_tool(name: str):
-    # Tools are scripts, not a package: load one by path to call its main() in-process (no subprocess start-up).
-    spec = importlib.util.spec_from_file_location(f"_tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-scan_videos = _load_tool("scan_videos")
+scan_videos = load_tool("scan_videos")
 
 # Not even a container: open_video itself must refuse these (with any backend).
 UNOPENABLE = ("missing", "directory", "empty", "text", "random_bytes", "truncated_mp4", "audio_only")

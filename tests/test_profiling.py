@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from toolrun import load_tool
 from torch import nn
 
 from vidrcnn.cli import run_tool
@@ -142,10 +142,7 @@ def test_compile_switch_runs_a_compiled_model(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tool_main():
-    spec = importlib.util.spec_from_file_location("vidrcnn_profile_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_tool("profile").main
 
 
 @pytest.mark.parametrize(("argv", "message"), [

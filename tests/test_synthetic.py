@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 from pathlib import Path
 
 import numpy as np
 import pytest
+from toolrun import load_tool
 
 from vidrcnn.cli import run_tool
 from vidrcnn.data import synthetic
@@ -150,16 +150,8 @@ def test_bad_arguments_are_refused(tmp_path):
             synthetic.make_synthetic(tmp_path, **{**TINY, **bad})
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("make_synthetic_tool", Path(__file__).parents[1] / "tools" /
-                                                  "make_synthetic.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
 def test_tool_writes_the_dataset(tmp_path, capsys):
-    tool = _tool()
+    tool = load_tool("make_synthetic")
     out = tmp_path / "out"
     assert tool.main([str(out), "--groups", "8", "--clips-per-group", "1", "--frames", "16", "--size", "32",
                       "--seed", "1"]) == 0
@@ -185,7 +177,7 @@ def test_a_folder_that_is_not_the_same_synthetic_dataset_is_never_written_into(t
     assert synthetic.make_synthetic(tiny, seed=3, **TINY) == tiny
     mixed = synthetic.make_synthetic(real, overwrite=True, **TINY)
     assert (mixed / "classes.json").is_file()
-    tool = _tool()
+    tool = load_tool("make_synthetic")
     assert run_tool(tool.main, [str(tmp_path / "UCF101"), "--groups", "9"]) == 2  # as the command line: one line
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {real}: is not empty"), err

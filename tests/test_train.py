@@ -6,7 +6,6 @@ segments; model frame_avg_s. One epoch is a fraction of a second.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import logging
 import os
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from toolrun import load_tool
 
 from vidrcnn.data.synthetic import make_synthetic
 from vidrcnn.engine.checkpoint import load_checkpoint, model_from_checkpoint
@@ -201,20 +201,13 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(reference_run, tiny_da
     assert fit(load_config(None, overrides(tiny_data)), out, resume=True)["val_loss"] == ref_final["val_loss"]
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("train_tool", REPO / "tools" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_divergence_stops_with_the_step_and_the_tool_prints_error(tiny_data, tmp_path, capsys):
     cfg = load_config(None, overrides(tiny_data, "train.lr=1e30", "train.clip_grad=0", "train.warmup_epochs=0"))
     with pytest.raises(DivergenceError, match=r"loss is (nan|inf) at epoch 1, step \d+"):
         fit(cfg, tmp_path / "nan")
     from vidrcnn.cli import run_tool
 
-    tool = _load_tool()
+    tool = load_tool("train")
     argv = ["--out", str(tmp_path / "nan_tool"), *overrides(tiny_data, "train.lr=1e30", "train.clip_grad=0",
                                                             "train.warmup_epochs=0")]
     assert run_tool(tool.main, argv) == 2
@@ -225,7 +218,7 @@ def test_divergence_stops_with_the_step_and_the_tool_prints_error(tiny_data, tmp
 def test_tool_reports_config_errors(capsys, tmp_path):
     from vidrcnn.cli import run_tool
 
-    assert run_tool(_load_tool().main, ["--out", str(tmp_path), "train.lrr=1"]) == 2
+    assert run_tool(load_tool("train").main, ["--out", str(tmp_path), "train.lrr=1"]) == 2
     assert "did you mean 'train.lr'" in capsys.readouterr().err
 
 
@@ -235,7 +228,7 @@ def test_tool_reports_model_options_the_builder_rejects(tiny_data, tmp_path, cap
     from vidrcnn.cli import run_tool
 
     argv = ["--out", str(tmp_path / "run"), *overrides(tiny_data, f"model.kwargs={option}")]
-    assert run_tool(_load_tool().main, argv) == 2
+    assert run_tool(load_tool("train").main, argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: cannot build model 'frame_avg_s' with ") and cause in err and "Traceback" not in err
 
