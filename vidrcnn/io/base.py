@@ -74,13 +74,13 @@ class VideoDecoder(Protocol):
 # A frame rate outside this range is not believed: phones record up to 240 fps, slow-motion cameras 960; a header
 # that says 1e8 or 30000 fps, or 0.01, is a broken or hand-edited file.
 PLAUSIBLE_FPS = (1.0, 1000.0)
-_fps_warned: set[str] = set()
+_warned: set[tuple[str, str]] = set()
 
 
 def checked_fps(path: str, stated: float, from_timestamps: float | None = None) -> tuple[float, tuple[str, ...]]:
     """The frame rate to use and the notes on it: the container's ``stated`` rate when plausible (with a note when
     the timestamps' rate disagrees by more than 2x), else the timestamps' rate when that is plausible, else 0.0
-    (unknown). Each note is logged once per file and process, as a warning."""
+    (unknown). Each note is logged once per file and process, as a warning (:func:`warn_once`)."""
     lo, hi = PLAUSIBLE_FPS
 
     def ok(rate: float | None) -> bool:
@@ -104,10 +104,16 @@ def checked_fps(path: str, stated: float, from_timestamps: float | None = None) 
                 f"{fmt(from_timestamps)}; treated as unknown")
     if note is None:
         return fps, ()
-    if path not in _fps_warned:
-        _fps_warned.add(path)
-        log.warning("%s: %s", path, note)
+    warn_once(path, note)
     return fps, (note,)
+
+
+def warn_once(path: str, note: str) -> None:
+    """Log a metadata note about ``path`` as a warning, once per file and note in this process (a dataset opens the
+    same file every epoch)."""
+    if (path, note) not in _warned:
+        _warned.add((path, note))
+        log.warning("%s: %s", path, note)
 
 
 class DecoderBase:

@@ -24,7 +24,6 @@ the whole file is decoded, as ``tools/scan_videos.py`` does).
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from collections.abc import Iterator, Sequence
 
@@ -34,7 +33,7 @@ import torch
 from av.video.reformatter import VideoReformatter
 
 from vidrcnn.errors import VideoDecodeError
-from vidrcnn.io.base import DecoderBase, check_file, check_size, checked_fps, empty_frames
+from vidrcnn.io.base import DecoderBase, check_file, check_size, checked_fps, empty_frames, warn_once
 
 try:  # PyAV >= 14; older versions demux the other streams too, which is only slower
     from av.stream import Discard
@@ -44,7 +43,6 @@ except ImportError:  # pragma: no cover
     _DISCARD_ALL = None
 
 _ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC
-log = logging.getLogger(__name__)
 
 # Exceptions FFmpeg/PyAV raise on bad data; everything else is a bug and propagates.
 _AV_ERRORS = (av.FFmpegError, OSError, ValueError, UnicodeDecodeError, MemoryError)
@@ -313,7 +311,7 @@ class PyAVDecoder(DecoderBase):
         note = rotation_note(frame.rotation)
         if note:
             self.notes = (*self.notes, note)
-            log.warning("%s: %s", self.path, note)
+            warn_once(self.path, note)
         return quarter_turns(frame.rotation)
 
     def _first_frame_turns(self) -> int:
