@@ -364,9 +364,8 @@ def write_result(result: Mapping[str, Any], path: str | os.PathLike) -> None:
     """Write ``result`` as indented JSON (atomically: a temp file, then a rename)."""
     import json
 
-    path = os.fspath(path)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    from vidrcnn.outputs import atomic_output
+
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)
         f.write("\n")
-    os.replace(tmp, path)
