@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import re
 import shutil
@@ -273,3 +274,84 @@ def test_training_stops_with_one_error_when_too_many_videos_are_unreadable(tiny_
     final = fit(load_config(None, overrides((root, lists), "train.epochs=1", "data.max_unreadable=0.2")),
                 tmp_path / "run2")
     assert len(final["skipped_videos"]) == 3
+
+
+# -- recipe options end to end (their pieces are tested in test_recipe.py) -------------------------------------------
+EMA = ("train.ema_decay=0.8", "train.epochs=2")
+
+
+@pytest.fixture(scope="module")
+def ema_run(tiny_data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ema")
+    fit(load_config(None, overrides(tiny_data, *EMA)), out)
+    return out
+
+
+def test_ema_is_validated_checkpointed_and_what_test_and_infer_load(ema_run, caplog):
+    from vidrcnn.engine.evaluate import prepare_test
+    from vidrcnn.infer import load_predictor
+
+    history = read_metrics(ema_run / "metrics.jsonl")
+    assert all(m["val_weights"] == "ema" for m in history)
+    ckpt = load_checkpoint(ema_run / LAST)
+    assert ckpt["weights"] == "ema" and ckpt["ema_updates"] == 6  # 3 steps per epoch, 2 epochs
+    assert set(ckpt["ema"]) == set(ckpt["model"])
+    differ = [k for k in ckpt["model"] if not torch.equal(ckpt["model"][k], ckpt["ema"][k])]
+    assert differ  # the average is not the last weights
+    ema_key = differ[0]
+    for model in (model_from_checkpoint(ckpt), prepare_test(ema_run / LAST, device="cpu").model,
+                  load_predictor(ema_run / LAST).model):
+        assert torch.equal(model.state_dict()[ema_key], ckpt["ema"][ema_key])
+    setup = prepare_test(ema_run / LAST, device="cpu", weights="raw")
+    assert setup.meta["weights"] == "raw"
+    assert torch.equal(setup.model.state_dict()[ema_key], ckpt["model"][ema_key])
+    assert prepare_test(ema_run / LAST, device="cpu").meta["weights"] == "ema"
+
+
+def test_ema_resumes_to_the_same_average(ema_run, tiny_data, tmp_path, monkeypatch):
+    import vidrcnn.engine.train as train_module
+
+    real = train_module.train_one_epoch
+
+    def dies_in_epoch_2(*args, **kwargs):
+        if kwargs["epoch"] == 2:
+            raise KeyboardInterrupt  # killed after epoch 1's checkpoint
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_one_epoch", dies_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        fit(load_config(None, overrides(tiny_data, *EMA)), tmp_path / "run")
+    assert load_checkpoint(tmp_path / "run" / LAST)["epoch"] == 1
+    monkeypatch.setattr(train_module, "train_one_epoch", real)
+    fit(load_config(None, overrides(tiny_data, *EMA)), tmp_path / "run", resume=True)
+    resumed, whole = load_checkpoint(tmp_path / "run" / LAST), load_checkpoint(ema_run / LAST)
+    assert resumed["ema_updates"] == whole["ema_updates"]
+    for key, value in whole["ema"].items():
+        assert torch.equal(resumed["ema"][key], value), key
+    assert comparable(read_metrics(tmp_path / "run" / "metrics.jsonl")) == comparable(
+        read_metrics(ema_run / "metrics.jsonl"))
+
+
+def test_fit_mixes_every_batch_with_label_smoothing(tiny_data, tmp_path, monkeypatch):
+    from vidrcnn.engine.recipe import VideoMix
+
+    targets = []
+    real = VideoMix.__call__
+
+    def spy(self, clips, labels):
+        out = real(self, clips, labels)
+        targets.append(out[1])
+        return out
+
+    monkeypatch.setattr(VideoMix, "__call__", spy)
+    final = fit(load_config(None, overrides(tiny_data, "train.epochs=1", "train.mixup_alpha=0.8",
+                                            "train.cutmix_alpha=1.0", "train.label_smoothing=0.1")), tmp_path / "mix")
+    assert len(targets) == 3 and all(t.shape == (8, 4) for t in targets)  # 3 steps, each batch mixed (soft targets)
+    assert math.isfinite(final["train_loss"]) and final["train_clips"] == 24
+
+
+def test_repeats_train_k_clips_of_each_video_per_epoch(tiny_data, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="vidrcnn"):
+        final = fit(load_config(None, overrides(tiny_data, "train.epochs=1", "data.repeats=2")), tmp_path / "rep")
+    assert final["train_clips"] == 48  # 24 videos, 2 clips each, in the same 3 steps of 8 videos
+    assert any("3 steps/epoch" in r.getMessage() for r in caplog.records)

@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
     parser.add_argument("--backend", default="auto", choices=["auto", "pyav", "decord"])
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
+    parser.add_argument("--weights", choices=("ema", "raw"),
+                        help="the EMA of the weights or the raw ones (default: the checkpoint's, EMA when it has one)")
     args = parser.parse_args(argv)
     if args.topk < 1 or args.chunk_size < 1 or args.batch_size < 1:
         parser.error("--topk, --chunk-size and --batch-size must be >= 1")
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out_video:
         # and an output that cannot or must not be written (the input itself, an existing file) before any work
         check_output_file(args.out_video, overwrite=args.overwrite, inputs=[args.video])
-    predictor = load_predictor(args.checkpoint, device=args.device)
+    predictor = load_predictor(args.checkpoint, device=args.device, weights=args.weights)
     if args.window_step is not None and not 1 <= args.window_step <= predictor.num_frames:
         parser.error(f"--window-step must be in [1, {predictor.num_frames}] for this model")
     prediction = predict_video(predictor, args.video, chunk_size=args.chunk_size, window_step=args.window_step,

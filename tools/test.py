@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write every metric, per-class accuracy and the confusion matrix here")
     parser.add_argument("--confusion", help="confusion matrix PNG (default: see above)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
+    parser.add_argument("--weights", choices=("ema", "raw"),
+                        help="the EMA of the weights or the raw ones (default: the checkpoint's, EMA when it has one)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--overwrite", action="store_true", help="replace --json / confusion files that are not results of this tool")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (docs/config.md)")
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         check_output_file(args.json, overwrite=args.overwrite, inputs=[args.checkpoint],
                           replaceable=is_json_with(("top1", "protocol", "confusion")))
     check_output_file(png, overwrite=args.overwrite, inputs=[args.checkpoint], replaceable=is_own_png)
-    result = evaluate_checkpoint(args.checkpoint, args.overrides, device=args.device, progress=not args.quiet)
+    result = evaluate_checkpoint(args.checkpoint, args.overrides, device=args.device, progress=not args.quiet,
+                                 weights=args.weights)
     protocol = result["protocol"]
     views = f"{protocol['num_clips']} clips" + (" x 3 crops" if protocol["three_crop"] else "")
     plot_confusion(result["confusion"], result["classes"], png, columns=result["confusion_columns"],

@@ -86,10 +86,12 @@ def model_stride(preprocess: dict[str, Any]) -> int:
     return int(preprocess.get("stride") or 1)
 
 
-def load_predictor(checkpoint: str | os.PathLike, *, device: str | torch.device = "cpu") -> Predictor:
+def load_predictor(checkpoint: str | os.PathLike, *, device: str | torch.device = "cpu",
+                   weights: str | None = None) -> Predictor:
     """Load a training checkpoint for inference; every problem with it is a ``CheckpointError`` naming the file.
 
-    ``device="auto"`` picks CUDA when available.
+    ``device="auto"`` picks CUDA when available. ``weights``: ``"ema"`` or ``"raw"``; None takes the checkpoint's
+    default (its EMA of the weights when it was trained with one).
     """
     path = os.fspath(checkpoint)
     ckpt = load_checkpoint(path)
@@ -101,7 +103,7 @@ def load_predictor(checkpoint: str | os.PathLike, *, device: str | torch.device 
     from vidrcnn.data.transforms import build_transform
 
     try:
-        model = model_from_checkpoint(ckpt)
+        model = model_from_checkpoint(ckpt, weights=weights)
         pre = ckpt["preprocess"]
         transform = build_transform(
             train=False, size=int(pre["size"]), resize=pre.get("resize"),

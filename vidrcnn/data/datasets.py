@@ -21,7 +21,7 @@ from vidrcnn.data.ucf101 import Sample, Split, build_split, read_list_file
 from vidrcnn.errors import DatasetError, VideoDecodeError
 from vidrcnn.io import VideoInfo, open_video, probe_video
 
-__all__ = ["Sample", "Split", "VideoClipDataset", "build_split", "collate", "read_list_file"]
+__all__ = ["Sample", "Split", "VideoClipDataset", "build_split", "collate", "collate_repeats", "read_list_file"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,11 @@ class VideoClipDataset(Dataset):
     With ``train=False`` and ``num_clips=K > 1`` each item holds K clips (evenly spaced dense clips, or K offsets
     within the segments), stacked as ``(K, C, T, H, W)``; a transform that returns several crops (three-crop) adds
     to that first dimension (``(K * crops, C, T, H, W)``).
+
+    Repeated augmentation (``train=True``, ``repeats=K > 1``, MMAction2's RepeatAugDataset): each item samples K
+    clip positions, decodes the union of their frames in one call, and transforms each clip on its own (its own crop
+    and flip), stacked as ``(K, C, T, H, W)``; :func:`collate_repeats` folds them into the batch. The video is
+    opened and decoded once for the K clips.
 
     Items are dicts: ``video`` float ``(C, T, H, W)`` (or stacked as above), ``label`` int, ``index`` int (the sample
     actually returned), ``path`` str, ``ok`` bool, ``skipped`` list[str] (unreadable paths passed over for this item).
@@ -72,6 +77,7 @@ class VideoClipDataset(Dataset):
         backend: str = "auto",
         probe_cache: Any = None,
         max_retries: int = 10,
+        repeats: int = 1,
     ):
         if sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
@@ -81,11 +87,13 @@ class VideoClipDataset(Dataset):
             raise ValueError(f"need num_frames, stride, num_clips >= 1, got {num_frames}, {stride}, {num_clips}")
         if train and num_clips != 1:
             raise ValueError("num_clips > 1 is for testing (train=False); a train item is one random clip")
+        if repeats < 1 or (repeats > 1 and not train):
+            raise ValueError(f"repeats must be >= 1, and > 1 only with train=True (repeated augmentation), got {repeats}")
         self.samples = [Sample(os.fspath(p), int(label)) for p, label in samples]
         self.num_frames, self.stride, self.sampling = num_frames, stride, sampling
         self.train, self.transform, self.num_clips = train, transform, num_clips
         self.on_error, self.backend, self.probe_cache = on_error, backend, probe_cache
-        self.max_retries = max_retries
+        self.max_retries, self.repeats = max_retries, repeats
         # Per-process memory (each DataLoader worker has its own copy): warned/bad paths, corrected frame counts.
         self._bad: set[str] = set()
         self._warned: set[str] = set()
@@ -111,12 +119,16 @@ class VideoClipDataset(Dataset):
     # -- sampling and decoding -------------------------------------------------------------------------------------
     def clip_indices(self, num_frames: int, rng: random.Random | None) -> list[list[int]]:
         """The clips (lists of frame indices) an item takes from a video of ``num_frames`` frames."""
+        if self.train:  # one random clip, or `repeats` of them drawn independently
+            if self.sampling == "dense":
+                return [dense_clip(num_frames, self.num_frames, self.stride, rng) for _ in range(self.repeats)]
+            return [segment_clip(num_frames, self.num_frames, rng) for _ in range(self.repeats)]
         if self.sampling == "dense":
-            if self.train or self.num_clips == 1:
-                return [dense_clip(num_frames, self.num_frames, self.stride, rng if self.train else None)]
+            if self.num_clips == 1:
+                return [dense_clip(num_frames, self.num_frames, self.stride, None)]
             return uniform_clips(num_frames, self.num_frames, self.stride, self.num_clips)
-        if self.train or self.num_clips == 1:
-            return [segment_clip(num_frames, self.num_frames, rng if self.train else None)]
+        if self.num_clips == 1:
+            return [segment_clip(num_frames, self.num_frames, None)]
         return segment_clips(num_frames, self.num_frames, self.num_clips)
 
     def _decode(self, path: str, rng: random.Random | None) -> torch.Tensor:
@@ -126,10 +138,7 @@ class VideoClipDataset(Dataset):
                 raise VideoDecodeError(path, "the video has no frames")
             flat = [j for clip in self.clip_indices(count, rng) for j in clip]
             try:
-                frames = video.get_frames(flat)
-                if frames.shape[0] != len(flat):
-                    raise VideoDecodeError(path, f"decoder returned {frames.shape[0]} frames for {len(flat)} indices")
-                return frames
+                return _get_union(video, flat)
             except VideoDecodeError:
                 true_count = _count_decodable(video)
                 if not 0 < true_count < count:
@@ -137,7 +146,7 @@ class VideoClipDataset(Dataset):
             log.info("%s: container reports %d frames, %d decode; sampling within those", path, count, true_count)
             self._true_counts[path] = true_count
             flat = [j for clip in self.clip_indices(true_count, rng) for j in clip]
-            return video.get_frames(flat)
+            return _get_union(video, flat)
 
     def _assemble(self, frames: torch.Tensor) -> torch.Tensor:
         # frames: uint8 (K*T, H, W, 3) -> float (C, T, H, W), or stacked (N, C, T, H, W) for several clips/crops.
@@ -201,6 +210,22 @@ class VideoClipDataset(Dataset):
         )
 
 
+def _get_union(video, flat: list[int]) -> torch.Tensor:
+    """Frames ``flat`` (several clips' indices, concatenated) from one decoder call on their sorted union.
+
+    Clips overlap (repeated training clips, multi-clip tests of a short video): each frame is decoded once, whatever
+    the backend does with duplicate indices, and copied to every clip that uses it.
+    """
+    wanted = sorted(set(flat))
+    frames = video.get_frames(wanted)
+    if frames.shape[0] != len(wanted):
+        raise VideoDecodeError(video.path, f"decoder returned {frames.shape[0]} frames for {len(wanted)} indices")
+    if wanted == flat:
+        return frames
+    at = {j: n for n, j in enumerate(wanted)}
+    return frames[[at[j] for j in flat]]
+
+
 def _count_decodable(video) -> int:
     """Frames a decoder really delivers, decoding sequentially at a tiny size; stops at the first decode error."""
     count = 0
@@ -226,3 +251,18 @@ def collate(batch: list[dict]) -> dict:
         "ok": torch.tensor([bool(b["ok"]) for b in batch], dtype=torch.bool),
         "skipped": [p for b in batch for p in b["skipped"]],
     }
+
+
+def collate_repeats(batch: list[dict]) -> dict:
+    """Collate items of a ``repeats=K`` training dataset (``video`` ``(K, C, T, H, W)``) into a batch of B x K clips.
+
+    The clips are laid out clip-major, ``(k b)``: the batch is the first clip of every video, then the second, and
+    so on, with ``label``, ``index``, ``ok`` and ``path`` repeated to match. Mixup and CutMix pair each clip with its
+    neighbour in the batch; in this order that neighbour is a clip of another video (when the batch holds two or
+    more), never another view of the same one.
+    """
+    k = batch[0]["video"].shape[0] if batch else 0
+    # One copy, straight into the (k b) order; stacking (b k) and then rearranging would copy the batch twice.
+    out = collate([{**b, "video": b["video"][j]} for j in range(k) for b in batch])
+    out["skipped"] = [p for b in batch for p in b["skipped"]]  # once per item, not once per clip
+    return out

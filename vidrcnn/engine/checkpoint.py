@@ -2,6 +2,8 @@
 
 A checkpoint is a plain dict (see :data:`CHECKPOINT_KEYS`) that holds everything test and inference need: the weights,
 the model's name, builder options (``config["model"]["kwargs"]``), class names and the preprocessing the model expects.
+A run with ``train.ema_decay`` also stores the averaged weights (``ema``, same keys as ``model``) and says which of
+the two test and inference use (``weights``: ``"ema"``); see :func:`checkpoint_weights`.
 Loading uses ``torch.load(weights_only=True)``, so a file crafted to run code when unpickled is refused with a
 :class:`~vidrcnn.errors.CheckpointError` before any of its code runs.
 """
@@ -24,8 +26,11 @@ CHECKPOINT_KEYS = (
     "model", "optimizer", "scheduler", "scaler", "epoch", "config", "model_name", "num_classes", "classes",
     "preprocess", "best_top1", "metrics",
 )
+# What fit() adds with train.ema_decay: the averaged weights, its update count (for --resume), the default weights.
+EMA_KEYS = ("ema", "ema_updates", "weights")
 # What model_from_checkpoint needs.
 MODEL_KEYS = ("model", "model_name", "num_classes")
+WEIGHTS = ("ema", "raw")  # which weights of a checkpoint test and inference load: the EMA or the trained ones
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
@@ -108,12 +113,30 @@ def unwrap_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return state
 
 
-def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
+def checkpoint_weights(ckpt: dict[str, Any], weights: str | None = None) -> tuple[str, dict[str, torch.Tensor]]:
+    """``(which, state_dict)``: the weights ``weights`` (``"ema"`` or ``"raw"``) of ``ckpt``.
+
+    ``weights=None`` takes the checkpoint's own choice (``ckpt["weights"]``, ``"ema"`` when it was trained with
+    ``train.ema_decay``); a checkpoint that does not say (written before EMA existed) gives its raw weights.
+    ``"ema"`` from a checkpoint without an EMA is a :class:`CheckpointError`.
+    """
+    if weights is not None and weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS} or None, got {weights!r}")
+    which = weights or ckpt.get("weights") or ("ema" if "ema" in ckpt else "raw")
+    if which == "ema":
+        if "ema" not in ckpt:
+            raise CheckpointError(None, "holds no EMA weights (trained without train.ema_decay); use the raw weights")
+        return "ema", ckpt["ema"]
+    return "raw", ckpt["model"]
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], *, weights: str | None = None) -> nn.Module:
     """Rebuild the model from ``model_name``, ``num_classes`` and the config's model kwargs; load the weights.
 
-    Returns the model in eval mode on the CPU. Raises :class:`CheckpointError` (without a path: this sees only the
-    dict; callers that know the file re-raise with it) when keys are missing, the model name is unknown or the weights
-    do not fit.
+    ``weights``: ``"ema"``, ``"raw"`` or None for the checkpoint's default (see :func:`checkpoint_weights`). Returns
+    the model in eval mode on the CPU. Raises :class:`CheckpointError` (without a path: this sees only the dict;
+    callers that know the file re-raise with it) when keys are missing, the model name is unknown or the weights do
+    not fit.
     """
     from vidrcnn.models import get_model  # lazy: checkpoint I/O must not import every model family
 
@@ -121,7 +144,7 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     if missing:
         raise CheckpointError(None, f"not a vidrcnn training checkpoint (missing {', '.join(missing)})")
     name, num_classes = ckpt["model_name"], int(ckpt["num_classes"])
-    state = unwrap_state_dict(ckpt["model"])
+    state = unwrap_state_dict(checkpoint_weights(ckpt, weights)[1])
     kwargs = model_kwargs(ckpt)
     if name.startswith("rcn_") and "preact_norm" not in kwargs and not any(".input_norm." in k for k in state):
         # Trained before the rcn builders' defaults gained input BatchNorm and residual layers (2026-12-01): rebuild

@@ -27,17 +27,18 @@ from vidrcnn.errors import ConfigError
 BASE_KEY = "_base_"
 
 
-def _meta(help: str, *, choices: tuple | None = None, minimum: float | None = None, above: float | None = None,
-          below: float | None = None) -> dict[str, Any]:
-    """Field metadata: the help text of docs/config.md, allowed values, bounds (``minimum`` inclusive, ``above``
-    and ``below`` exclusive)."""
-    return {"help": help, "choices": choices, "minimum": minimum, "above": above, "below": below}
+def _meta(help: str, *, choices: tuple | None = None, minimum: float | None = None, maximum: float | None = None,
+          above: float | None = None, below: float | None = None) -> dict[str, Any]:
+    """Field metadata: the help text of docs/config.md, allowed values, bounds (``minimum`` and ``maximum``
+    inclusive, ``above`` and ``below`` exclusive)."""
+    return {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum, "above": above, "below": below}
 
 
 def _opt(default: Any, help: str, *, choices: tuple | None = None, minimum: float | None = None,
-         above: float | None = None, below: float | None = None) -> Any:
+         maximum: float | None = None, above: float | None = None, below: float | None = None) -> Any:
     """A dataclass field with an immutable default and its help text (and allowed values / bounds)."""
-    return field(default=default, metadata=_meta(help, choices=choices, minimum=minimum, above=above, below=below))
+    return field(default=default, metadata=_meta(help, choices=choices, minimum=minimum, maximum=maximum, above=above,
+                                                 below=below))
 
 
 @dataclass
@@ -70,6 +71,11 @@ class DataConfig:
         0.1, "With on_error=skip: stop training with an error once more than this fraction of the training videos "
         "has proved unreadable (a dataset that broken trains on another set than it claims); 1 never stops.",
         minimum=0.0)
+    repeats: int = _opt(
+        1, "Repeated augmentation (MMAction2's RepeatAugDataset): each training video is decoded once (the union of "
+        "the clips' frames) and gives this many clips, each with its own position and augmentation. A batch holds "
+        "train.batch_size videos, so batch_size x repeats clips; an epoch is still one pass over the videos (the same "
+        "steps, repeats x the clips).", minimum=1)
 
 
 @dataclass
@@ -99,12 +105,28 @@ class TrainConfig:
     """The training loop."""
 
     epochs: int = _opt(10, "Passes over the training set.", minimum=1)
-    batch_size: int = _opt(16, "Global batch size (split evenly across processes under torchrun).", minimum=1)
+    batch_size: int = _opt(16, "Global batch size in videos (split evenly across processes under torchrun); with "
+                               "data.repeats=K a batch holds K clips of each, K x batch_size clips.", minimum=1)
     lr: float = _opt(1e-3, "Peak learning rate, reached after warmup.", above=0.0)
     min_lr: float = _opt(0.0, "Learning rate at the end of the cosine decay.", minimum=0.0)
     warmup_epochs: float = _opt(1.0, "Linear warmup length in epochs (fractions allowed).", minimum=0.0)
     clip_grad: float = _opt(1.0, "Clip the global gradient norm to this value; 0 disables.", minimum=0.0)
     label_smoothing: float = _opt(0.0, "Label smoothing of the cross-entropy loss.", minimum=0.0, below=1.0)
+    mixup_alpha: float = _opt(
+        0.0, "Mixup: blend each clip with another clip of the batch, lambda ~ Beta(alpha, alpha), one lambda for all "
+        "frames; the targets become soft labels. 0: off.", minimum=0.0)
+    cutmix_alpha: float = _opt(
+        0.0, "CutMix: paste a box of another clip of the batch, the same box on every frame, covering 1 - lambda of "
+        "the area, lambda ~ Beta(alpha, alpha); soft targets by area. 0: off. With mixup_alpha too, each mixed batch "
+        "uses one of the two, at random.",
+        minimum=0.0)
+    mix_prob: float = _opt(1.0, "Probability that a training batch is mixed (with mixup_alpha or cutmix_alpha set).",
+                           minimum=0.0, maximum=1.0)
+    ema_decay: float | None = _opt(
+        None, "Keep an exponential moving average of the weights (and BatchNorm statistics), updated after every "
+        "step with this decay (e.g. 0.999: an average over about 1/(1 - decay) steps). Validation scores it, "
+        "checkpoints store it beside the raw weights, and test/inference use it by default. None or 0: off.",
+        minimum=0.0, below=1.0)
     amp: bool = _opt(True, "Mixed precision on CUDA (bf16 where supported, else fp16 with a grad scaler); "
                            "no effect on CPU.")
     channels_last: bool = _opt(False, "channels_last_3d memory format for model and clips on CUDA (helps 3-D convs "
@@ -222,6 +244,7 @@ def _coerce(value: Any, tp: Any, key: str, where: str | os.PathLike | None, meta
         raise ConfigError(where, f"{key}: {value!r} is not one of {', '.join(map(repr, choices))}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         for bound, fails, word in (("minimum", value < (meta.get("minimum") or 0), ">="),
+                                   ("maximum", value > (meta.get("maximum") or 0), "<="),
                                    ("above", value <= (meta.get("above") or 0), ">"),
                                    ("below", value >= (meta.get("below") or 0), "<")):
             if meta.get(bound) is not None and fails:
@@ -429,7 +452,7 @@ def _row(key: str, f: dataclasses.Field, tp: Any) -> str:
     help_text = f.metadata.get("help", "")
     if f.metadata.get("choices"):
         help_text += " One of: " + ", ".join(f"`{c}`" for c in f.metadata["choices"]) + "."
-    for bound, word in (("minimum", "Minimum"), ("above", "Above"), ("below", "Below")):
+    for bound, word in (("minimum", "Minimum"), ("maximum", "Maximum"), ("above", "Above"), ("below", "Below")):
         if f.metadata.get(bound) is not None:
             help_text += f" {word} {f.metadata[bound]}."
     help_text = help_text.replace("|", "\\|")  # a pipe would end the table cell

@@ -186,7 +186,7 @@ class TestSetup(NamedTuple):
     loader: Iterable[Mapping[str, Any]]  # collated batches of the test split, in the order of the split
     cfg: Any  # the resolved Config (the checkpoint's, with the overrides)
     protocol: dict[str, Any]
-    meta: dict[str, Any]  # checkpoint, model_name, epoch
+    meta: dict[str, Any]  # checkpoint, model_name, epoch, weights ("ema" or "raw")
     device: str
 
 
@@ -195,13 +195,16 @@ def prepare_test(
     overrides: Sequence[str] = (),
     *,
     device: str = "auto",
+    weights: str | None = None,
 ) -> TestSetup:
-    """Load ``checkpoint`` and build its test loader with the multi-clip protocol (see :func:`evaluate_checkpoint`)."""
+    """Load ``checkpoint`` and build its test loader with the multi-clip protocol (see :func:`evaluate_checkpoint`).
+
+    ``weights``: ``"ema"`` or ``"raw"``; None takes the checkpoint's default (the EMA when it has one)."""
     from torch.utils.data import DataLoader
 
     from vidrcnn.data.datasets import VideoClipDataset, build_split, collate
     from vidrcnn.data.transforms import build_transform
-    from vidrcnn.engine.checkpoint import load_checkpoint, model_from_checkpoint
+    from vidrcnn.engine.checkpoint import checkpoint_weights, load_checkpoint, model_from_checkpoint
     from vidrcnn.engine.distributed import resolve_device
     from vidrcnn.errors import CheckpointError, DatasetError
 
@@ -218,7 +221,8 @@ def prepare_test(
     overridden = {text.partition("=")[0].strip() for text in overrides}
     pre.update({k: getattr(cfg.data, k) for k in PREPROCESS_KEYS if f"data.{k}" in overridden})
     try:
-        model = model_from_checkpoint(ckpt)
+        which = checkpoint_weights(ckpt, weights)[0]
+        model = model_from_checkpoint(ckpt, weights=which)
     except CheckpointError as exc:
         raise CheckpointError(path, exc.cause) from None
     classes = [str(c) for c in ckpt["classes"]]
@@ -249,7 +253,7 @@ def prepare_test(
     if "train_videos" not in ckpt:
         log.warning("%s does not record its training videos (saved before 2026-12-02): cannot check that the test "
                     "set is held out", path)
-    meta = {"checkpoint": path, "model_name": ckpt["model_name"], "epoch": ckpt.get("epoch")}
+    meta = {"checkpoint": path, "model_name": ckpt["model_name"], "epoch": ckpt.get("epoch"), "weights": which}
     return TestSetup(model.to(device).eval(), classes, loader, cfg, protocol, meta, device)
 
 
@@ -257,7 +261,7 @@ def prepare_test(
 # how many clips go through the model at once. The model, optimiser and training keys cannot apply to a trained
 # checkpoint (its weights and builder options are fixed), so giving one is refused rather than silently ignored.
 TEST_OVERRIDES = ("data.", "eval.", "train.batch_size")
-NOT_AT_TEST = ("data.flip", "data.on_error")
+NOT_AT_TEST = ("data.flip", "data.on_error", "data.repeats")
 
 
 def _check_test_overrides(overrides: Sequence[str], where: str) -> None:
@@ -288,6 +292,7 @@ def evaluate_checkpoint(
     *,
     device: str = "auto",
     progress: bool = False,
+    weights: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a training checkpoint on its test split with the multi-clip protocol; returns :func:`evaluate`'s dict.
 
@@ -295,9 +300,10 @@ def evaluate_checkpoint(
     ``data.split``...). ``overrides`` (``key=value``, e.g. ``data.root=/data/UCF101``, ``eval.num_clips=10``,
     ``eval.three_crop=true``, ``data.split=2``) go through the config module's parser on top of that config. Clips
     are prepared as in training (``checkpoint["preprocess"]``) unless an override sets one of those ``data.*`` keys.
-    The result also records ``checkpoint``, ``model_name``, ``epoch`` and the ``protocol`` used.
+    ``weights`` (``"ema"``, ``"raw"``, None: the checkpoint's default, the EMA when it has one) picks the weights.
+    The result also records ``checkpoint``, ``model_name``, ``epoch``, ``weights`` and the ``protocol`` used.
     """
-    setup = prepare_test(checkpoint, overrides, device=device)
+    setup = prepare_test(checkpoint, overrides, device=device, weights=weights)
     # At most a training batch of clips per forward pass: 8 videos x 10 clips x 3 crops would not fit at once.
     result = evaluate(setup.model, setup.loader, len(setup.classes), classes=setup.classes, device=setup.device,
                       views_per_forward=setup.cfg.train.batch_size, progress=progress)

@@ -8,6 +8,10 @@ Reproducibility: the model is initialised from ``seed``; each epoch re-seeds tor
 rank) and the training sampler shuffles from (seed, epoch). So an epoch depends only on the weights and optimiser
 state it starts from, which the checkpoint holds: a run killed at any moment and resumed with ``resume=True`` repeats
 at most the interrupted epoch and ends, on CPU, with the same metrics as an uninterrupted run.
+
+Recipe options (:mod:`vidrcnn.engine.recipe`): Mixup/CutMix of each batch (``train.mixup_alpha``,
+``train.cutmix_alpha``, ``train.mix_prob``), an EMA of the weights that validation scores and checkpoints store
+(``train.ema_decay``), and repeated augmentation, K clips of each decoded video (``data.repeats``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
@@ -34,6 +39,7 @@ from vidrcnn.engine.checkpoint import load_checkpoint, save_checkpoint, unwrap_s
 from vidrcnn.engine.config import Config, DataConfig, OptimConfig, config_to_dict, save_config
 from vidrcnn.engine.distributed import SINGLE, DistInfo, ShardSampler
 from vidrcnn.engine.logging import CURVES_FILE, METRICS_FILE, RunLog
+from vidrcnn.engine.recipe import VideoMix, build_ema, build_mixer, ema_state, hard_labels, load_ema_state
 from vidrcnn.engine.schedule import lr_at
 from vidrcnn.errors import CheckpointError, ConfigError, DatasetError, OutputError, VidrcnnError
 
@@ -60,7 +66,8 @@ class DivergenceError(VidrcnnError):
 
 # -- building blocks ------------------------------------------------------------------------------------------------
 def build_datasets(data: DataConfig):
-    """(split, train dataset, validation dataset): one random clip per training video, the centre clip per test one."""
+    """(split, train dataset, validation dataset): ``data.repeats`` random clips per training video (one by
+    default), the centre clip per test one."""
     from vidrcnn.data.datasets import VideoClipDataset, build_split
     from vidrcnn.data.transforms import build_transform
 
@@ -69,7 +76,8 @@ def build_datasets(data: DataConfig):
     common = {"num_frames": data.num_frames, "stride": data.stride, "sampling": data.sampling, "backend": data.backend}
     train_tf = build_transform(train=True, size=data.size, resize=data.resize, flip=data.flip)
     val_tf = build_transform(train=False, size=data.size, resize=data.resize)
-    train_ds = VideoClipDataset(split.train, train=True, transform=train_tf, on_error=data.on_error, **common)
+    train_ds = VideoClipDataset(split.train, train=True, transform=train_tf, on_error=data.on_error,
+                                repeats=data.repeats, **common)
     val_ds = VideoClipDataset(split.test, train=False, transform=val_tf, **common)
     return split, train_ds, val_ds
 
@@ -126,13 +134,16 @@ def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> to
     return x.to(device, non_blocking=True, memory_format=fmt)
 
 
-def clip_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+def clip_loss(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """Cross-entropy of clip logits ``(B, K)``, or of per-step logits ``(B, T, K)`` (a model that puts its loss on
-    every step in training, e.g. ``head="steps"``) averaged over all steps, each step with the clip's label."""
+    every step in training, e.g. ``head="steps"``) averaged over all steps, each step with the clip's target.
+
+    ``targets``: labels ``(B,)``, or soft targets ``(B, K)`` (Mixup/CutMix), which label smoothing smooths too."""
     if logits.dim() == 3:
         t = logits.shape[1]
-        return F.cross_entropy(logits.flatten(0, 1), labels.repeat_interleave(t), label_smoothing=label_smoothing)
-    return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+        return F.cross_entropy(logits.flatten(0, 1), targets.repeat_interleave(t, dim=0),
+                               label_smoothing=label_smoothing)
+    return F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
 
 
 # -- one epoch ------------------------------------------------------------------------------------------------------
@@ -152,9 +163,14 @@ def train_one_epoch(
     check_unreadable: Callable[[set[str]], None] | None = None,
     label_smoothing: float = 0.0,
     channels_last: bool = False,
+    mixer: VideoMix | None = None,
+    ema: AveragedModel | None = None,
     desc: str = "",
 ) -> dict[str, Any]:
     """One pass over ``loader``. ``lr_fn(global_step)`` sets the learning rate before each step.
+
+    ``mixer`` mixes each batch (soft targets; the train top-1 counts the dominant label); ``ema``, an average of the
+    unwrapped model, is updated after each optimiser step.
 
     Returns this rank's sums (``loss_sum``, ``correct``, ``clips``, ``steps``), the last ``lr`` and the ``skipped``
     paths; :func:`fit` reduces them across ranks. Raises :class:`DivergenceError` at the first non-finite loss (on
@@ -170,6 +186,9 @@ def train_one_epoch(
             group["lr"] = lr
         x = _to_device(batch["video"], device, channels_last)
         y = batch["label"].to(device, non_blocking=True)
+        if mixer is not None:
+            x, y = mixer(x, y)  # y: soft targets (B, K) when this batch was mixed
+            x = _to_device(x, device, channels_last)
         skipped += batch["skipped"]
         if batch["skipped"] and check_unreadable is not None:
             check_unreadable(set(skipped))
@@ -192,9 +211,11 @@ def train_one_epoch(
             nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
         scaler.step(optimizer)
         scaler.update()
+        if ema is not None:
+            ema.update_parameters(model.module if isinstance(model, DistributedDataParallel) else model)
         n = y.shape[0]
         loss_sum += local * n
-        correct += int((logits.argmax(1) == y).sum())
+        correct += int((logits.argmax(1) == hard_labels(y)).sum())
         clips += n
         step += 1
         bar.set_postfix(loss=f"{loss_sum / clips:.3f}", lr=f"{lr:.2e}")
@@ -338,11 +359,13 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
                                        seed=cfg.seed)
     workers = cfg.data.num_workers
     loader_kw = {"num_workers": workers, "pin_memory": device.type == "cuda", "persistent_workers": False}
-    from vidrcnn.data.datasets import collate
+    from vidrcnn.data.datasets import collate, collate_repeats
 
+    train_collate = collate_repeats if cfg.data.repeats > 1 else collate  # repeats: K clips of each video, (k b)
     val_loader = DataLoader(val_ds, batch_size=per_rank, sampler=ShardSampler(len(val_ds), info.rank, info.world_size),
                             collate_fn=collate, **loader_kw)
-    # Batch norm cannot train on a batch of one: drop the ragged last batch unless it is the only one.
+    # Batch norm cannot train on a batch of one: drop the ragged last batch unless it is the only one. Steps count
+    # videos: with data.repeats=K each step trains on K clips of each of its per_rank videos.
     drop_last = len(train_sampler) > per_rank
     steps_per_epoch = len(train_sampler) // per_rank if drop_last else math.ceil(len(train_sampler) / per_rank)
 
@@ -363,8 +386,11 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
     def lr_fn(step: int) -> float:
         return lr_at(step, base_lr=t.lr, total_steps=total_steps, warmup_steps=warmup_steps, min_lr=t.min_lr)
 
+    mixer = build_mixer(num_classes=len(classes), mixup_alpha=t.mixup_alpha, cutmix_alpha=t.cutmix_alpha,
+                        prob=t.mix_prob)
+
     # Resume.
-    start_epoch, best_top1, history = 1, -1.0, []
+    start_epoch, best_top1, history, ckpt = 1, -1.0, [], None
     if resume and last_path.exists():
         ckpt = load_checkpoint(last_path)
         if ckpt.get("model_name") != cfg.model.name or list(ckpt.get("classes", [])) != classes:
@@ -378,6 +404,9 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
         if info.is_main:
             log.info("resuming %s from epoch %d%s", last_path, start_epoch - 1, "".join(
                 f"; {k}: {was!r} -> {now!r}" for k, (was, now) in changes.items()))
+    ema = build_ema(model, t.ema_decay)  # a copy of the (resumed) weights; a resumed run restores its average exactly
+    if ema is not None and ckpt is not None:
+        load_ema_state(ema, ckpt, last_path)
     raw_model = model
     if info.distributed:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -411,13 +440,14 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
         train_sampler.set_epoch(epoch)
         train_ds.set_epoch(epoch)
         train_loader = DataLoader(train_ds, batch_size=per_rank, sampler=train_sampler, drop_last=drop_last,
-                                  collate_fn=collate, generator=torch.Generator().manual_seed(cfg.seed + epoch),
+                                  collate_fn=train_collate, generator=torch.Generator().manual_seed(cfg.seed + epoch),
                                   **loader_kw)
         tic = time.perf_counter()
         stats = train_one_epoch(
             model, train_loader, optimizer, epoch=epoch, start_step=(epoch - 1) * steps_per_epoch, lr_fn=lr_fn,
             scaler=scaler, autocast=autocast, device=device, info=info, clip_grad=t.clip_grad,
-            label_smoothing=t.label_smoothing, channels_last=channels_last, desc=f"epoch {epoch}/{t.epochs}",
+            label_smoothing=t.label_smoothing, channels_last=channels_last, mixer=mixer, ema=ema,
+            desc=f"epoch {epoch}/{t.epochs}",
             # per batch in one process; under torchrun after the epoch, where every rank sees the same list
             check_unreadable=None if info.distributed else check_unreadable,
         )
@@ -434,8 +464,10 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
         if changes and epoch == start_epoch:  # the record says what changed when the run was resumed
             metrics["resumed_with"] = {k: list(v) for k, v in changes.items()}
         if epoch % t.eval_every == 0 or epoch == t.epochs:
-            metrics.update(validate(raw_model, val_loader, autocast=autocast, device=device, info=info,
-                                    channels_last=channels_last, where=cfg.data.root))
+            # With an EMA, validation (and so checkpoint_best.pt) scores the averaged weights, which tests use.
+            metrics.update(validate(raw_model if ema is None else ema.module, val_loader, autocast=autocast,
+                                    device=device, info=info, channels_last=channels_last, where=cfg.data.root),
+                           val_weights="raw" if ema is None else "ema")
         check_unreadable(set(skipped))
         all_skipped.update(skipped)
         improved = metrics.get("val_top1", -1.0) > best_top1
@@ -453,6 +485,7 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
                 "history": history, "rng": rng_state(), "world_size": info.world_size,
                 # what tools/test.py checks a test set against (relative to data.root: a moved dataset still matches)
                 "train_videos": train_videos,
+                **ema_state(ema),  # the averaged weights beside the raw ones, and which of them tests use
             }
             # Best before last: a kill between the two repeats this epoch, which then finds best already written.
             if improved:
@@ -494,6 +527,7 @@ def _epoch_line(m: dict[str, Any], epochs: int) -> str:
     line = (f"epoch {m['epoch']}/{epochs}  lr {m['lr']:.2e}  train loss {m['train_loss']:.4f}  "
             f"top1 {m['train_top1']:.3f}")
     if "val_top1" in m:
-        line += f"  |  val loss {m['val_loss']:.4f}  top1 {m['val_top1']:.3f} ({m['val_count']} videos)"
+        line += (f"  |  val{' (ema)' if m.get('val_weights') == 'ema' else ''} loss {m['val_loss']:.4f}  "
+                 f"top1 {m['val_top1']:.3f} ({m['val_count']} videos)")
     line += f"  |  {m['clips_per_s']:.1f} clips/s  {m['seconds']:.1f}s"
     return line + (f"  |  skipped {m['skipped']}" if m["skipped"] else "")
