@@ -87,7 +87,10 @@ def _stream_name_kw():
                     ("rcn_rnn_s", {"preact_norm": "group", "residual": True}),
                     ("rcn_rcl_s", {"preact_norm": "group"}), ("rcn_gru_s", {"preact_norm": "batch", "head": "steps"}),
                     ("rcn_gru_s", {"preact_norm": "batch", "input_frames": 2}),
-                    ("rcn_mingru_s", {"input_frames": 3, "residual": True})]
+                    ("rcn_mingru_s", {"input_frames": 3, "residual": True}),
+                    # time in the stem's first layer: its past frames travel in the stream state
+                    ("rcn_gru_s", {"stem_frames": 2}), ("rcn_lstm_s", {"stem_frames": 3, "head": "mean"}),
+                    ("rcn_rcl_s", {"stem_frames": 2, "stem_strides": (1, 2)})]
 
 
 @pytest.mark.parametrize(("name", "kw"), _stream_name_kw())
@@ -203,6 +206,35 @@ def test_stem_strides_change_the_resolution_the_2d_models_work_at(name):
             build(name, stem_strides=bad)
     with pytest.raises(ConfigError, match="small stem only"):
         build(name, stem="resnet18", stem_strides=(1, 2))
+
+
+def test_stem_frames_compare_each_frame_with_its_predecessors_at_full_resolution():
+    from vidrcnn.models.backbones import CausalStem
+
+    model = build("rcn_gru_s", stem_frames=2).eval()
+    assert isinstance(model.stem, CausalStem)
+    assert model.stem.conv.kernel_size == (2, 3, 3) and model.stem.conv.stride == (1, 1, 1)
+    x = torch.randn(2, 3, 4, 32, 32)
+    y = x.clone()
+    y[:, :, 1, 16, 16] += 1.0  # one pixel of frame 1
+    with torch.no_grad():
+        sx, past = model.stem(x)
+        sy, _ = model.stem(y)
+        flat, _ = build("rcn_gru_s").eval().stem(x), None
+    assert sx.shape == flat.shape == (2, 32, 4, 8, 8)  # the same grid as the per-frame stem: pool, not stride
+    torch.testing.assert_close(past, x[:, :, -1:])  # the state: the last input frame
+    changed = (sx - sy).abs().amax(dim=(0, 1, 3, 4)) > 0
+    assert changed.tolist() == [False, True, True, False]  # frame 1 itself and frame 2, which sees it; not 0 or 3
+    with torch.no_grad():  # a zero tap on the past frame: every frame's features are its own again
+        model.stem.conv.weight[:, :, 0] = 0
+        sx, _ = model.stem(x)
+        sy, _ = model.stem(y)
+    assert ((sx - sy).abs().amax(dim=(0, 1, 3, 4)) > 0).tolist() == [False, True, False, False]
+    for bad in (0, 1.5, "2"):
+        with pytest.raises(ConfigError, match="stem_frames must be an integer"):
+            build("rcn_gru_s", stem_frames=bad)
+    with pytest.raises(ConfigError, match="small stem only"):
+        build("rcn_gru_s", stem="resnet18", stem_frames=2)
 
 
 def test_resnet18_stem_from_a_local_file(tmp_path):

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # Every option of the rcn builders, as it was before the ablation (the reference of each model).
 OFF: dict[str, Any] = {"preact_norm": None, "state_norm": "auto", "residual": False, "head": "last",
-                       "input_frames": 1}
+                       "input_frames": 1, "stem_frames": 1}
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,8 @@ VARIANTS: tuple[Variant, ...] = (
                     *((f"rcn_{cell}_s", NEW_DEFAULTS) for cell in ("gru", "mingru", "lstm", "rcl", "rnn")))
       for lr in ("3e-3", "1e-3", "6e-3", "1e-2") if not (m == "rcn_gru_s" and lr == "3e-3")),
     _v("c3d_s", sizes=(64,)),  # the reference of the 64x64 ranking
+    # 2026-12-02: time in the stem's first layer, at full resolution (the zoom pair needs it: docs/rcn_training.md).
+    *(_v("rcn_gru_s", **NEW_DEFAULTS, stem_frames=k, sizes=(32, 64) if k == 2 else (32,)) for k in (2, 3)),
 )
 
 

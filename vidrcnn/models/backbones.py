@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from vidrcnn.errors import CheckpointError
+from vidrcnn.layers.per_frame import PerFrame
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1) -> nn.Sequential:
@@ -33,6 +34,45 @@ def small_stem(widths: Sequence[int], strides: Sequence[int], *, in_channels: in
         layers.append(conv_bn_relu(c, w, kernel_size, s))
         c = w
     return nn.Sequential(*layers), c
+
+
+class CausalStem(nn.Module):
+    """The small stem with time in its first layer: a causal ``(frames, 3, 3)`` convolution at full resolution (frame
+    t and its ``frames - 1`` predecessors), BatchNorm, ReLU and a ``pool`` x ``pool`` max pool in place of the first
+    layer's stride, then the ``rest`` of the stem on every frame alone.
+
+    Why (docs/rcn_training.md, "Zoom"): motion finer than the stem's output grid (rings a few pixels apart moving a
+    fraction of a pixel) survives only if frames are compared before the grid is coarsened, and the max pool after
+    the comparison (a complex cell after a space-time filter) keeps the motion and drops the pattern's phase.
+    Frames before the first are zeros (zero padding in time, as ``input_frames`` in the cells).
+    ``forward(x, past=None) -> (y, past)``: ``x`` ``(B, C, T, H, W)``; ``past`` carries the input's last
+    ``frames - 1`` frames to the next chunk, so chunk after chunk equals one pass (in eval mode; in train mode the
+    BatchNorms share batch statistics across frames, as everywhere in the stem).
+    """
+
+    def __init__(self, in_channels: int, width: int, rest: nn.Module, *, frames: int, pool: int):
+        super().__init__()
+        if not isinstance(frames, int) or frames < 2:
+            raise ValueError(f"a causal stem needs stem_frames >= 2, got {frames!r}")
+        self.frames = frames
+        self.conv = nn.Conv3d(in_channels, width, (frames, 3, 3), padding=(0, 1, 1), bias=False)
+        self.bn = nn.BatchNorm3d(width)
+        self.pool = nn.MaxPool3d((1, pool, pool)) if pool > 1 else nn.Identity()
+        self.rest = PerFrame(rest)
+
+    def forward(self, x: Tensor, past: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if past is None:
+            past = x.new_zeros(x.shape[0], x.shape[1], self.frames - 1, *x.shape[3:])
+        xp = torch.cat([past, x], dim=2)  # (B, C, frames - 1 + T, H, W)
+        y = self.pool(torch.relu(self.bn(self.conv(xp))))
+        return self.rest(y), xp[:, :, xp.shape[2] - (self.frames - 1):]
+
+
+def causal_small_stem(widths: Sequence[int], strides: Sequence[int], *, frames: int) -> tuple[CausalStem, int]:
+    """:class:`CausalStem` with the small stem's ``widths`` and ``strides``: the first stride becomes the max pool
+    after the full-resolution causal convolution; returns ``(module, out_channels)``."""
+    rest, c = small_stem(widths[1:], strides[1:], in_channels=widths[0])
+    return CausalStem(3, widths[0], rest, frames=frames, pool=strides[0]), c
 
 
 def conv_stages(in_channels: int, widths: Sequence[int], *, convs_per_stage: int = 1,
@@ -88,10 +128,15 @@ def resnet18_stem(stage: int = 2, weights: str | os.PathLike | None = None) -> t
 
 
 def build_stem(kind: str, *, widths: Sequence[int], strides: Sequence[int], resnet_stage: int = 2,
-               weights: str | os.PathLike | None = None,
-               stem_strides: Sequence[int] | None = None) -> tuple[nn.Module, int]:
+               weights: str | os.PathLike | None = None, stem_strides: Sequence[int] | None = None,
+               frames: int = 1) -> tuple[nn.Module, int]:
     """``kind="small"``: :func:`small_stem` with ``widths`` and ``strides`` (or ``stem_strides``, the user's choice,
-    checked); ``"resnet18"``: :func:`resnet18_stem`; ``"none"``: identity on RGB (3 channels)."""
+    checked), or with ``frames > 1`` :func:`causal_small_stem` (a :class:`CausalStem`, which maps whole clips, not
+    frames); ``"resnet18"``: :func:`resnet18_stem`; ``"none"``: identity on RGB (3 channels)."""
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
+        raise ValueError(f"stem_frames must be an integer >= 1, got {frames!r}")
+    if frames > 1 and kind != "small":
+        raise ValueError(f"stem_frames applies to the small stem only, not stem={kind!r}")
     if stem_strides is not None:
         if kind != "small":
             raise ValueError(f"stem_strides applies to the small stem only, not stem={kind!r}")
@@ -103,7 +148,7 @@ def build_stem(kind: str, *, widths: Sequence[int], strides: Sequence[int], resn
     if kind == "small":
         if weights is not None:
             raise ValueError("the small stem has no pretrained weights; use stem='resnet18'")
-        return small_stem(widths, strides)
+        return causal_small_stem(widths, strides, frames=frames) if frames > 1 else small_stem(widths, strides)
     if kind == "resnet18":
         return resnet18_stem(resnet_stage, weights)
     if kind == "none":

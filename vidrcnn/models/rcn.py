@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from vidrcnn.layers import ConvRecurrent, PerFrame, RecurrentCell, State
-from vidrcnn.models.backbones import build_stem
+from vidrcnn.models.backbones import CausalStem, build_stem
 from vidrcnn.models.registry import register_model
 
 HEADS = ("last", "mean", "steps")
@@ -28,6 +28,7 @@ class StreamState(NamedTuple):
     layers: list[State]  # one cell state per recurrent layer
     pooled_sum: Tensor | None  # (B, C) sum of the pooled features so far (the running mean of a "mean" head)
     steps: int  # frames seen so far
+    stem: Tensor | None = None  # a CausalStem's last input frames (stem_frames > 1), else None
 
 
 class RCN(nn.Module):
@@ -41,6 +42,8 @@ class RCN(nn.Module):
     step (LRCN's per-step supervision; the engine averages the cross-entropy over steps).
     ``residual=True``: each recurrent layer's output is added to its input (through a bias-free per-frame 1x1
     convolution where the widths differ), before the pooling; the sum is still causal.
+    ``stem`` is a 2-D module applied to every frame, or a :class:`~vidrcnn.models.backbones.CausalStem` (time in
+    its first layer, ``stem_frames > 1``), which carries its last input frames in the stream state.
     ``forward(x)``: ``(B, C, T, H, W) -> (B, num_classes)``. :meth:`stream` gives per-frame logits and a state.
     """
 
@@ -57,7 +60,7 @@ class RCN(nn.Module):
         if len(pool_after) != len(channels):
             raise ValueError("pool_after needs one entry per recurrent layer")
         self.head = head
-        self.stem = PerFrame(stem)
+        self.stem = stem if isinstance(stem, CausalStem) else PerFrame(stem)
         self.layers = nn.ModuleList()
         self.pools = nn.ModuleList()
         self.skips = nn.ModuleList() if residual else None
@@ -73,19 +76,24 @@ class RCN(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(c_in, num_classes)
 
-    def features(self, x: Tensor, states: Sequence[State | None] | None = None) -> tuple[Tensor, list[State]]:
-        """Pooled top-layer features per frame ``(B, T, C)`` and the layer states after the last frame."""
-        y = self.stem(x)  # (B, C0, T, H', W')
+    def features(self, x: Tensor, states: Sequence[State | None] | None = None,
+                 stem_past: Tensor | None = None) -> tuple[Tensor, list[State], Tensor | None]:
+        """Pooled top-layer features per frame ``(B, T, C)``, the layer states after the last frame, and the causal
+        stem's past frames (None for a per-frame stem)."""
+        if isinstance(self.stem, CausalStem):
+            y, stem_past = self.stem(x, stem_past)  # (B, C0, T, H', W')
+        else:
+            y = self.stem(x)
         states = list(states) if states is not None else [None] * len(self.layers)
         new_states = []
         for i, (layer, pool, s) in enumerate(zip(self.layers, self.pools, states)):
             h, s = layer(y, s)
             y = pool(h if self.skips is None else h + self.skips[i](y))
             new_states.append(s)
-        return y.mean(dim=(3, 4)).transpose(1, 2), new_states  # (B, T, C)
+        return y.mean(dim=(3, 4)).transpose(1, 2), new_states, stem_past  # (B, T, C)
 
     def forward(self, x: Tensor) -> Tensor:
-        pooled, _ = self.features(x)
+        pooled, _, _ = self.features(x)
         if self.head == "steps" and self.training:
             return self.fc(self.dropout(pooled))  # (B, T, K): a loss on every step
         feat = pooled.sum(dim=1) / pooled.shape[1] if self.head == "mean" else pooled[:, -1]
@@ -96,7 +104,7 @@ class RCN(nn.Module):
         ``state``. Chunk after chunk with the returned state equals one call on the whole clip; the last frame's
         logits equal ``forward`` on the clip so far (for ``head="mean"`` they are the running mean)."""
         state = state or StreamState([None] * len(self.layers), None, 0)
-        pooled, layer_states = self.features(x, state.layers)
+        pooled, layer_states, stem_past = self.features(x, state.layers, state.stem)
         t = pooled.shape[1]
         if self.head == "mean":
             csum = pooled.cumsum(dim=1)
@@ -106,7 +114,7 @@ class RCN(nn.Module):
             feats, pooled_sum = csum / counts.view(1, t, 1), csum[:, -1]
         else:
             feats, pooled_sum = pooled, None
-        return self.fc(self.dropout(feats)), StreamState(layer_states, pooled_sum, state.steps + t)
+        return self.fc(self.dropout(feats)), StreamState(layer_states, pooled_sum, state.steps + t, stem_past)
 
 
 # Sizes: "s" for <= 64x64 frames (trains in minutes on 2 CPU cores), "m" for UCF101 at 112x112. The small stem
@@ -124,11 +132,11 @@ RCN_CONFIGS: dict[str, dict] = {
 
 def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_weights: str | os.PathLike | None,
          resnet_stage: int, channels: Sequence[int] | None, dropout: float, batch_input_conv: bool,
-         stem_strides: Sequence[int] | None, residual: bool, cell_kwargs: dict) -> RCN:
+         stem_strides: Sequence[int] | None, stem_frames: int, residual: bool, cell_kwargs: dict) -> RCN:
     cfg = RCN_CONFIGS[size]
     stem_module, stem_channels = build_stem(stem, widths=cfg["stem_widths"], strides=cfg["stem_strides"],
                                             resnet_stage=resnet_stage, weights=stem_weights,
-                                            stem_strides=stem_strides)
+                                            stem_strides=stem_strides, frames=stem_frames)
     pool_after = cfg["pool_after"]
     if channels is None:
         # A cell without its own entry (e.g. one added later) gets the RNN's widths: two convolutions per step.
@@ -152,10 +160,12 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
     def builder(*, num_classes: int = 101, head: str = "last", stem: str = "small",
                 stem_weights: str | os.PathLike | None = None, resnet_stage: int = 2,
                 channels: Sequence[int] | None = None, dropout: float = 0.0, batch_input_conv: bool = True,
-                stem_strides: Sequence[int] | None = None, residual: bool = True, **cell_kwargs) -> RCN:
+                stem_strides: Sequence[int] | None = None, stem_frames: int = 1, residual: bool = True,
+                **cell_kwargs) -> RCN:
         return _rcn(cell, size, num_classes=num_classes, head=head, stem=stem, stem_weights=stem_weights,
                     resnet_stage=resnet_stage, channels=channels, dropout=dropout,
-                    batch_input_conv=batch_input_conv, stem_strides=stem_strides, residual=residual,
+                    batch_input_conv=batch_input_conv, stem_strides=stem_strides, stem_frames=stem_frames,
+                    residual=residual,
                     cell_kwargs={**CELL_DEFAULTS.get(cell, {}), **cell_kwargs})
 
     builder.__name__ = builder.__qualname__ = f"rcn_{cell}_{size}"
@@ -163,7 +173,8 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
     builder.__doc__ = (
         f"RCN with the {cell!r} cell, size {size!r} (recurrent widths {widths}). ``stem``: 'small' or 'resnet18' "
         "(truncated after ``resnet_stage``; ``stem_weights`` None, 'imagenet' or a local state_dict file); "
-        f"``stem_strides`` replaces the small stem's {RCN_CONFIGS[size]['stem_strides']}. "
+        f"``stem_strides`` replaces the small stem's {RCN_CONFIGS[size]['stem_strides']}; ``stem_frames=k > 1`` "
+        "gives the small stem's first layer a causal k-frame kernel at full resolution (:class:`CausalStem`). "
         "Extra keyword arguments go to the cell (e.g. norm='bn' for rcl, peephole=True for lstm); the cell options "
         f"default to {CELL_DEFAULTS.get(cell, {})} (``preact_norm=None, residual=False``: the model before the "
         "ablation of 2026-12-01).")

@@ -115,7 +115,7 @@ def memory(model: nn.Module, x: Tensor, seed: int = 0) -> list[float]:
     """For each frame t, ``||d f / d stem_t|| / ||d f / d stem_{T-1}||`` where ``f`` is the top layer's pooled
     features at the last step projected on a fixed random direction: how much of frame t survives to the end."""
     with _capture(model) as outputs:
-        pooled, _ = model.features(x)  # (B, T, C)
+        pooled, _, _ = model.features(x)  # (B, T, C)
     direction = torch.randn(pooled.shape[-1], generator=torch.Generator().manual_seed(seed)).to(pooled)
     stem = outputs["stem"]
     (grad,) = torch.autograd.grad((pooled[:, -1] * direction).sum(), stem)
