@@ -133,7 +133,7 @@ def test_incompatible_checkpoints_are_checkpoint_errors():
 
 def test_an_rcn_checkpoint_from_before_the_new_defaults_still_loads():
     torch.manual_seed(0)
-    old = get_model("rcn_gru_s", num_classes=4, preact_norm=None, residual=False).eval()  # as built before
+    old = get_model("rcn_gru_s", num_classes=4, preact_norm=None, residual=False, stem_frames=1).eval()  # before
     ckpt = {"model": old.state_dict(), "model_name": "rcn_gru_s", "num_classes": 4, "config": {"model": {"kwargs": {}}}}
     rebuilt = model_from_checkpoint(ckpt)
     x = torch.randn(1, 3, 4, 16, 16)
@@ -141,3 +141,15 @@ def test_an_rcn_checkpoint_from_before_the_new_defaults_still_loads():
         torch.testing.assert_close(rebuilt(x), old(x))
     new = get_model("rcn_gru_s", num_classes=4).eval()  # today's default has input BatchNorm
     assert type(model_from_checkpoint({**ckpt, "model": new.state_dict()}).layers[0].cell.input_norm).__name__ == "BatchNorm2d"
+
+
+def test_an_rcn_checkpoint_with_the_per_frame_stem_of_before_still_loads():
+    torch.manual_seed(0)
+    before = get_model("rcn_lstm_s", num_classes=4, stem_frames=1).eval()  # the 2026-12-01 defaults
+    ckpt = {"model": before.state_dict(), "model_name": "rcn_lstm_s", "num_classes": 4,
+            "config": {"model": {"kwargs": {}}}}
+    x = torch.randn(1, 3, 4, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(model_from_checkpoint(ckpt)(x), before(x))
+    today = get_model("rcn_lstm_s", num_classes=4).eval()  # the small stem's first layer sees 3 frames
+    assert model_from_checkpoint({**ckpt, "model": today.state_dict()}).stem.frames == 3

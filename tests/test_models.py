@@ -198,6 +198,7 @@ def test_stem_strides_change_the_resolution_the_2d_models_work_at(name):
     for strides in (None, (1, 2), [1, 1]):  # a list, as a YAML config gives it
         model = build(name, stem_strides=strides)
         stem_out = model.stem(x) if isinstance(model, RCN) else model.frame_net[0](x[:, :, 0])
+        stem_out = stem_out[0] if isinstance(stem_out, tuple) else stem_out  # a CausalStem also gives its past
         sizes[str(strides)] = stem_out.shape[-1]
         assert model(x).shape == (2, K)
     assert sizes == {"None": 8, "(1, 2)": 16, "[1, 1]": 32}
@@ -220,7 +221,7 @@ def test_stem_frames_compare_each_frame_with_its_predecessors_at_full_resolution
     with torch.no_grad():
         sx, past = model.stem(x)
         sy, _ = model.stem(y)
-        flat, _ = build("rcn_gru_s").eval().stem(x), None
+        flat = build("rcn_gru_s", stem_frames=1).eval().stem(x)
     assert sx.shape == flat.shape == (2, 32, 4, 8, 8)  # the same grid as the per-frame stem: pool, not stride
     torch.testing.assert_close(past, x[:, :, -1:])  # the state: the last input frame
     changed = (sx - sy).abs().amax(dim=(0, 1, 3, 4)) > 0
@@ -278,7 +279,13 @@ def test_steps_head_gives_every_steps_logits_in_training_and_the_last_in_eval():
 
 @pytest.mark.parametrize("name", [n for n in ALL if n.startswith("rcn_")])
 def test_rcn_builders_default_to_input_batchnorm_and_residual_and_can_build_the_old_models(name):
+    from vidrcnn.layers import PerFrame
+    from vidrcnn.models.backbones import CausalStem
+
     model = build(name)
+    assert isinstance(model.stem, CausalStem) and model.stem.frames == 3  # a 3-frame first stem layer
+    assert isinstance(build(name, stem_frames=1).stem, PerFrame)
+    assert isinstance(build(name, stem="resnet18").stem, PerFrame)  # a 2-D pretrained stem sees one frame
     for layer in model.layers:
         assert isinstance(layer.cell.input_norm, nn.BatchNorm2d)
         assert not any(isinstance(m, nn.GroupNorm) for m in layer.cell.modules())  # no state norm with "batch"

@@ -153,6 +153,10 @@ def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_w
 # ``preact_norm=None, residual=False`` gives the models as they were before (the ablation's reference rows); the
 # cells' own defaults stay off (Liang & Hu's RCNN uses them).
 CELL_DEFAULTS: dict[str, dict] = {cell: {"preact_norm": "batch"} for cell in ("rnn", "rcl", "gru", "lstm", "mingru")}
+# Frames the small stem's first convolution sees (a causal 3-frame kernel at full resolution: CausalStem), chosen by
+# the ablation of 2026-12-02; a pretrained 2-D stem (resnet18) keeps seeing one frame. ``stem_frames=1`` gives the
+# per-frame stem of before.
+STEM_FRAMES = 3
 
 
 def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
@@ -160,8 +164,10 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
     def builder(*, num_classes: int = 101, head: str = "last", stem: str = "small",
                 stem_weights: str | os.PathLike | None = None, resnet_stage: int = 2,
                 channels: Sequence[int] | None = None, dropout: float = 0.0, batch_input_conv: bool = True,
-                stem_strides: Sequence[int] | None = None, stem_frames: int = 1, residual: bool = True,
+                stem_strides: Sequence[int] | None = None, stem_frames: int | None = None, residual: bool = True,
                 **cell_kwargs) -> RCN:
+        if stem_frames is None:
+            stem_frames = STEM_FRAMES if stem == "small" else 1
         return _rcn(cell, size, num_classes=num_classes, head=head, stem=stem, stem_weights=stem_weights,
                     resnet_stage=resnet_stage, channels=channels, dropout=dropout,
                     batch_input_conv=batch_input_conv, stem_strides=stem_strides, stem_frames=stem_frames,
@@ -174,10 +180,11 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
         f"RCN with the {cell!r} cell, size {size!r} (recurrent widths {widths}). ``stem``: 'small' or 'resnet18' "
         "(truncated after ``resnet_stage``; ``stem_weights`` None, 'imagenet' or a local state_dict file); "
         f"``stem_strides`` replaces the small stem's {RCN_CONFIGS[size]['stem_strides']}; ``stem_frames=k > 1`` "
-        "gives the small stem's first layer a causal k-frame kernel at full resolution (:class:`CausalStem`). "
+        "gives the small stem's first layer a causal k-frame kernel at full resolution (:class:`CausalStem`; "
+        f"default {STEM_FRAMES} with the small stem, 1 otherwise). "
         "Extra keyword arguments go to the cell (e.g. norm='bn' for rcl, peephole=True for lstm); the cell options "
-        f"default to {CELL_DEFAULTS.get(cell, {})} (``preact_norm=None, residual=False``: the model before the "
-        "ablation of 2026-12-01).")
+        f"default to {CELL_DEFAULTS.get(cell, {})} (``preact_norm=None, residual=False, stem_frames=1``: the model "
+        "before the ablations of 2026-12-01 and 2026-12-02).")
     return builder
 
 
