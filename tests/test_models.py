@@ -90,7 +90,7 @@ def _stream_name_kw():
                     ("rcn_mingru_s", {"input_frames": 3, "residual": True}),
                     # time in the stem's first layer: its past frames travel in the stream state
                     ("rcn_gru_s", {"stem_frames": 2}), ("rcn_lstm_s", {"stem_frames": 3, "head": "mean"}),
-                    ("rcn_rcl_s", {"stem_frames": 2, "stem_strides": (1, 2)})]
+                    ("rcn_rcl_s", {"stem_frames": 2, "stem_strides": (1, 2)}), ("cnn_lstm_s", {"stem_frames": 3})]
 
 
 @pytest.mark.parametrize(("name", "kw"), _stream_name_kw())

@@ -96,7 +96,8 @@ VARIANTS: tuple[Variant, ...] = (
       for lr in ("3e-3", "1e-3", "6e-3", "1e-2") if not (m == "rcn_gru_s" and lr == "3e-3")),
     _v("c3d_s", sizes=(64,)),  # the reference of the 64x64 ranking
     # 2026-12-02: time in the stem's first layer, at full resolution (the zoom pair needs it: docs/rcn_training.md).
-    *(_v("rcn_gru_s", **NEW_DEFAULTS, stem_frames=k, sizes=(32, 64) if k == 2 else (32,)) for k in (2, 3)),
+    *(_v("rcn_gru_s", **NEW_DEFAULTS, stem_frames=k, sizes=(32, 64) if k == 3 else (32,)) for k in (2, 3)),
+    _v("cnn_lstm_s", stem_frames=3),  # equal terms: the same stem for the CNN+LSTM baseline
 )
 
 
@@ -226,7 +227,7 @@ def write_report(results: Mapping[int, Sequence[Mapping[str, Any]]], doc: str | 
               f"sampling, {conf['train.epochs']} epochs, batch {conf['train.batch_size']}, AdamW at lr "
               f"{conf['train.lr']:g}) on the synthetic dataset at each frame size, one row per variant, mean ± std over "
               "seeds, in %. Options not named are off (`preact_norm=None`, no chrono, `residual=False`, "
-              "`head=last`, `input_frames=1`): the first row of each model is the model as it was before the options existed. "
+              "`head=last`, `input_frames=1`, `stem_frames=1`): the first row of each model is the model as it was before the options existed. "
               f"Chance is {100 / len(first['classes']):.1f}%, the single-frame ceiling "
               f"{100 * first['single_frame_ceiling']:.1f}%. The tables gather every finished run in the output folder, "
               "so rows may have fewer seeds than the command asks for (the seeds column)."), ""]

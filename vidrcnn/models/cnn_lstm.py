@@ -9,58 +9,77 @@ from collections.abc import Sequence
 from einops import rearrange
 from torch import Tensor, nn
 
-from vidrcnn.models.backbones import frame_cnn
+from vidrcnn.models.backbones import FRAME_CNN_CONFIGS, CausalStem, build_stem, conv_stages, frame_cnn
 from vidrcnn.models.registry import register_model
 
 
 class CNNLSTM(nn.Module):
     """``frame_net`` maps ``(N, 3, H, W)`` to ``(N, feature_dim)``; an LSTM with ``hidden_size`` units runs over
     time; the clip logits are the last step's. ``stream(x, state)`` returns per-frame logits ``(B, T, K)`` and the
-    LSTM state ``(h, c)``; the last frame's logits equal ``forward`` on the clip so far."""
+    LSTM state ``(h, c)``; the last frame's logits equal ``forward`` on the clip so far.
+
+    ``stem``: a :class:`~vidrcnn.models.backbones.CausalStem` that runs before ``frame_net`` (``stem_frames > 1``:
+    its first layer sees each frame with its predecessors, as the RCN's does); the stream state is then
+    ``((h, c), the stem's past frames)``."""
 
     is_causal = True
 
     def __init__(self, *, frame_net: nn.Module, feature_dim: int, num_classes: int, hidden_size: int = 256,
-                 num_layers: int = 1, dropout: float = 0.0):
+                 num_layers: int = 1, dropout: float = 0.0, stem: CausalStem | None = None):
         super().__init__()
+        self.stem = stem
         self.frame_net = frame_net
         self.lstm = nn.LSTM(feature_dim, hidden_size, num_layers=num_layers, batch_first=True)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(hidden_size, num_classes)
 
-    def stream(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        b = x.shape[0]
+    def _features(self, x: Tensor, stem_past: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        if self.stem is not None:
+            x, stem_past = self.stem(x, stem_past)
         feats = self.frame_net(rearrange(x, "b c t h w -> (b t) c h w"))
-        out, state = self.lstm(rearrange(feats, "(b t) f -> b t f", b=b), state)  # (B, T, hidden)
-        return self.fc(self.dropout(out)), state
+        return rearrange(feats, "(b t) f -> b t f", b=x.shape[0]), stem_past  # (B, T, F)
+
+    def stream(self, x: Tensor, state=None):
+        lstm_state, stem_past = (state or (None, None)) if self.stem is not None else (state, None)
+        feats, stem_past = self._features(x, stem_past)
+        out, lstm_state = self.lstm(feats, lstm_state)  # (B, T, hidden)
+        return self.fc(self.dropout(out)), (lstm_state if self.stem is None else (lstm_state, stem_past))
 
     def forward(self, x: Tensor) -> Tensor:
-        b = x.shape[0]
-        feats = self.frame_net(rearrange(x, "b c t h w -> (b t) c h w"))
-        out, _ = self.lstm(rearrange(feats, "(b t) f -> b t f", b=b))
+        out, _ = self.lstm(self._features(x, None)[0])
         return self.fc(self.dropout(out[:, -1]))
 
 
 def _cnn_lstm(size: str, hidden_size: int, *, num_classes: int, stem: str, stem_weights, resnet_stage: int,
-              dropout: float, stem_strides: Sequence[int] | None) -> CNNLSTM:
-    net, dim = frame_cnn(size, stem=stem, stem_weights=stem_weights, resnet_stage=resnet_stage,
-                         stem_strides=stem_strides)
-    return CNNLSTM(frame_net=net, feature_dim=dim, num_classes=num_classes, hidden_size=hidden_size, dropout=dropout)
+              dropout: float, stem_strides: Sequence[int] | None, stem_frames: int) -> CNNLSTM:
+    causal = None
+    if stem_frames == 1:
+        net, dim = frame_cnn(size, stem=stem, stem_weights=stem_weights, resnet_stage=resnet_stage,
+                             stem_strides=stem_strides)
+    else:  # the frame CNN's stem with time in its first layer, then its plain stages on every frame
+        cfg = FRAME_CNN_CONFIGS[size]
+        causal, c = build_stem(stem, widths=cfg["stem_widths"], strides=cfg["stem_strides"],
+                               stem_strides=stem_strides, frames=stem_frames)
+        stages, dim = conv_stages(c, cfg["widths"], convs_per_stage=cfg["convs_per_stage"])
+        net = nn.Sequential(stages, nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+    return CNNLSTM(frame_net=net, feature_dim=dim, num_classes=num_classes, hidden_size=hidden_size, dropout=dropout,
+                   stem=causal)
 
 
 @register_model()
 def cnn_lstm_s(*, num_classes: int = 101, stem: str = "small", stem_weights: str | os.PathLike | None = None,
                resnet_stage: int = 2, dropout: float = 0.0,
-               stem_strides: Sequence[int] | None = None) -> CNNLSTM:
-    """CNN+LSTM for <= 64x64 frames (frame CNN as ``frame_avg_s``, LSTM with 128 units)."""
+               stem_strides: Sequence[int] | None = None, stem_frames: int = 1) -> CNNLSTM:
+    """CNN+LSTM for <= 64x64 frames (frame CNN as ``frame_avg_s``, LSTM with 128 units); ``stem_frames=k > 1``:
+    a causal k-frame first stem layer at full resolution, as the RCNs' (off by default)."""
     return _cnn_lstm("s", 128, num_classes=num_classes, stem=stem, stem_weights=stem_weights,
-                     resnet_stage=resnet_stage, dropout=dropout, stem_strides=stem_strides)
+                     resnet_stage=resnet_stage, dropout=dropout, stem_strides=stem_strides, stem_frames=stem_frames)
 
 
 @register_model()
 def cnn_lstm_m(*, num_classes: int = 101, stem: str = "small", stem_weights: str | os.PathLike | None = None,
                resnet_stage: int = 2, dropout: float = 0.0,
-               stem_strides: Sequence[int] | None = None) -> CNNLSTM:
+               stem_strides: Sequence[int] | None = None, stem_frames: int = 1) -> CNNLSTM:
     """CNN+LSTM for 112x112 frames (frame CNN as ``frame_avg_m``, LSTM with 256 units)."""
     return _cnn_lstm("m", 256, num_classes=num_classes, stem=stem, stem_weights=stem_weights,
-                     resnet_stage=resnet_stage, dropout=dropout, stem_strides=stem_strides)
+                     resnet_stage=resnet_stage, dropout=dropout, stem_strides=stem_strides, stem_frames=stem_frames)
