@@ -115,6 +115,46 @@ def test_tool_writes_every_file_with_the_expected_columns(tmp_path: Path) -> Non
     assert (out / "latency_vs_length.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_scaling_rows_give_the_speed_up_from_the_fewest_threads() -> None:
+    from vidrcnn.profiling.report import scaling_markdown, scaling_rows
+
+    rows = [{"model": m, "T": 8, "batch": 1, "threads": n, "latency_median_ms": ms, "error": ""}
+            for m, per in (("c3d_s", {1: 10.0, 2: 5.5}), ("rcn_gru_s", {1: 8.0, 2: 6.4})) for n, ms in per.items()]
+    rows.append({"model": "frame_avg_s", "T": 8, "batch": 1, "threads": 1, "latency_median_ms": 3.0, "error": ""})
+    scaling = scaling_rows(rows)
+    assert [(s["model"], round(s["speedup"][2], 3)) for s in scaling] == [("c3d_s", 1.818), ("rcn_gru_s", 1.25)]
+    assert "| c3d_s | 8 | 1 | 10 | 5.5 | 1.82x |" in scaling_markdown(scaling)  # one thread count only: no row
+
+
+def test_plot_titles_say_what_the_numbers_show() -> None:
+    from vidrcnn.profiling.report import _extreme_title
+
+    rows = [{"model": m, "T": t, "ms_per_gflop": v, "error": ""}
+            for m, t, v in (("c3d_s", 16, 48.0), ("rcn_gru_s", 16, 35.0), ("c3d_s", 8, 1.0), ("rcn_gru_s", 8, 90.0))]
+    assert _extreme_title(rows, "ms_per_gflop", "ms per GFLOP", ".3g") == (
+        "ms per GFLOP at T=16: highest c3d_s (48), lowest rcn_gru_s (35)")  # the longest clip decides
+
+
+def test_tool_measures_every_thread_count_and_batch_in_one_run(tmp_path: Path) -> None:
+    out = tmp_path / "prof"
+    cmd = [sys.executable, str(TOOL), "--models", "rcn_gru_s,c3d_s", "--lengths", "2,3", "--size", "16", "--iters",
+           "1", "--warmup", "0", "--threads", "1,2", "--batch", "1,2", "--out", str(out)]
+    res = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    with open(out / "profile.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((r["model"], r["threads"], r["batch"]) for r in rows) == sorted(
+        (m, n, b) for m in ("rcn_gru_s", "c3d_s") for n in "12" for b in "12" for _ in (2, 3))
+    data = json.loads((out / "profile.json").read_text())
+    assert data["meta"]["machine"]["torch_threads"] == [1, 2]
+    assert len(data["scaling"]) == 8 and {(s["model"], s["batch"]) for s in data["scaling"]} == {
+        (m, b) for m in ("rcn_gru_s", "c3d_s") for b in (1, 2)}
+    assert "rcn_gru_s (batch 2, 1 threads)" in data["fits"]
+    md = (out / "profile.md").read_text()
+    assert "## Strong scaling" in md and "speed-up 1->2" in md and "Batches 1, 2." in md
+    assert (out / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def _run_tool(out: Path, *switches: str, models: str = "rcn_gru_s,c3d_s") -> list[dict]:
     cmd = [sys.executable, str(TOOL), "--models", models, "--lengths", "2", "--size", "16", "--iters", "1",
            "--warmup", "0", "--threads", "1", "--out", str(out), *switches]

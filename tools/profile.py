@@ -25,20 +25,26 @@ else:
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 
-def _lengths(text: str) -> list[int]:
+def _int_list(text: str, flag: str, what: str) -> list[int]:
+    """Comma-separated integers >= 1, sorted and without repeats."""
     from vidrcnn.errors import ConfigError
 
     try:
-        lengths = [int(v) for v in text.split(",") if v.strip()]
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ConfigError("--lengths", f"expected comma-separated frame counts, got {text!r}") from None
-    if not lengths or min(lengths) < 1:
-        raise ConfigError("--lengths", f"frame counts must be >= 1, got {text!r}")
-    return sorted(set(lengths))
+        raise ConfigError(flag, f"expected comma-separated {what}, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ConfigError(flag, f"{what} must be >= 1, got {text!r}")
+    return sorted(set(values))
+
+
+def _lengths(text: str) -> list[int]:
+    return _int_list(text, "--lengths", "frame counts")
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
+    import os
 
     import torch
 
@@ -50,10 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", help=f"comma-separated registered model names [{','.join(DEFAULT_MODELS)}]")
     ap.add_argument("--lengths", default=",".join(map(str, DEFAULT_LENGTHS)), help="clip lengths T")
-    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--batch", default="1", help="batch size(s), comma-separated [%(default)s]")
     ap.add_argument("--size", type=int, default=None, help="frame side (default: each model's natural input)")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--threads", help="torch CPU thread count(s), comma-separated; with several, profile.md gains the "
+                                      "strong-scaling table and scaling.png [1 and all cores]")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--iters", type=int, default=10, help="timed calls per (model, T)")
     ap.add_argument("--train", action="store_true", help="also time forward + backward")
@@ -75,8 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError("--models", f"unknown model(s) {', '.join(unknown) or '(none given)'}; known: "
                           f"{', '.join(list_models())}")
     lengths = _lengths(args.lengths)
-    if args.batch < 1 or args.iters < 1 or args.warmup < 0 or (args.size is not None and args.size < 8):
-        raise ConfigError(None, "--batch and --iters must be >= 1, --warmup >= 0, --size >= 8")
+    batches = _int_list(args.batch, "--batch", "batch sizes")
+    threads = _int_list(args.threads or f"1,{os.cpu_count() or 1}", "--threads", "thread counts")
+    if args.iters < 1 or args.warmup < 0 or (args.size is not None and args.size < 8):
+        raise ConfigError(None, "--iters must be >= 1, --warmup >= 0, --size >= 8")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device", "cuda requested but torch sees no GPU")
     # A file or an unwritable place as --out, or files there that an earlier profile did not write: refused now,
@@ -84,18 +93,26 @@ def main(argv: list[str] | None = None) -> int:
     out = check_output_dir(args.out, overwrite=True)
     if out.is_dir():
         earlier = is_json_with(("meta", "rows", "fits"))(out / "profile.json")
-        for name in ("profile.json", "profile.csv", "profile.md", "latency_vs_length.png"):
+        for name in ("profile.json", "profile.csv", "profile.md", "latency_vs_length.png", "scaling.png"):
             check_output_file(out / name, overwrite=args.overwrite,
                               replaceable=is_own_png if name.endswith(".png") else lambda _: earlier)
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(args.threads)
-    opts = ProfileOptions(batch=args.batch, device=args.device, size=args.size, warmup=args.warmup, iters=args.iters,
-                          train=args.train, amp=args.amp, compile=args.compile, channels_last=args.channels_last,
-                          stream=not args.no_stream)
-    rows = profile_models(models, lengths, opts, progress=lambda name: print(f"profiling {name} ...", flush=True))
-    fits = write_all(rows, args.out, device=args.device, options={**vars(args), "lengths": lengths})
+    rows = []
+    for n in threads:  # every thread count and batch in one run: the speed-ups compare like with like
+        torch.set_num_threads(n)
+        for batch in batches:
+            opts = ProfileOptions(batch=batch, device=args.device, size=args.size, warmup=args.warmup,
+                                  iters=args.iters, train=args.train, amp=args.amp, compile=args.compile,
+                                  channels_last=args.channels_last, stream=not args.no_stream)
+            where = f"{n} thread(s), batch {batch}"
+            rows += [{**r, "threads": n} for r in profile_models(
+                models, lengths, opts, progress=lambda name, where=where: print(f"profiling {name} ({where}) ...", flush=True))]
+    options = {**vars(args), "lengths": lengths, "batch": batches[0] if len(batches) == 1 else batches,
+               "threads": threads[0] if len(threads) == 1 else threads}
+    fits = write_all(rows, args.out, device=args.device, options=options)
     print(summary(rows, fits))
-    print(f"wrote {args.out}/profile.csv, profile.json, profile.md, latency_vs_length.png")
+    print(f"wrote {args.out}/profile.csv, profile.json, profile.md, latency_vs_length.png"
+          + (", scaling.png" if len(threads) > 1 else ""))
     return 0
 
 

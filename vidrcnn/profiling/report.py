@@ -17,7 +17,7 @@ import torch
 from vidrcnn.outputs import save_png
 
 COLUMNS = (
-    "model", "T", "batch", "height", "width", "device", "dtype", "compile", "channels_last", "params", "flops",
+    "model", "T", "batch", "threads", "height", "width", "device", "dtype", "compile", "channels_last", "params", "flops",
     "gflops", "latency_median_ms", "latency_q25_ms", "latency_q75_ms", "latency_min_ms", "latency_max_ms",
     "latency_iters", "clips_per_s", "frames_per_s", "ms_per_gflop", "peak_mem_mb", "peak_mem_delta_mb",
     "seq_steps", "causal", "new_frame_ms", "new_frame_mode", "train_median_ms", "error",
@@ -42,16 +42,25 @@ def machine_info(device: str) -> dict:
     return info
 
 
+def config_name(row: dict, rows: Sequence[dict]) -> str:
+    """The row's model, with its batch and thread count where ``rows`` hold more than one of them."""
+    extra = [f"batch {row.get('batch')}" if len({r.get("batch") for r in rows}) > 1 else "",
+             f"{row.get('threads')} threads" if len({r.get("threads") for r in rows}) > 1 else ""]
+    extra = [e for e in extra if e]
+    return row["model"] + (f" ({', '.join(extra)})" if extra else "")
+
+
 def fit_slopes(rows: Sequence[dict], key: str = "latency_median_ms") -> dict[str, dict]:
-    """Per model, the least-squares slope of log(latency) on log(T): 1 means linear growth in T, 0 flat."""
+    """Per model (and batch and thread count, where several were measured: see :func:`config_name`), the
+    least-squares slope of log(latency) on log(T): 1 means linear growth in T, 0 flat."""
     fits = {}
-    for model in dict.fromkeys(r["model"] for r in rows):
-        pts = [(r["T"], r[key]) for r in rows if r["model"] == model and not r.get("error") and r.get(key)]
+    for name in dict.fromkeys(config_name(r, rows) for r in rows):
+        pts = [(r["T"], r[key]) for r in rows if config_name(r, rows) == name and not r.get("error") and r.get(key)]
         if len(pts) < 2:
             continue
         t, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
         slope, intercept = np.polyfit(t, y, 1)
-        fits[model] = {"slope": float(slope), "lengths": [p[0] for p in pts],
+        fits[name] = {"slope": float(slope), "lengths": [p[0] for p in pts],
                        "growth": float(pts[-1][1] / pts[0][1]), "fit_intercept": float(intercept)}
     return fits
 
@@ -71,7 +80,9 @@ def _fmt(v: object) -> str:
 
 def markdown_table(rows: Sequence[dict]) -> str:
     """The columns a reader compares, one line per (model, T)."""
-    cols = [("model", "model"), ("T", "T"), ("latency_median_ms", "median ms"), ("latency_q25_ms", "q25"),
+    cols = [("model", "model"), ("T", "T")]
+    cols += [(k, k) for k in ("batch", "threads") if len({r.get(k) for r in rows}) > 1]
+    cols += [("latency_median_ms", "median ms"), ("latency_q25_ms", "q25"),
             ("latency_q75_ms", "q75"), ("clips_per_s", "clips/s"), ("frames_per_s", "frames/s"),
             ("gflops", "GFLOPs"), ("ms_per_gflop", "ms/GFLOP"), ("params", "params"),
             ("peak_mem_delta_mb", "mem +MB"), ("seq_steps", "seq steps"), ("new_frame_ms", "new frame ms"),
@@ -81,20 +92,47 @@ def markdown_table(rows: Sequence[dict]) -> str:
     lines = ["| " + " | ".join(c[1] for c in cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         if r.get("error"):
-            lines.append(f"| {r['model']} | {r['T']} | error: {r['error']} |" + " |" * (len(cols) - 3))
+            lead = [_fmt(r.get(c[0])) for c in cols[:cols.index(("latency_median_ms", "median ms"))]]
+            lines.append("| " + " | ".join(lead) + f" | error: {r['error']} |" + " |" * (len(cols) - len(lead) - 1))
         else:
             lines.append("| " + " | ".join(_fmt(r.get(c[0])) for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
+def _extreme_title(rows: Sequence[dict], key: str, what: str, fmt: str) -> str:
+    """A title that says what the data show: the highest and lowest model of ``key`` at the longest clip."""
+    ok = [r for r in rows if not r.get("error") and r.get(key) is not None]
+    if not ok:
+        return what
+    t = max(r["T"] for r in ok)
+    at = sorted((r for r in ok if r["T"] == t), key=lambda r: r[key])
+    if len(at) < 2:
+        return f"{what} at T={t}"
+    return (f"{what} at T={t}: highest {at[-1]['model']} ({at[-1][key]:{fmt}}), "
+            f"lowest {at[0]['model']} ({at[0][key]:{fmt}})")
+
+
+def plot_rows(rows: Sequence[dict]) -> tuple[list[dict], str]:
+    """The rows the latency plot shows, one configuration per model: the smallest batch and the most threads
+    measured; and a caption naming them."""
+    if not rows:
+        return [], ""
+    batch = min(r.get("batch") or 1 for r in rows)
+    threads = max(r.get("threads") or 0 for r in rows)
+    chosen = [r for r in rows if (r.get("batch") or 1) == batch and (r.get("threads") or 0) == threads]
+    return chosen, f"batch {batch}" + (f", {threads} threads" if threads else "")
+
+
 def plot(rows: Sequence[dict], path: Path) -> None:
-    """Latency against T on log-log axes, and latency per GFLOP: flat for work that parallelises over T."""
+    """Latency against T on log-log axes, and latency per GFLOP (flat for work that parallelises over T); titles
+    generated from the numbers, so they cannot claim what the data do not show."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    rows, config = plot_rows(rows)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.4))
     for model in dict.fromkeys(r["model"] for r in rows):
         ok = [r for r in rows if r["model"] == model and not r.get("error")]
         if not ok:
@@ -102,15 +140,81 @@ def plot(rows: Sequence[dict], path: Path) -> None:
         t = [r["T"] for r in ok]
         ax1.plot(t, [r["latency_median_ms"] for r in ok], marker="o", label=model)
         ax2.plot(t, [r["ms_per_gflop"] for r in ok], marker="o", label=model)
-    for ax, ylabel, title in ((ax1, "forward latency, median (ms)", "latency against clip length"),
-                              (ax2, "ms per GFLOP", "latency per GFLOP (sequential work costs more)")):
+    for ax, ylabel, title in (
+            (ax1, "forward latency, median (ms)", _extreme_title(rows, "latency_median_ms", "latency", ".3g")),
+            (ax2, "ms per GFLOP", _extreme_title(rows, "ms_per_gflop", "ms per GFLOP", ".3g"))):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("frames per clip T")
         ax.set_ylabel(ylabel)
-        ax.set_title(title)
+        ax.set_title(title, fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
     ax1.legend(fontsize=8)
+    fig.suptitle(config, fontsize=9)
+    fig.tight_layout()
+    save_png(fig, path, dpi=110)
+    plt.close(fig)
+
+
+def scaling_rows(rows: Sequence[dict]) -> list[dict]:
+    """Strong scaling: per (model, T, batch) measured at several thread counts, the latency at each count and the
+    speed-up from the fewest threads to each of the others (latency at the fewest / latency at n)."""
+    ok = [r for r in rows if not r.get("error") and r.get("threads") and r.get("latency_median_ms")]
+    out = []
+    for key in dict.fromkeys((r["model"], r["T"], r["batch"]) for r in ok):
+        at = {r["threads"]: r["latency_median_ms"] for r in ok if (r["model"], r["T"], r["batch"]) == key}
+        if len(at) < 2:
+            continue
+        base = min(at)
+        out.append({"model": key[0], "T": key[1], "batch": key[2], "base_threads": base,
+                    "latency_ms": dict(sorted(at.items())),
+                    "speedup": {n: at[base] / ms for n, ms in sorted(at.items()) if n != base}})
+    return out
+
+
+def scaling_markdown(scaling: Sequence[dict]) -> str:
+    """The strong-scaling table: latency per thread count and the speed-up from the fewest threads."""
+    if not scaling:
+        return ""
+    counts = sorted({n for s in scaling for n in s["latency_ms"]})
+    base = min(counts)
+    head = ["model", "T", "batch", *(f"ms, {n} thr" for n in counts), *(f"speed-up {base}->{n}" for n in counts[1:])]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in scaling:
+        cells = [s["model"], str(s["T"]), str(s["batch"]), *(_fmt(s["latency_ms"].get(n)) for n in counts),
+                 *(f"{s['speedup'][n]:.2f}x" if n in s["speedup"] else "" for n in counts[1:])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_scaling(scaling: Sequence[dict], path: Path) -> None:
+    """Speed-up against threads, one panel per batch, one line per (model, T), with the ideal line; the title says
+    which model scaled most and least at the longest clip."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    batches = sorted({s["batch"] for s in scaling})
+    fig, axes = plt.subplots(1, len(batches), figsize=(5.5 * len(batches), 4.2), squeeze=False)
+    for ax, b in zip(axes[0], batches):
+        these = [s for s in scaling if s["batch"] == b]
+        counts = sorted({n for s in these for n in s["latency_ms"]})
+        for s in these:
+            ax.plot(counts, [1.0] + [s["speedup"].get(n, float("nan")) for n in counts[1:]], marker="o",
+                    label=f"{s['model']} T={s['T']}")
+        ax.plot(counts, [n / counts[0] for n in counts], "k--", lw=1, label="ideal")
+        t = max(s["T"] for s in these)
+        last = sorted((s for s in these if s["T"] == t), key=lambda s: s["speedup"][counts[-1]])
+        title = f"batch {b}: speed-up {counts[0]}->{counts[-1]} threads"
+        if len(last) >= 2:
+            title += (f" at T={t}: most {last[-1]['model']} {last[-1]['speedup'][counts[-1]]:.2f}x, "
+                      f"least {last[0]['model']} {last[0]['speedup'][counts[-1]]:.2f}x")
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel("torch threads")
+        ax.set_ylabel(f"speed-up over {counts[0]} thread(s)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=6)
     fig.tight_layout()
     save_png(fig, path, dpi=110)
     plt.close(fig)
@@ -143,24 +247,36 @@ def _switches(options: dict) -> str:
     on = [name for name, flag in (("bf16 autocast", "amp"), ("torch.compile", "compile"),
                                   ("channels-last", "channels_last"), ("forward+backward timed", "train"))
           if options.get(flag)]
-    batch = f" Batch {options['batch']}." if "batch" in options else ""
+    b = options.get("batch")
+    batch = "" if b is None else f" Batch {b}." if not isinstance(b, list) else f" Batches {', '.join(map(str, b))}."
     return f"{batch} Switches: {', '.join(on) or 'none (eager fp32)'}."
 
 
 def write_all(rows: Sequence[dict], out_dir: str | os.PathLike, *, device: str, options: dict | None = None) -> dict:
-    """Write ``profile.csv``, ``profile.json``, ``profile.md`` and ``latency_vs_length.png`` under ``out_dir``."""
+    """Write ``profile.csv``, ``profile.json``, ``profile.md`` and ``latency_vs_length.png`` under ``out_dir``; with
+    several thread counts also the strong-scaling table (in ``profile.md`` and ``profile.json``) and ``scaling.png``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fits = fit_slopes(rows)
     meta = {"machine": machine_info(device), "options": options or {}}
+    threads = sorted({r["threads"] for r in rows if r.get("threads")})
+    if len(threads) > 1:
+        meta["machine"]["torch_threads"] = threads
     clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
+    scaling = scaling_rows(clean)
     write_csv(clean, out / "profile.csv")
-    (out / "profile.json").write_text(json.dumps({"meta": meta, "rows": clean, "fits": fits}, indent=1))
+    (out / "profile.json").write_text(json.dumps({"meta": meta, "rows": clean, "fits": fits, "scaling": scaling},
+                                                 indent=1))
     m = meta["machine"]
     header = (f"Profile on {m['cpu']} ({m['cpu_count']} cores, {m['torch_threads']} torch threads), device "
               f"{device}{', ' + m['gpu'] if 'gpu' in m else ''}, torch {m['torch']}, {m['date']}, load "
               f"{m.get('load_avg_1_5_15', 'n/a')}.{_switches(options or {})}\n\n")
-    (out / "profile.md").write_text(header + markdown_table(clean))
+    text = header + markdown_table(clean)
+    if scaling:
+        text += ("\n## Strong scaling\n\nLatency at each thread count and the speed-up from the fewest threads "
+                 "(one run, same inputs).\n\n" + scaling_markdown(scaling))
+        plot_scaling(scaling, out / "scaling.png")
+    (out / "profile.md").write_text(text)
     if any(not r.get("error") for r in rows):
         plot(clean, out / "latency_vs_length.png")
     return fits
