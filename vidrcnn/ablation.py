@@ -98,6 +98,10 @@ VARIANTS: tuple[Variant, ...] = (
     # 2026-12-02: time in the stem's first layer, at full resolution (the zoom pair needs it: docs/rcn_training.md).
     *(_v("rcn_gru_s", **NEW_DEFAULTS, stem_frames=k, sizes=(32, 64) if k == 3 else (32,)) for k in (2, 3)),
     _v("cnn_lstm_s", stem_frames=3),  # equal terms: the same stem for the CNN+LSTM baseline
+    # The new default at the engine's default rate (users start there), against the 3-D CNN's row at that rate, and
+    # with twice the epochs (the zoom pair needs more steps: benchmarks/zoom_probe.py).
+    *(_v("rcn_gru_s", **NEW_DEFAULTS, stem_frames=3, overrides=(o,), seeds=(0,))
+      for o in ("train.lr=1e-3", "train.epochs=12")),
 )
 
 
