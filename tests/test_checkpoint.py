@@ -153,3 +153,9 @@ def test_an_rcn_checkpoint_with_the_per_frame_stem_of_before_still_loads():
         torch.testing.assert_close(model_from_checkpoint(ckpt)(x), before(x))
     today = get_model("rcn_lstm_s", num_classes=4).eval()  # the small stem's first layer sees 3 frames
     assert model_from_checkpoint({**ckpt, "model": today.state_dict()}).stem.frames == 3
+    before = get_model("cnn_lstm_s", num_classes=4, stem_frames=1).eval()  # the CNN+LSTM baseline, the same
+    ckpt = {**ckpt, "model": before.state_dict(), "model_name": "cnn_lstm_s"}
+    with torch.no_grad():
+        torch.testing.assert_close(model_from_checkpoint(ckpt)(x), before(x))
+    today = get_model("cnn_lstm_s", num_classes=4).eval()
+    assert model_from_checkpoint({**ckpt, "model": today.state_dict()}).stem.frames == 3

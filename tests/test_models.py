@@ -197,7 +197,8 @@ def test_stem_strides_change_the_resolution_the_2d_models_work_at(name):
     sizes = {}
     for strides in (None, (1, 2), [1, 1]):  # a list, as a YAML config gives it
         model = build(name, stem_strides=strides)
-        stem_out = model.stem(x) if isinstance(model, RCN) else model.frame_net[0](x[:, :, 0])
+        stem_out = model.stem(x) if isinstance(model, RCN) or getattr(model, "stem", None) is not None else (
+            model.frame_net[0](x[:, :, 0]))
         stem_out = stem_out[0] if isinstance(stem_out, tuple) else stem_out  # a CausalStem also gives its past
         sizes[str(strides)] = stem_out.shape[-1]
         assert model(x).shape == (2, K)
@@ -236,6 +237,16 @@ def test_stem_frames_compare_each_frame_with_its_predecessors_at_full_resolution
             build("rcn_gru_s", stem_frames=bad)
     with pytest.raises(ConfigError, match="small stem only"):
         build("rcn_gru_s", stem="resnet18", stem_frames=2)
+
+
+def test_cnn_lstm_takes_the_rcns_stem_by_default_and_the_per_frame_one_on_request():
+    from vidrcnn.models.backbones import CausalStem
+
+    assert isinstance(build("cnn_lstm_s").stem, CausalStem) and build("cnn_lstm_s").stem.frames == 3
+    assert build("cnn_lstm_s", stem_frames=1).stem is None
+    assert build("cnn_lstm_s", stem="resnet18").stem is None  # a pretrained 2-D stem sees one frame
+    frame_avg = build("frame_avg_s")  # the order-blind control keeps seeing one frame at a time
+    assert not any(isinstance(m, (CausalStem, nn.Conv3d)) for m in frame_avg.modules())
 
 
 def test_resnet18_stem_from_a_local_file(tmp_path):

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 OFF: dict[str, Any] = {"preact_norm": None, "state_norm": "auto", "residual": False, "head": "last",
                        "input_frames": 1, "stem_frames": 1}
 
+# The CNN+LSTM baseline as it was before it took the RCNs' stem (2026-12-02).
+CNN_LSTM_OFF: dict[str, Any] = {"stem_frames": 1}
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -44,7 +47,7 @@ class Variant:
     seeds: tuple[int, ...] | None = None  # None: the ablation's seeds; a learning-rate probe runs fewer
 
     def options(self) -> dict[str, Any]:
-        base = dict(OFF) if self.model.startswith("rcn_") else {}
+        base = dict(OFF) if self.model.startswith("rcn_") else CNN_LSTM_OFF if self.model.startswith("cnn_lstm_") else {}
         return {**base, **self.kwargs}
 
     def all_overrides(self) -> list[str]:

@@ -150,7 +150,8 @@ def model_from_checkpoint(ckpt: dict[str, Any], *, weights: str | None = None) -
         # Trained before the rcn builders' defaults gained input BatchNorm and residual layers (2026-12-01): rebuild
         # it as it was.
         kwargs = {"preact_norm": None, "residual": any(k.startswith("skips.") for k in state), **kwargs}
-    if name.startswith("rcn_") and "stem_frames" not in kwargs and any(k.startswith("stem.module.") for k in state):
+    if "stem_frames" not in kwargs and (name.startswith("rcn_") and any(k.startswith("stem.module.") for k in state)
+                                        or name.startswith("cnn_lstm_") and not any(k.startswith("stem.") for k in state)):
         # Trained before the small stem's first layer saw 3 frames (2026-12-02): a per-frame stem.
         kwargs = {**kwargs, "stem_frames": 1}
     try:

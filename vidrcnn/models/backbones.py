@@ -36,6 +36,12 @@ def small_stem(widths: Sequence[int], strides: Sequence[int], *, in_channels: in
     return nn.Sequential(*layers), c
 
 
+# Frames the small stem's first convolution sees by default in the causal models (rcn_*, cnn_lstm_*): a causal 3-frame
+# kernel at full resolution (CausalStem), chosen by the ablation of 2026-12-02 (docs/rcn_training.md). A pretrained
+# 2-D stem (resnet18) keeps seeing one frame; ``stem_frames=1`` gives the per-frame stem of before.
+STEM_FRAMES = 3
+
+
 class CausalStem(nn.Module):
     """The small stem with time in its first layer: a causal ``(frames, 3, 3)`` convolution at full resolution (frame
     t and its ``frames - 1`` predecessors), BatchNorm, ReLU and a ``pool`` x ``pool`` max pool in place of the first

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from einops import rearrange
 from torch import Tensor, nn
 
-from vidrcnn.models.backbones import FRAME_CNN_CONFIGS, CausalStem, build_stem, conv_stages, frame_cnn
+from vidrcnn.models.backbones import FRAME_CNN_CONFIGS, STEM_FRAMES, CausalStem, build_stem, conv_stages, frame_cnn
 from vidrcnn.models.registry import register_model
 
 
@@ -51,8 +51,10 @@ class CNNLSTM(nn.Module):
 
 
 def _cnn_lstm(size: str, hidden_size: int, *, num_classes: int, stem: str, stem_weights, resnet_stage: int,
-              dropout: float, stem_strides: Sequence[int] | None, stem_frames: int) -> CNNLSTM:
+              dropout: float, stem_strides: Sequence[int] | None, stem_frames: int | None) -> CNNLSTM:
     causal = None
+    if stem_frames is None:  # the RCNs' default, one frame for a pretrained stem
+        stem_frames = STEM_FRAMES if stem == "small" else 1
     if stem_frames == 1:
         net, dim = frame_cnn(size, stem=stem, stem_weights=stem_weights, resnet_stage=resnet_stage,
                              stem_strides=stem_strides)
@@ -69,9 +71,10 @@ def _cnn_lstm(size: str, hidden_size: int, *, num_classes: int, stem: str, stem_
 @register_model()
 def cnn_lstm_s(*, num_classes: int = 101, stem: str = "small", stem_weights: str | os.PathLike | None = None,
                resnet_stage: int = 2, dropout: float = 0.0,
-               stem_strides: Sequence[int] | None = None, stem_frames: int = 1) -> CNNLSTM:
-    """CNN+LSTM for <= 64x64 frames (frame CNN as ``frame_avg_s``, LSTM with 128 units); ``stem_frames=k > 1``:
-    a causal k-frame first stem layer at full resolution, as the RCNs' (off by default)."""
+               stem_strides: Sequence[int] | None = None, stem_frames: int | None = None) -> CNNLSTM:
+    """CNN+LSTM for <= 64x64 frames (frame CNN as ``frame_avg_s``, LSTM with 128 units). ``stem_frames``: frames the
+    small stem's first layer sees, a causal kernel at full resolution as in the RCNs (default: theirs, 3, since
+    2026-12-02; 1 gives the per-frame CNN of ``frame_avg_s``)."""
     return _cnn_lstm("s", 128, num_classes=num_classes, stem=stem, stem_weights=stem_weights,
                      resnet_stage=resnet_stage, dropout=dropout, stem_strides=stem_strides, stem_frames=stem_frames)
 
@@ -79,7 +82,8 @@ def cnn_lstm_s(*, num_classes: int = 101, stem: str = "small", stem_weights: str
 @register_model()
 def cnn_lstm_m(*, num_classes: int = 101, stem: str = "small", stem_weights: str | os.PathLike | None = None,
                resnet_stage: int = 2, dropout: float = 0.0,
-               stem_strides: Sequence[int] | None = None, stem_frames: int = 1) -> CNNLSTM:
-    """CNN+LSTM for 112x112 frames (frame CNN as ``frame_avg_m``, LSTM with 256 units)."""
+               stem_strides: Sequence[int] | None = None, stem_frames: int | None = None) -> CNNLSTM:
+    """CNN+LSTM for 112x112 frames (frame CNN as ``frame_avg_m``, LSTM with 256 units; ``stem_frames`` as in
+    :func:`cnn_lstm_s`)."""
     return _cnn_lstm("m", 256, num_classes=num_classes, stem=stem, stem_weights=stem_weights,
                      resnet_stage=resnet_stage, dropout=dropout, stem_strides=stem_strides, stem_frames=stem_frames)

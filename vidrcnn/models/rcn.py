@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from vidrcnn.layers import ConvRecurrent, PerFrame, RecurrentCell, State
-from vidrcnn.models.backbones import CausalStem, build_stem
+from vidrcnn.models.backbones import STEM_FRAMES, CausalStem, build_stem
 from vidrcnn.models.registry import register_model
 
 HEADS = ("last", "mean", "steps")
@@ -153,10 +153,6 @@ def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_w
 # ``preact_norm=None, residual=False`` gives the models as they were before (the ablation's reference rows); the
 # cells' own defaults stay off (Liang & Hu's RCNN uses them).
 CELL_DEFAULTS: dict[str, dict] = {cell: {"preact_norm": "batch"} for cell in ("rnn", "rcl", "gru", "lstm", "mingru")}
-# Frames the small stem's first convolution sees (a causal 3-frame kernel at full resolution: CausalStem), chosen by
-# the ablation of 2026-12-02; a pretrained 2-D stem (resnet18) keeps seeing one frame. ``stem_frames=1`` gives the
-# per-frame stem of before.
-STEM_FRAMES = 3
 
 
 def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
