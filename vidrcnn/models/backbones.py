@@ -48,11 +48,12 @@ class CausalStem(nn.Module):
     layer's stride, then the ``rest`` of the stem on every frame alone.
 
     Why (docs/rcn_training.md, "Zoom"): motion finer than the stem's output grid (rings a few pixels apart moving a
-    fraction of a pixel) survives only if frames are compared before the grid is coarsened, and the max pool after
-    the comparison (a complex cell after a space-time filter) keeps the motion and drops the pattern's phase.
+    fraction of a pixel) survived only where frames were compared before the grid was coarsened; the max pool after
+    the comparison is a complex cell after a space-time filter (whether it matters, or only the full-resolution
+    kernel, was not settled).
     Before the first frame the clip is taken to stand still (the first frame repeated), so the first step sees no
-    motion. (Zeros there, as ``input_frames`` in the cells pads, make the first frame look like a jump from black:
-    the zoom probe of docs/rcn_training.md scored 62-74% with zeros against 93-95% with the repeated frame, 3 seeds.)
+    motion (zeros there, as ``input_frames`` in the cells pads, would make the first frame a jump from black; in
+    the zoom probe of docs/rcn_training.md the two paddings made no clear difference over 2 seeds).
     ``forward(x, past=None) -> (y, past)``: ``x`` ``(B, C, T, H, W)``; ``past`` carries the input's last
     ``frames - 1`` frames to the next chunk, so chunk after chunk equals one pass (in eval mode; in train mode the
     BatchNorms share batch statistics across frames, as everywhere in the stem).
