@@ -138,10 +138,13 @@ def resnet18_stem(stage: int = 2, weights: str | os.PathLike | None = None) -> t
 
 def build_stem(kind: str, *, widths: Sequence[int], strides: Sequence[int], resnet_stage: int = 2,
                weights: str | os.PathLike | None = None, stem_strides: Sequence[int] | None = None,
-               frames: int = 1) -> tuple[nn.Module, int]:
+               frames: int | None = 1) -> tuple[nn.Module, int]:
     """``kind="small"``: :func:`small_stem` with ``widths`` and ``strides`` (or ``stem_strides``, the user's choice,
     checked), or with ``frames > 1`` :func:`causal_small_stem` (a :class:`CausalStem`, which maps whole clips, not
-    frames); ``"resnet18"``: :func:`resnet18_stem`; ``"none"``: identity on RGB (3 channels)."""
+    frames); ``"resnet18"``: :func:`resnet18_stem`; ``"none"``: identity on RGB (3 channels).
+    ``frames=None``: the causal models' default, :data:`STEM_FRAMES` for the small stem and 1 for the others."""
+    if frames is None:
+        frames = STEM_FRAMES if kind == "small" else 1
     if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
         raise ValueError(f"stem_frames must be an integer >= 1, got {frames!r}")
     if frames > 1 and kind != "small":
@@ -173,12 +176,24 @@ FRAME_CNN_CONFIGS: dict[str, dict] = {
 }
 
 
+def frame_cnn_parts(size: str, *, stem: str = "small", stem_weights: str | os.PathLike | None = None,
+                    resnet_stage: int = 2, stem_strides: Sequence[int] | None = None,
+                    frames: int | None = 1) -> tuple[nn.Module, list[nn.Module], int]:
+    """The frame CNN in two parts: ``(stem, rest, C)``, ``rest`` the plain conv stages, global average pool and
+    flatten that map the stem's output of one frame to a vector ``(N, C)``. Apart because a :class:`CausalStem`
+    (``frames`` > 1, see :func:`build_stem`) maps whole clips and has to run before the per-frame ``rest``."""
+    cfg = FRAME_CNN_CONFIGS[size]
+    stem_module, c = build_stem(stem, widths=cfg["stem_widths"], strides=cfg["stem_strides"],
+                                resnet_stage=resnet_stage, weights=stem_weights, stem_strides=stem_strides,
+                                frames=frames)
+    stages, c = conv_stages(c, cfg["widths"], convs_per_stage=cfg["convs_per_stage"])
+    return stem_module, [stages, nn.AdaptiveAvgPool2d(1), nn.Flatten(1)], c
+
+
 def frame_cnn(size: str, *, stem: str = "small", stem_weights: str | os.PathLike | None = None,
               resnet_stage: int = 2, stem_strides: Sequence[int] | None = None) -> tuple[nn.Sequential, int]:
     """A 2-D CNN mapping one frame ``(N, 3, H, W)`` to a feature vector ``(N, C)`` (global average pool);
     returns ``(module, C)``. With ``stem="resnet18"`` the conv stages follow the truncated ResNet-18."""
-    cfg = FRAME_CNN_CONFIGS[size]
-    stem_module, c = build_stem(stem, widths=cfg["stem_widths"], strides=cfg["stem_strides"],
-                                resnet_stage=resnet_stage, weights=stem_weights, stem_strides=stem_strides)
-    stages, c = conv_stages(c, cfg["widths"], convs_per_stage=cfg["convs_per_stage"])
-    return nn.Sequential(stem_module, stages, nn.AdaptiveAvgPool2d(1), nn.Flatten(1)), c
+    stem_module, rest, c = frame_cnn_parts(size, stem=stem, stem_weights=stem_weights, resnet_stage=resnet_stage,
+                                           stem_strides=stem_strides)
+    return nn.Sequential(stem_module, *rest), c

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from einops import rearrange
 from torch import Tensor, nn
 
-from vidrcnn.models.backbones import FRAME_CNN_CONFIGS, STEM_FRAMES, CausalStem, build_stem, conv_stages, frame_cnn
+from vidrcnn.models.backbones import CausalStem, frame_cnn_parts
 from vidrcnn.models.registry import register_model
 
 
@@ -52,18 +52,11 @@ class CNNLSTM(nn.Module):
 
 def _cnn_lstm(size: str, hidden_size: int, *, num_classes: int, stem: str, stem_weights, resnet_stage: int,
               dropout: float, stem_strides: Sequence[int] | None, stem_frames: int | None) -> CNNLSTM:
-    causal = None
-    if stem_frames is None:  # the RCNs' default, one frame for a pretrained stem
-        stem_frames = STEM_FRAMES if stem == "small" else 1
-    if stem_frames == 1:
-        net, dim = frame_cnn(size, stem=stem, stem_weights=stem_weights, resnet_stage=resnet_stage,
-                             stem_strides=stem_strides)
-    else:  # the frame CNN's stem with time in its first layer, then its plain stages on every frame
-        cfg = FRAME_CNN_CONFIGS[size]
-        causal, c = build_stem(stem, widths=cfg["stem_widths"], strides=cfg["stem_strides"],
-                               stem_strides=stem_strides, frames=stem_frames)
-        stages, dim = conv_stages(c, cfg["widths"], convs_per_stage=cfg["convs_per_stage"])
-        net = nn.Sequential(stages, nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+    first, rest, dim = frame_cnn_parts(size, stem=stem, stem_weights=stem_weights, resnet_stage=resnet_stage,
+                                       stem_strides=stem_strides, frames=stem_frames)
+    # A causal stem (time in its first layer) runs on the clip before the per-frame rest; a 2-D one is its first part.
+    causal = first if isinstance(first, CausalStem) else None
+    net = nn.Sequential(*rest) if causal is not None else nn.Sequential(first, *rest)
     return CNNLSTM(frame_net=net, feature_dim=dim, num_classes=num_classes, hidden_size=hidden_size, dropout=dropout,
                    stem=causal)
 

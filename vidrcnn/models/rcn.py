@@ -132,7 +132,7 @@ RCN_CONFIGS: dict[str, dict] = {
 
 def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_weights: str | os.PathLike | None,
          resnet_stage: int, channels: Sequence[int] | None, dropout: float, batch_input_conv: bool,
-         stem_strides: Sequence[int] | None, stem_frames: int, residual: bool, cell_kwargs: dict) -> RCN:
+         stem_strides: Sequence[int] | None, stem_frames: int | None, residual: bool, cell_kwargs: dict) -> RCN:
     cfg = RCN_CONFIGS[size]
     stem_module, stem_channels = build_stem(stem, widths=cfg["stem_widths"], strides=cfg["stem_strides"],
                                             resnet_stage=resnet_stage, weights=stem_weights,
@@ -162,8 +162,6 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
                 channels: Sequence[int] | None = None, dropout: float = 0.0, batch_input_conv: bool = True,
                 stem_strides: Sequence[int] | None = None, stem_frames: int | None = None, residual: bool = True,
                 **cell_kwargs) -> RCN:
-        if stem_frames is None:
-            stem_frames = STEM_FRAMES if stem == "small" else 1
         return _rcn(cell, size, num_classes=num_classes, head=head, stem=stem, stem_weights=stem_weights,
                     resnet_stage=resnet_stage, channels=channels, dropout=dropout,
                     batch_input_conv=batch_input_conv, stem_strides=stem_strides, stem_frames=stem_frames,
