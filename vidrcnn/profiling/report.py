@@ -42,20 +42,21 @@ def machine_info(device: str) -> dict:
     return info
 
 
-def config_name(row: dict, rows: Sequence[dict]) -> str:
-    """The row's model, with its batch and thread count where ``rows`` hold more than one of them."""
-    extra = [f"batch {row.get('batch')}" if len({r.get("batch") for r in rows}) > 1 else "",
-             f"{row.get('threads')} threads" if len({r.get("threads") for r in rows}) > 1 else ""]
-    extra = [e for e in extra if e]
-    return row["model"] + (f" ({', '.join(extra)})" if extra else "")
+def config_names(rows: Sequence[dict]) -> list[str]:
+    """Each row's model, with its batch and thread count where ``rows`` hold more than one of them."""
+    varied = [k for k in ("batch", "threads") if len({r.get(k) for r in rows}) > 1]
+    label = {"batch": "batch {}", "threads": "{} threads"}
+    return [r["model"] + (f" ({', '.join(label[k].format(r.get(k)) for k in varied)})" if varied else "")
+            for r in rows]
 
 
 def fit_slopes(rows: Sequence[dict], key: str = "latency_median_ms") -> dict[str, dict]:
-    """Per model (and batch and thread count, where several were measured: see :func:`config_name`), the
+    """Per model (and batch and thread count, where several were measured: see :func:`config_names`), the
     least-squares slope of log(latency) on log(T): 1 means linear growth in T, 0 flat."""
     fits = {}
-    for name in dict.fromkeys(config_name(r, rows) for r in rows):
-        pts = [(r["T"], r[key]) for r in rows if config_name(r, rows) == name and not r.get("error") and r.get(key)]
+    names = config_names(rows)
+    for name in dict.fromkeys(names):
+        pts = [(r["T"], r[key]) for r, n in zip(rows, names) if n == name and not r.get("error") and r.get(key)]
         if len(pts) < 2:
             continue
         t, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
