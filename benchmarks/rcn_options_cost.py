@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from bench_args import parse, parse_variant, stat_ms, timing_parser
 
-from vidrcnn.ablation import OFF
+from vidrcnn.ablation import Variant
 from vidrcnn.models import get_model
 from vidrcnn.profiling import forward_backward, time_fn
 
@@ -22,8 +22,9 @@ MODELS = ("rcn_rnn_s", "rcn_rcl_s", "rcn_gru_s", "rcn_lstm_s", "rcn_mingru_s")
 
 
 def default_pairs() -> list[str]:
-    off = ",".join(f"{k}={'null' if v is None else str(v).lower()}" for k, v in OFF.items())
-    return [f"{m}:{off}|{m}" for m in MODELS]
+    def off(model: str) -> str:  # every option as it was before the ablations (the reference rows)
+        return ",".join(f"{k}={'null' if v is None else str(v).lower()}" for k, v in Variant("", model).options().items())
+    return [f"{m}:{off(m)}|{m}" for m in MODELS]
 
 
 def timings(spec: str, args) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """Can a model tell ZoomIn from ZoomOut? The probe behind the "Zoom" section of docs/rcn_training.md.
 
-    python benchmarks/zoom_probe.py [--seeds 0,1,2,3,4] [--epochs 6] [--runs NAME[:JSON] ...]
+    python benchmarks/zoom_probe.py [--seeds 0,1,2,3,4] [--epochs 6] [--runs NAME[:JSON] ...] [--data DIR]
 
 The zoom pair (concentric rings flowing out of or into a disk's centre, one of them the other played backwards) was
 the one pair no RCN of the ablation learned. This probe isolates it: only the two zoom classes, rendered in memory
@@ -11,6 +11,11 @@ variants below) with optional builder options as JSON; it prints test top-1 per 
 
 ``c3d_time_from{k}``: ``c3d_s`` whose convolutions before the k-th see one frame only (kernel (1, 3, 3)), to find
 the grid at which mixing time first stops working (conv 1 runs at 32x32, conv 2 at 16x16, conv 3 at 8x8).
+``--data DIR``: the zoom pair's videos of a synthetic dataset written by ``tools/make_synthetic.py`` (``--size 32``),
+decoded, instead of frames rendered in memory: the study's clips as the loader sees them, after lossy encoding.
+
+The default runs spell out the options of the morning of 2026-12-02 (``activation="tanh"``,
+``stem_downsample="stride"``), so they reproduce the table of docs/rcn_training.md whatever the builders' defaults.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import json
 import math
 import random
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,8 +38,9 @@ from vidrcnn.data.transforms import MEAN, STD
 from vidrcnn.models import C3D, get_model
 
 FRAMES, SEGMENTS, SIZE, BATCH = 40, 16, 32, 16
-DEFAULT_RUNS = ("c3d_s", "c3d_time_from2", "c3d_time_from3", "rcn_gru_s:{\"stem_frames\": 1}",
-                "rcn_gru_s:{\"stem_frames\": 2}", "rcn_gru_s:{\"stem_frames\": 3}")
+_BEFORE = '"activation": "tanh", "stem_downsample": "stride"'
+DEFAULT_RUNS = ("c3d_s", "c3d_time_from2", "c3d_time_from3",
+                *(f'rcn_gru_s:{{"stem_frames": {k}, {_BEFORE}}}' for k in (1, 2, 3)))
 
 
 def c3d_time_from(first: int, num_classes: int) -> C3D:
@@ -58,6 +65,23 @@ def zoom_clips(groups: range, clips: int) -> tuple[np.ndarray, np.ndarray]:
     x = [render_clip(c, seed=0, group=g, clip=j, num_frames=FRAMES, size=SIZE)
          for c in pair for g in groups for j in range(clips)]
     y = [k for k in range(len(pair)) for _ in groups for _ in range(clips)]
+    return np.stack(x), np.array(y)
+
+
+def decoded_zoom_clips(root: str, groups: range, clips: int) -> tuple[np.ndarray, np.ndarray]:
+    """The zoom pair's videos ``v_<class>_g<group>_c<clip>.avi`` of the synthetic dataset at ``root``, decoded."""
+    from vidrcnn.io import open_video
+
+    x, y = [], []
+    for k, c in enumerate(c for c in CLASSES if c.pair == "Zoom"):
+        for g in groups:
+            for j in range(1, clips + 1):
+                with open_video(Path(root) / c.name / f"v_{c.name}_g{g:02d}_c{j:02d}.avi") as video:
+                    x.append(video.get_frames(range(video.num_frames)).numpy())
+                    y.append(k)
+    if x[0].shape[1:3] != (SIZE, SIZE) or x[0].shape[0] != FRAMES:
+        raise SystemExit(f"error: {root}: the probe needs {FRAMES} frames of {SIZE}x{SIZE} "
+                         f"(tools/make_synthetic.py --size {SIZE}), got {x[0].shape[:3]}")
     return np.stack(x), np.array(y)
 
 
@@ -106,11 +130,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--clips", type=int, default=8, help="clips per group and class [%(default)s]")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--data", help="a synthetic dataset (tools/make_synthetic.py) to decode the zoom pair from "
+                                   "[render in memory]")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
-    data = zoom_clips(range(8, 26), args.clips), zoom_clips(range(1, 8), args.clips)
-    print(f"ZoomIn vs ZoomOut, {len(data[0][1])} train / {len(data[1][1])} test clips at {SIZE}x{SIZE}, "
+    if args.data:
+        data = (decoded_zoom_clips(args.data, range(8, 26), args.clips),
+                decoded_zoom_clips(args.data, range(1, 8), args.clips))
+    else:
+        data = zoom_clips(range(8, 26), args.clips), zoom_clips(range(1, 8), args.clips)
+    source = f"decoded from {args.data}" if args.data else "rendered"
+    print(f"ZoomIn vs ZoomOut ({source}), {len(data[0][1])} train / {len(data[1][1])} test clips at {SIZE}x{SIZE}, "
           f"{args.epochs} epochs, lr {args.lr:g}, seeds {args.seeds} (chance: 50%)\n")
     print("| run | test top-1 per seed | mean | s per run |\n|---|---|---|---|")
     for spec in args.runs:

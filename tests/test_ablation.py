@@ -19,11 +19,15 @@ def test_a_variant_switches_every_option_explicitly_and_merges_with_the_config_f
     v = ablation.Variant("gru+bn", "rcn_gru_s", {"preact_norm": "batch", "chrono": 16})
     cfg = load_config(CONFIGS / "synthetic_rcn_gru_s.yaml", v.all_overrides())
     assert cfg.model.name == "rcn_gru_s"
-    assert cfg.model.kwargs == {**ablation.OFF, "preact_norm": "batch", "chrono": 16}
+    off = {**ablation.OFF, **ablation.ACTIVATION_OFF}  # the GRU has tanh to replace
+    assert cfg.model.kwargs == {**off, "preact_norm": "batch", "chrono": 16}
     model = get_model(cfg.model.name, num_classes=11, **cfg.model.kwargs)
     assert type(model.layers[0].cell.input_norm).__name__ == "BatchNorm2d"
+    assert model.layers[0].cell.activation == "tanh" and model.stem.module[0][0].stride == (2, 2)  # as before
     ref = ablation.Variant("gru", "rcn_gru_s")
-    assert load_config(CONFIGS / "synthetic_rcn_gru_s.yaml", ref.all_overrides()).model.kwargs == ablation.OFF
+    assert load_config(CONFIGS / "synthetic_rcn_gru_s.yaml", ref.all_overrides()).model.kwargs == off
+    assert "activation" not in ablation.Variant("rcl", "rcn_rcl_s").options()  # RCL has its ReLU by definition
+    get_model("rcn_rcl_s", num_classes=11, **ablation.Variant("rcl", "rcn_rcl_s").options())
     assert ref.describe() == "reference" and "chrono=16" in v.describe()
     assert ablation.Variant("c3d", "c3d_s").all_overrides() == []  # the rcn options are not the 3-D CNN's
     labels = [v.label for v in ablation.VARIANTS]

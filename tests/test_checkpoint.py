@@ -10,9 +10,10 @@ import pytest
 import torch
 
 import vidrcnn.engine.checkpoint as ckpt_mod
-from vidrcnn.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from vidrcnn.engine.checkpoint import DEFAULTS_VERSION, load_checkpoint, model_from_checkpoint, save_checkpoint
 from vidrcnn.errors import CheckpointError
 from vidrcnn.models import get_model
+from vidrcnn.models.backbones import STEM_FRAMES
 
 
 def _state(model_name="frame_avg_s", num_classes=3, kwargs=None):
@@ -133,29 +134,51 @@ def test_incompatible_checkpoints_are_checkpoint_errors():
 
 def test_an_rcn_checkpoint_from_before_the_new_defaults_still_loads():
     torch.manual_seed(0)
-    old = get_model("rcn_gru_s", num_classes=4, preact_norm=None, residual=False, stem_frames=1).eval()  # before
+    old = get_model("rcn_gru_s", num_classes=4, preact_norm=None, residual=False, stem_frames=1,  # before
+                    activation="tanh", stem_downsample="stride").eval()
     ckpt = {"model": old.state_dict(), "model_name": "rcn_gru_s", "num_classes": 4, "config": {"model": {"kwargs": {}}}}
     rebuilt = model_from_checkpoint(ckpt)
     x = torch.randn(1, 3, 4, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(x), old(x))
     new = get_model("rcn_gru_s", num_classes=4).eval()  # today's default has input BatchNorm
-    assert type(model_from_checkpoint({**ckpt, "model": new.state_dict()}).layers[0].cell.input_norm).__name__ == "BatchNorm2d"
+    today = {**ckpt, "model": new.state_dict(), "defaults_version": DEFAULTS_VERSION}
+    assert type(model_from_checkpoint(today).layers[0].cell.input_norm).__name__ == "BatchNorm2d"
 
 
 def test_an_rcn_checkpoint_with_the_per_frame_stem_of_before_still_loads():
     torch.manual_seed(0)
-    before = get_model("rcn_lstm_s", num_classes=4, stem_frames=1).eval()  # the 2026-12-01 defaults
+    before = get_model("rcn_lstm_s", num_classes=4, stem_frames=1, stem_downsample="stride",  # 2026-12-01
+                       activation="tanh").eval()
     ckpt = {"model": before.state_dict(), "model_name": "rcn_lstm_s", "num_classes": 4,
             "config": {"model": {"kwargs": {}}}}
     x = torch.randn(1, 3, 4, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(model_from_checkpoint(ckpt)(x), before(x))
-    today = get_model("rcn_lstm_s", num_classes=4).eval()  # the small stem's first layer sees 3 frames
-    assert model_from_checkpoint({**ckpt, "model": today.state_dict()}).stem.frames == 3
-    before = get_model("cnn_lstm_s", num_classes=4, stem_frames=1).eval()  # the CNN+LSTM baseline, the same
+    today = get_model("rcn_lstm_s", num_classes=4).eval()  # the small stem's first layer sees several frames
+    current = {"defaults_version": DEFAULTS_VERSION}
+    assert model_from_checkpoint({**ckpt, "model": today.state_dict(), **current}).stem.frames == STEM_FRAMES
+    before = get_model("cnn_lstm_s", num_classes=4, stem_frames=1, stem_downsample="stride").eval()  # the same
     ckpt = {**ckpt, "model": before.state_dict(), "model_name": "cnn_lstm_s"}
     with torch.no_grad():
         torch.testing.assert_close(model_from_checkpoint(ckpt)(x), before(x))
     today = get_model("cnn_lstm_s", num_classes=4).eval()
-    assert model_from_checkpoint({**ckpt, "model": today.state_dict()}).stem.frames == 3
+    assert model_from_checkpoint({**ckpt, "model": today.state_dict(), **current}).stem.frames == STEM_FRAMES
+
+
+def test_a_checkpoint_from_before_a_changed_default_rebuilds_with_the_value_it_was_trained_with():
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 4, 16, 16)
+    old_stem = {"stem_frames": 3, "stem_downsample": "stride"}  # the defaults of the morning of 2026-12-02
+    for name, before in (("rcn_gru_s", {"activation": "tanh", **old_stem}), ("rcn_lstm_s", {"activation": "tanh", **old_stem}),
+                         ("rcn_rcl_s", old_stem), ("cnn_lstm_s", old_stem)):
+        old = get_model(name, num_classes=4, **before).eval()  # same weight names and shapes as today's
+        ckpt = {"model": old.state_dict(), "model_name": name, "num_classes": 4, "config": {"model": {"kwargs": {}}}}
+        with torch.no_grad():
+            torch.testing.assert_close(model_from_checkpoint(ckpt)(x), old(x))  # no version: the old defaults
+            same_shapes = get_model(name, num_classes=4, stem_frames=3).eval()  # today's but for the kernel length
+            same_shapes.load_state_dict(old.state_dict())
+            assert not torch.allclose(same_shapes(x), old(x))  # the weights fit, so the rebuild had to know
+            today = get_model(name, num_classes=4).eval()
+            current = {**ckpt, "model": today.state_dict(), "defaults_version": DEFAULTS_VERSION}
+            torch.testing.assert_close(model_from_checkpoint(current)(x), today(x))

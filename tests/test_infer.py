@@ -18,7 +18,7 @@ from torch import nn
 from videos import numbered_frames, write_bad_corpus
 
 from vidrcnn.data.transforms import MEAN, STD
-from vidrcnn.engine.checkpoint import save_checkpoint
+from vidrcnn.engine.checkpoint import DEFAULTS_VERSION, save_checkpoint
 from vidrcnn.errors import OutputError
 from vidrcnn.infer import (
     VideoPrediction,
@@ -226,7 +226,7 @@ def write_checkpoint(path: Path, model_name: str, *, favour: int | None = 1, num
     state = {
         "model": model.state_dict(), "optimizer": None, "scheduler": None, "scaler": None, "epoch": 3,
         "config": {"model": {"name": model_name}}, "model_name": model_name, "num_classes": len(CLASSES),
-        "classes": list(CLASSES), "best_top1": 0.0, "metrics": {},
+        "classes": list(CLASSES), "best_top1": 0.0, "metrics": {}, "defaults_version": DEFAULTS_VERSION,
         "preprocess": {"num_frames": num_frames, "stride": stride, "sampling": "dense", "size": size, "resize": size,
                        "mean": list(MEAN), "std": list(STD)},
     }

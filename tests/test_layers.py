@@ -76,6 +76,7 @@ def reference(cell: RecurrentCell, x: Tensor) -> Tensor:
             v = v + F.conv3d(xp[:, :, t:t + frames - 1], w, padding=(0, w.shape[-1] // 2, w.shape[-1] // 2))[:, :, 0]
         return gate_norm(cell.input_norm, k, v)
 
+    act = torch.relu if getattr(cell, "activation", "tanh") == "relu" else torch.tanh  # where the equations say tanh
     outs = []
     for t in range(x.shape[2]):
         xt = x[:, :, t]
@@ -83,12 +84,12 @@ def reference(cell: RecurrentCell, x: Tensor) -> Tensor:
             z = inp(xt, 0) + gate_norm(cell.state_conv_norm, 0, conv(h, cell.state_conv.weight))  # h: x(t-1)
             h = lrn(F.relu(z), n // 8 + 1)
         elif isinstance(cell, RNNCell):
-            h = torch.tanh(inp(xt, 0) + gate_norm(cell.state_conv_norm, 0, conv(h, cell.state_conv.weight)))
+            h = act(inp(xt, 0) + gate_norm(cell.state_conv_norm, 0, conv(h, cell.state_conv.weight)))
         elif isinstance(cell, GRUCell):
             uz, ur = cell.state_conv_zr.weight.split(n)
             z = torch.sigmoid(inp(xt, 0) + gate_norm(cell.state_norm_zr, 0, conv(h, uz)))
             r = torch.sigmoid(inp(xt, 1) + gate_norm(cell.state_norm_zr, 1, conv(h, ur)))
-            cand = torch.tanh(inp(xt, 2) + gate_norm(cell.state_norm_n, 0, conv(r * h, cell.state_conv_n.weight)))
+            cand = act(inp(xt, 2) + gate_norm(cell.state_norm_n, 0, conv(r * h, cell.state_conv_n.weight)))
             h = (1 - z) * h + z * cand
         elif isinstance(cell, MinGRUCell):
             z = torch.sigmoid(inp(xt, 0))
@@ -103,9 +104,9 @@ def reference(cell: RecurrentCell, x: Tensor) -> Tensor:
 
             i = torch.sigmoid(pre(0) + pw[0] * c)
             f = torch.sigmoid(pre(1) + pw[1] * c)
-            c = f * c + i * torch.tanh(pre(2))
+            c = f * c + i * act(pre(2))
             o = torch.sigmoid(pre(3) + pw[2] * c)
-            h = o * torch.tanh(c)
+            h = o * act(c)
         outs.append(h)
     return torch.stack(outs, dim=2)
 
@@ -135,7 +136,11 @@ NORM_CASES = [("rnn", {"preact_norm": "group"}), ("rcl", {"preact_norm": "layer"
               ("rnn", {"preact_norm": "batch", "input_frames": 2}),
               ("mingru", {"preact_norm": "batch", "input_frames": 2, "scan": "sequential"}),
               ("gru", {"preact_norm": "batch", "state_norm": None, "chrono": 8}),
-              ("lstm", {"preact_norm": "group", "state_norm": "layer"})]
+              ("lstm", {"preact_norm": "group", "state_norm": "layer"}),
+              # a ReLU where the equations have tanh (Li-GRU, IRNN)
+              ("gru", {"preact_norm": "batch", "state_norm": None, "activation": "relu"}),
+              ("rnn", {"preact_norm": "batch", "activation": "relu"}),
+              ("lstm", {"preact_norm": "batch", "activation": "relu", "peephole": True})]
 
 
 @pytest.mark.parametrize(("cell", "kw"), CELL_CASES + NORM_CASES)
@@ -279,3 +284,17 @@ def test_bad_preact_options_are_refused():
         ConvRecurrent(C_IN, HIDDEN, cell="gru", input_frames=0)
     with pytest.raises(ValueError, match="forward_static"):
         ConvRecurrent(C_IN, HIDDEN, cell="rcl", input_frames=2).forward_static(torch.randn(B, C_IN, H, W), 3)
+
+
+def test_activation_option_replaces_tanh_and_refuses_unknown_names():
+    torch.manual_seed(0)
+    x = torch.randn(B, C_IN, T, H, W)
+    for cell in ("rnn", "gru"):
+        out, _ = ConvRecurrent(C_IN, HIDDEN, cell=cell, activation="relu")(x)
+        assert out.min() >= 0  # ReLU candidates, mixed convexly (GRU) or directly (vanilla): never negative
+        out, _ = ConvRecurrent(C_IN, HIDDEN, cell=cell)(x)
+        assert out.min() < 0  # tanh: both signs
+    with pytest.raises(ValueError, match="activation must be one of"):
+        ConvRecurrent(C_IN, HIDDEN, cell="gru", activation="gelu")
+    with pytest.raises(TypeError):  # RCL has its ReLU by definition, minGRU its g: no option to give
+        ConvRecurrent(C_IN, HIDDEN, cell="rcl", activation="relu")

@@ -8,6 +8,7 @@ from torch import nn
 
 from vidrcnn.errors import CheckpointError, ConfigError
 from vidrcnn.models import RCN, get_model, list_models, register_model
+from vidrcnn.models.backbones import STEM_FRAMES
 
 K = 5  # classes
 ALL = list_models()
@@ -90,7 +91,12 @@ def _stream_name_kw():
                     ("rcn_mingru_s", {"input_frames": 3, "residual": True}),
                     # time in the stem's first layer: its past frames travel in the stream state
                     ("rcn_gru_s", {"stem_frames": 2}), ("rcn_lstm_s", {"stem_frames": 3, "head": "mean"}),
-                    ("rcn_rcl_s", {"stem_frames": 2, "stem_strides": (1, 2)}), ("cnn_lstm_s", {"stem_frames": 3})]
+                    ("rcn_rcl_s", {"stem_frames": 2, "stem_strides": (1, 2)}), ("cnn_lstm_s", {"stem_frames": 3}),
+                    # the stem's later layers at full resolution before a max pool; ReLU in place of tanh
+                    ("rcn_gru_s", {"stem_downsample": "pool", "activation": "relu"}),
+                    ("rcn_lstm_s", {"stem_downsample": "pool", "activation": "relu"}),
+                    ("rcn_rnn_s", {"stem_frames": 1, "stem_downsample": "pool", "activation": "relu"}),
+                    ("cnn_lstm_s", {"stem_downsample": "pool"})]
 
 
 @pytest.mark.parametrize(("name", "kw"), _stream_name_kw())
@@ -239,10 +245,35 @@ def test_stem_frames_compare_each_frame_with_its_predecessors_at_full_resolution
         build("rcn_gru_s", stem="resnet18", stem_frames=2)
 
 
+def test_stem_downsample_pool_convolves_at_full_resolution_then_max_pools():
+    torch.manual_seed(0)
+    strided = build("rcn_gru_s", stem_downsample="stride").eval()
+    pooled = build("rcn_gru_s", stem_downsample="pool").eval()
+    pooled.load_state_dict(strided.state_dict())  # the same parameters: only where the layer is evaluated differs
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        first = strided.stem.pool(torch.relu(strided.stem.bn(strided.stem.conv(
+            torch.cat([x[:, :, :1].expand(-1, -1, strided.stem.frames - 1, -1, -1), x], dim=2)))))  # (2, 16, 4, 16, 16)
+        conv, bn = strided.stem.rest.module[0][0], strided.stem.rest.module[0][1]
+        frames = first.transpose(1, 2).flatten(0, 1)
+        full = torch.relu(bn(nn.functional.conv2d(frames, conv.weight, padding=1)))  # stride 1: every position
+        expected = nn.functional.max_pool2d(full, 2).unflatten(0, (2, 4)).transpose(1, 2)
+        got, _ = pooled.stem(x)
+        assert got.shape == strided.stem(x)[0].shape == (2, 32, 4, 8, 8)  # the same grid as the strided stem
+        torch.testing.assert_close(got, expected)
+        assert not torch.allclose(got, strided.stem(x)[0])
+    per_frame = build("rcn_gru_s", stem_frames=1, stem_downsample="pool")  # the per-frame stem pools both layers
+    assert sum(isinstance(m, nn.MaxPool2d) for m in per_frame.stem.modules()) == 2
+    with pytest.raises(ConfigError, match="stem_downsample must be one of"):
+        build("rcn_gru_s", stem_downsample="avg")
+    with pytest.raises(ConfigError, match="small stem only"):
+        build("cnn_lstm_s", stem="resnet18", stem_downsample="pool")
+
+
 def test_cnn_lstm_takes_the_rcns_stem_by_default_and_the_per_frame_one_on_request():
     from vidrcnn.models.backbones import CausalStem
 
-    assert isinstance(build("cnn_lstm_s").stem, CausalStem) and build("cnn_lstm_s").stem.frames == 3
+    assert isinstance(build("cnn_lstm_s").stem, CausalStem) and build("cnn_lstm_s").stem.frames == STEM_FRAMES
     assert build("cnn_lstm_s", stem_frames=1).stem is None
     assert build("cnn_lstm_s", stem="resnet18").stem is None  # a pretrained 2-D stem sees one frame
     frame_avg = build("frame_avg_s")  # the order-blind control keeps seeing one frame at a time
@@ -294,7 +325,7 @@ def test_rcn_builders_default_to_input_batchnorm_and_residual_and_can_build_the_
     from vidrcnn.models.backbones import CausalStem
 
     model = build(name)
-    assert isinstance(model.stem, CausalStem) and model.stem.frames == 3  # a 3-frame first stem layer
+    assert isinstance(model.stem, CausalStem) and model.stem.frames == STEM_FRAMES == 5  # a 5-frame first stem layer
     assert isinstance(build(name, stem_frames=1).stem, PerFrame)
     assert isinstance(build(name, stem="resnet18").stem, PerFrame)  # a 2-D pretrained stem sees one frame
     for layer in model.layers:

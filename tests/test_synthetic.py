@@ -181,3 +181,4 @@ def test_a_folder_that_is_not_the_same_synthetic_dataset_is_never_written_into(t
     assert run_tool(tool.main, [str(tmp_path / "UCF101"), "--groups", "9"]) == 2  # as the command line: one line
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {real}: is not empty"), err
+

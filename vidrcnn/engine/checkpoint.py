@@ -32,6 +32,17 @@ EMA_KEYS = ("ema", "ema_updates", "weights")
 MODEL_KEYS = ("model", "model_name", "num_classes")
 WEIGHTS = ("ema", "raw")  # which weights of a checkpoint test and inference load: the EMA or the trained ones
 
+# Builder defaults that changed without changing the weights' names or shapes, so that a checkpoint cannot show
+# which it was trained with: (the DEFAULTS_VERSION that changed it, the model-name prefixes it applies to, the
+# option, its value before). fit() records the version it trained at ("defaults_version"); a checkpoint without
+# one predates them all. model_from_checkpoint rebuilds each older checkpoint with the values it was trained with.
+DEFAULT_CHANGES: tuple[tuple[int, tuple[str, ...], str, Any], ...] = (
+    (1, ("rcn_gru_", "rcn_rnn_", "rcn_lstm_"), "activation", "tanh"),  # 2026-12-02: ReLU (docs/rcn_training.md)
+    (1, ("rcn_", "cnn_lstm_"), "stem_downsample", "stride"),  # 2026-12-02: the stem's later layers pool
+    (1, ("rcn_", "cnn_lstm_"), "stem_frames", 3),  # 2026-12-02: 5 frames (a shape change: it would fail, not mislead)
+)
+DEFAULTS_VERSION = max(v for v, *_ in DEFAULT_CHANGES)
+
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically: a temporary file in the same folder, fsync, then ``os.replace``.
@@ -154,6 +165,10 @@ def model_from_checkpoint(ckpt: dict[str, Any], *, weights: str | None = None) -
                                         or name.startswith("cnn_lstm_") and not any(k.startswith("stem.") for k in state)):
         # Trained before the small stem's first layer saw 3 frames (2026-12-02): a per-frame stem.
         kwargs = {**kwargs, "stem_frames": 1}
+    version = ckpt.get("defaults_version", 0)
+    for changed_at, prefixes, key, before in DEFAULT_CHANGES:
+        if version < changed_at and name.startswith(prefixes) and key not in kwargs:
+            kwargs = {**kwargs, key: before}
     try:
         model = get_model(name, num_classes=num_classes, **kwargs)
     except ConfigError as exc:

@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from vidrcnn.engine import distributed
-from vidrcnn.engine.checkpoint import load_checkpoint, save_checkpoint, unwrap_state_dict
+from vidrcnn.engine.checkpoint import DEFAULTS_VERSION, load_checkpoint, save_checkpoint, unwrap_state_dict
 from vidrcnn.engine.config import Config, DataConfig, OptimConfig, config_to_dict, save_config
 from vidrcnn.engine.distributed import SINGLE, DistInfo, ShardSampler
 from vidrcnn.engine.logging import CURVES_FILE, METRICS_FILE, RunLog
@@ -481,6 +481,7 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
                               "warmup_steps": warmup_steps},
                 "scaler": scaler.state_dict(), "epoch": epoch, "config": config_to_dict(cfg),
                 "model_name": cfg.model.name, "num_classes": len(classes), "classes": classes,
+                "defaults_version": DEFAULTS_VERSION,  # which builder defaults the unnamed options took
                 "preprocess": preprocess_of(cfg.data, fps, video_frames), "best_top1": best_top1, "metrics": metrics,
                 "history": history, "rng": rng_state(), "world_size": info.world_size,
                 # what tools/test.py checks a test set against (relative to data.root: a moved dataset still matches)

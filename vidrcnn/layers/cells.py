@@ -26,6 +26,11 @@ Training options every cell shares, all off by default (the cells as they were; 
   starts out remembering over 1..T_max steps instead of halving every step.
 - ``input_frames=k``: the input term also sees the input's previous k - 1 frames (a causal 3-D kernel, E3D-LSTM's
   idea); the layer state then carries those frames (:class:`~vidrcnn.layers.conv_recurrent.ConvRecurrent`).
+- ``activation`` (vanilla, GRU, LSTM): the nonlinearity where the equations have ``tanh``, ``"tanh"`` or ``"relu"``
+  (the Li-GRU of Ravanelli et al. 2018: a ReLU candidate after a batch-normalised input; the IRNN's ReLU for the
+  vanilla cell, Le et al. 2015). A bounded odd activation is close to linear around zero, where the per-frame
+  normalisation puts its input; the ZoomIn/ZoomOut pair, which needs its motion features rectified before they
+  are pooled over space, was then not learned in the study's budget (docs/rcn_training.md, "Activation").
 """
 
 from __future__ import annotations
@@ -36,6 +41,14 @@ from torch import Tensor, nn
 
 State = Tensor | tuple[Tensor, ...]
 PREACT_NORMS = (None, "group", "layer", "batch")
+ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
+
+
+def get_activation(name: str):
+    """The function of an ``activation`` option (:data:`ACTIVATIONS`)."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]
 
 
 def make_preact_norm(kind: str | None, num_gates: int, channels: int) -> nn.Module:
@@ -152,6 +165,8 @@ class RecurrentCell(nn.Module):
 
     def extra_repr(self) -> str:
         extra = f", preact_norm={self.preact_norm!r}" if self.preact_norm else ""
+        if getattr(self, "activation", "tanh") != "tanh":
+            extra += f", activation={self.activation!r}"
         return f"{self.in_channels}, {self.hidden_channels}{extra}"
 
 
@@ -160,20 +175,22 @@ class RNNCell(RecurrentCell):
 
     With ``preact_norm``: ``h_t = tanh(N_x(W_x * x_t) + N_h(W_h * h_{t-1}))``; the state norm has a scale and no
     shift (the input norm's shift is the bias), so a zero state still contributes exactly nothing.
+    ``activation="relu"`` puts a ReLU where the equation has tanh.
     """
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
                  input_kernel_size: int | None = None, preact_norm: str | None = None, input_frames: int = 1,
-                 state_norm: str | None = "auto"):
+                 state_norm: str | None = "auto", activation: str = "tanh"):
         super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
                          preact_norm=preact_norm, input_frames=input_frames,
                          state_norm=state_norm)
+        self.activation, self.act = activation, get_activation(activation)
         self.state_conv = _same_conv(hidden_channels, hidden_channels, kernel_size, bias=False)
         self.state_conv_norm = self.make_state_norm(1)
 
     def step(self, xin_t: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
         # A zero state adds nothing: skip its convolution (as RCLCell does).
-        h = torch.tanh(xin_t if state is None else xin_t + self.state_conv_norm(self.state_conv(state)))
+        h = self.act(xin_t if state is None else xin_t + self.state_conv_norm(self.state_conv(state)))
         return h, h
 
 
@@ -224,7 +241,9 @@ class GRUCell(RecurrentCell):
     ``input_conv`` holds ``[W_z; W_r; W]`` (and the biases), ``state_conv_zr`` holds ``[U_z; U_r]``, ``state_conv_n``
     holds ``U``. With ``preact_norm`` each of the six terms is normalised on its own (``W_z * x_t`` becomes
     ``N(W_z * x_t)``, and so on); ``chrono=T_max`` starts the update gate's bias at ``-log U[1, T_max - 1]``, so
-    ``1 - z``, the share of the state kept, starts between 1/2 and ``1 - 1/T_max``.
+    ``1 - z``, the share of the state kept, starts between 1/2 and ``1 - 1/T_max``. ``activation="relu"``: the
+    candidate is ``n_t = ReLU(...)`` (Ravanelli et al.'s Li-GRU; the state is then a convex mix of non-negative
+    candidates, so it stays non-negative and no larger than the largest candidate so far).
     """
 
     num_gates = 3
@@ -232,10 +251,11 @@ class GRUCell(RecurrentCell):
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
                  input_kernel_size: int | None = None, preact_norm: str | None = None, chrono: int | None = None,
                  input_frames: int = 1,
-                 state_norm: str | None = "auto"):
+                 state_norm: str | None = "auto", activation: str = "tanh"):
         super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
                          preact_norm=preact_norm, input_frames=input_frames,
                          state_norm=state_norm)
+        self.activation, self.act = activation, get_activation(activation)
         self.state_conv_zr = _same_conv(hidden_channels, 2 * hidden_channels, kernel_size, bias=False)
         self.state_conv_n = _same_conv(hidden_channels, hidden_channels, kernel_size, bias=False)
         self.state_norm_zr, self.state_norm_n = self.make_state_norm(2), self.make_state_norm(1)
@@ -245,12 +265,12 @@ class GRUCell(RecurrentCell):
     def step(self, xin_t: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
         x_z, x_r, x_n = xin_t.chunk(3, dim=1)
         if state is None:  # zero state: both state convolutions give zeros, skip them
-            h = torch.sigmoid(x_z) * torch.tanh(x_n)
+            h = torch.sigmoid(x_z) * self.act(x_n)
             return h, h
         h_z, h_r = self.state_norm_zr(self.state_conv_zr(state)).chunk(2, dim=1)
         z = torch.sigmoid(x_z + h_z)
         r = torch.sigmoid(x_r + h_r)
-        n = torch.tanh(x_n + self.state_norm_n(self.state_conv_n(r * state)))
+        n = self.act(x_n + self.state_norm_n(self.state_conv_n(r * state)))
         h = torch.lerp(state, n, z)  # (1 - z) h + z n, one op
         return h, h
 
@@ -269,7 +289,8 @@ class LSTMCell(RecurrentCell):
     ``peephole_size=(H, W)`` full ``(C, H, W)`` weights as in Shi et al. (then the state must be that size).
     The forget-gate bias starts at 1 so early training keeps the cell state; ``chrono=T_max`` starts it at
     ``log U[1, T_max - 1]`` and the input gate's at minus that instead. ``preact_norm`` normalises the input and
-    the state terms of every gate separately; the cell state ``c`` is never normalised.
+    the state terms of every gate separately; the cell state ``c`` is never normalised. ``activation="relu"`` puts
+    a ReLU in place of both tanh (the candidate's and the output's).
     """
 
     num_gates = 4
@@ -278,10 +299,11 @@ class LSTMCell(RecurrentCell):
                  input_kernel_size: int | None = None, peephole: bool = False,
                  peephole_size: tuple[int, int] | None = None, preact_norm: str | None = None,
                  chrono: int | None = None, input_frames: int = 1,
-                 state_norm: str | None = "auto"):
+                 state_norm: str | None = "auto", activation: str = "tanh"):
         super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
                          preact_norm=preact_norm, input_frames=input_frames,
                          state_norm=state_norm)
+        self.activation, self.act = activation, get_activation(activation)
         self.state_conv = _same_conv(hidden_channels, 4 * hidden_channels, kernel_size, bias=False)
         self.state_conv_norm = self.make_state_norm(4)
         if chrono is None:
@@ -314,12 +336,12 @@ class LSTMCell(RecurrentCell):
             if c_prev is not None:
                 gi = gi + w_ci * c_prev
                 gf = gf + w_cf * c_prev
-        c = torch.sigmoid(gi) * torch.tanh(gc)
+        c = torch.sigmoid(gi) * self.act(gc)
         if c_prev is not None:
             c = torch.sigmoid(gf) * c_prev + c
         if self.peephole_weight is not None:
             go = go + w_co * c
-        h = torch.sigmoid(go) * torch.tanh(c)
+        h = torch.sigmoid(go) * self.act(c)
         return h, (h, c)
 
 

@@ -26,20 +26,35 @@ def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3, stri
     )
 
 
+STEM_DOWNSAMPLES = ("stride", "pool")
+
+
 def small_stem(widths: Sequence[int], strides: Sequence[int], *, in_channels: int = 3,
-               kernel_size: int = 3) -> tuple[nn.Sequential, int]:
-    """A stack of conv-BN-ReLU layers; returns ``(module, out_channels)``."""
-    layers, c = [], in_channels
+               kernel_size: int = 3, downsample: str = "stride") -> tuple[nn.Sequential, int]:
+    """A stack of conv-BN-ReLU layers; returns ``(module, out_channels)``. A layer with stride ``s > 1`` is a
+    strided convolution (``downsample="stride"``), or a convolution at its input's resolution followed by an
+    ``s`` x ``s`` max pool (``"pool"``, as C3D and VGG do: the layer's output is computed at every position before
+    the grid is coarsened, at ``s**2`` times the layer's FLOPs)."""
+    if downsample not in STEM_DOWNSAMPLES:
+        raise ValueError(f"stem_downsample must be one of {STEM_DOWNSAMPLES}, got {downsample!r}")
+    layers: list[nn.Module] = []
+    c = in_channels
     for w, s in zip(widths, strides, strict=True):
-        layers.append(conv_bn_relu(c, w, kernel_size, s))
+        if downsample == "pool" and s > 1:
+            layers.append(nn.Sequential(*conv_bn_relu(c, w, kernel_size, 1), nn.MaxPool2d(s)))
+        else:
+            layers.append(conv_bn_relu(c, w, kernel_size, s))
         c = w
     return nn.Sequential(*layers), c
 
 
-# Frames the small stem's first convolution sees by default in the causal models (rcn_*, cnn_lstm_*): a causal 3-frame
-# kernel at full resolution (CausalStem), chosen by the ablation of 2026-12-02 (docs/rcn_training.md). A pretrained
-# 2-D stem (resnet18) keeps seeing one frame; ``stem_frames=1`` gives the per-frame stem of before.
-STEM_FRAMES = 3
+# Frames the small stem's first convolution sees by default in the causal models (rcn_*, cnn_lstm_*): a causal 5-frame
+# kernel at full resolution (CausalStem), chosen by the ablations of 2026-12-02 (3 frames, then 5: docs/rcn_training.md).
+# A pretrained 2-D stem (resnet18) keeps seeing one frame; ``stem_frames=1`` gives the per-frame stem of before.
+STEM_FRAMES = 5
+# How the causal models' small stem coarsens the grid after its first layer (see small_stem): its later layers are
+# evaluated at every position, then max pooled, chosen by the ablation of 2026-12-02 (docs/rcn_training.md).
+STEM_DOWNSAMPLE = "pool"
 
 
 class CausalStem(nn.Module):
@@ -77,10 +92,12 @@ class CausalStem(nn.Module):
         return self.rest(y), xp[:, :, xp.shape[2] - (self.frames - 1):]
 
 
-def causal_small_stem(widths: Sequence[int], strides: Sequence[int], *, frames: int) -> tuple[CausalStem, int]:
+def causal_small_stem(widths: Sequence[int], strides: Sequence[int], *, frames: int,
+                      downsample: str = "stride") -> tuple[CausalStem, int]:
     """:class:`CausalStem` with the small stem's ``widths`` and ``strides``: the first stride becomes the max pool
-    after the full-resolution causal convolution; returns ``(module, out_channels)``."""
-    rest, c = small_stem(widths[1:], strides[1:], in_channels=widths[0])
+    after the full-resolution causal convolution, the others as ``downsample`` says (:func:`small_stem`); returns
+    ``(module, out_channels)``."""
+    rest, c = small_stem(widths[1:], strides[1:], in_channels=widths[0], downsample=downsample)
     return CausalStem(3, widths[0], rest, frames=frames, pool=strides[0]), c
 
 
@@ -138,11 +155,19 @@ def resnet18_stem(stage: int = 2, weights: str | os.PathLike | None = None) -> t
 
 def build_stem(kind: str, *, widths: Sequence[int], strides: Sequence[int], resnet_stage: int = 2,
                weights: str | os.PathLike | None = None, stem_strides: Sequence[int] | None = None,
-               frames: int | None = 1) -> tuple[nn.Module, int]:
+               frames: int | None = 1, downsample: str | None = "stride") -> tuple[nn.Module, int]:
     """``kind="small"``: :func:`small_stem` with ``widths`` and ``strides`` (or ``stem_strides``, the user's choice,
     checked), or with ``frames > 1`` :func:`causal_small_stem` (a :class:`CausalStem`, which maps whole clips, not
     frames); ``"resnet18"``: :func:`resnet18_stem`; ``"none"``: identity on RGB (3 channels).
-    ``frames=None``: the causal models' default, :data:`STEM_FRAMES` for the small stem and 1 for the others."""
+    ``frames=None``: the causal models' default, :data:`STEM_FRAMES` for the small stem and 1 for the others.
+    ``downsample``: how the small stem's strided layers coarsen the grid (:func:`small_stem`); ``None``: the
+    causal models' default, :data:`STEM_DOWNSAMPLE`."""
+    if downsample is None:
+        downsample = STEM_DOWNSAMPLE if kind == "small" else "stride"
+    if downsample not in STEM_DOWNSAMPLES:
+        raise ValueError(f"stem_downsample must be one of {STEM_DOWNSAMPLES}, got {downsample!r}")
+    if downsample != "stride" and kind != "small":
+        raise ValueError(f"stem_downsample applies to the small stem only, not stem={kind!r}")
     if frames is None:
         frames = STEM_FRAMES if kind == "small" else 1
     if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
@@ -160,7 +185,9 @@ def build_stem(kind: str, *, widths: Sequence[int], strides: Sequence[int], resn
     if kind == "small":
         if weights is not None:
             raise ValueError("the small stem has no pretrained weights; use stem='resnet18'")
-        return causal_small_stem(widths, strides, frames=frames) if frames > 1 else small_stem(widths, strides)
+        if frames > 1:
+            return causal_small_stem(widths, strides, frames=frames, downsample=downsample)
+        return small_stem(widths, strides, downsample=downsample)
     if kind == "resnet18":
         return resnet18_stem(resnet_stage, weights)
     if kind == "none":
@@ -178,14 +205,14 @@ FRAME_CNN_CONFIGS: dict[str, dict] = {
 
 def frame_cnn_parts(size: str, *, stem: str = "small", stem_weights: str | os.PathLike | None = None,
                     resnet_stage: int = 2, stem_strides: Sequence[int] | None = None,
-                    frames: int | None = 1) -> tuple[nn.Module, list[nn.Module], int]:
+                    frames: int | None = 1, downsample: str | None = "stride") -> tuple[nn.Module, list[nn.Module], int]:
     """The frame CNN in two parts: ``(stem, rest, C)``, ``rest`` the plain conv stages, global average pool and
     flatten that map the stem's output of one frame to a vector ``(N, C)``. Apart because a :class:`CausalStem`
     (``frames`` > 1, see :func:`build_stem`) maps whole clips and has to run before the per-frame ``rest``."""
     cfg = FRAME_CNN_CONFIGS[size]
     stem_module, c = build_stem(stem, widths=cfg["stem_widths"], strides=cfg["stem_strides"],
                                 resnet_stage=resnet_stage, weights=stem_weights, stem_strides=stem_strides,
-                                frames=frames)
+                                frames=frames, downsample=downsample)
     stages, c = conv_stages(c, cfg["widths"], convs_per_stage=cfg["convs_per_stage"])
     return stem_module, [stages, nn.AdaptiveAvgPool2d(1), nn.Flatten(1)], c
 

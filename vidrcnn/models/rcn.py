@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from vidrcnn.layers import ConvRecurrent, PerFrame, RecurrentCell, State
-from vidrcnn.models.backbones import STEM_FRAMES, CausalStem, build_stem
+from vidrcnn.models.backbones import STEM_DOWNSAMPLE, STEM_FRAMES, CausalStem, build_stem
 from vidrcnn.models.registry import register_model
 
 HEADS = ("last", "mean", "steps")
@@ -132,11 +132,13 @@ RCN_CONFIGS: dict[str, dict] = {
 
 def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_weights: str | os.PathLike | None,
          resnet_stage: int, channels: Sequence[int] | None, dropout: float, batch_input_conv: bool,
-         stem_strides: Sequence[int] | None, stem_frames: int | None, residual: bool, cell_kwargs: dict) -> RCN:
+         stem_strides: Sequence[int] | None, stem_frames: int | None, stem_downsample: str | None, residual: bool,
+         cell_kwargs: dict) -> RCN:
     cfg = RCN_CONFIGS[size]
     stem_module, stem_channels = build_stem(stem, widths=cfg["stem_widths"], strides=cfg["stem_strides"],
                                             resnet_stage=resnet_stage, weights=stem_weights,
-                                            stem_strides=stem_strides, frames=stem_frames)
+                                            stem_strides=stem_strides, frames=stem_frames,
+                                            downsample=stem_downsample)
     pool_after = cfg["pool_after"]
     if channels is None:
         # A cell without its own entry (e.g. one added later) gets the RNN's widths: two convolutions per step.
@@ -148,11 +150,14 @@ def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_w
                residual=residual, cell_kwargs=cell_kwargs)
 
 
-# The cell options every rcn_* builder passes unless told otherwise, chosen by the ablation (docs/ablation.md), with
-# the builders' ``residual=True``: BatchNorm on the input pre-activations (and, with it, no norm on the state's).
-# ``preact_norm=None, residual=False`` gives the models as they were before (the ablation's reference rows); the
-# cells' own defaults stay off (Liang & Hu's RCNN uses them).
-CELL_DEFAULTS: dict[str, dict] = {cell: {"preact_norm": "batch"} for cell in ("rnn", "rcl", "gru", "lstm", "mingru")}
+# The cell options every rcn_* builder passes unless told otherwise, chosen by the ablations (docs/ablation.md,
+# docs/ablation_act.md), with the builders' ``residual=True``: BatchNorm on the input pre-activations (and, with it,
+# no norm on the state's), and a ReLU where the vanilla, GRU and LSTM cells have tanh (IRNN, Li-GRU;
+# docs/rcn_training.md, "Activation"). ``preact_norm=None, residual=False, activation="tanh"`` gives the models as they
+# were before (the ablation's reference rows); the cells' own defaults stay off (Liang & Hu's RCNN uses them).
+RELU_CELLS = ("rnn", "gru", "lstm")
+CELL_DEFAULTS: dict[str, dict] = {cell: {"preact_norm": "batch", **({"activation": "relu"} if cell in RELU_CELLS else {})}
+                                  for cell in ("rnn", "rcl", "gru", "lstm", "mingru")}
 
 
 def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
@@ -160,12 +165,12 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
     def builder(*, num_classes: int = 101, head: str = "last", stem: str = "small",
                 stem_weights: str | os.PathLike | None = None, resnet_stage: int = 2,
                 channels: Sequence[int] | None = None, dropout: float = 0.0, batch_input_conv: bool = True,
-                stem_strides: Sequence[int] | None = None, stem_frames: int | None = None, residual: bool = True,
-                **cell_kwargs) -> RCN:
+                stem_strides: Sequence[int] | None = None, stem_frames: int | None = None,
+                stem_downsample: str | None = None, residual: bool = True, **cell_kwargs) -> RCN:
         return _rcn(cell, size, num_classes=num_classes, head=head, stem=stem, stem_weights=stem_weights,
                     resnet_stage=resnet_stage, channels=channels, dropout=dropout,
                     batch_input_conv=batch_input_conv, stem_strides=stem_strides, stem_frames=stem_frames,
-                    residual=residual,
+                    stem_downsample=stem_downsample, residual=residual,
                     cell_kwargs={**CELL_DEFAULTS.get(cell, {}), **cell_kwargs})
 
     builder.__name__ = builder.__qualname__ = f"rcn_{cell}_{size}"
@@ -175,7 +180,8 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
         "(truncated after ``resnet_stage``; ``stem_weights`` None, 'imagenet' or a local state_dict file); "
         f"``stem_strides`` replaces the small stem's {RCN_CONFIGS[size]['stem_strides']}; ``stem_frames=k > 1`` "
         "gives the small stem's first layer a causal k-frame kernel at full resolution (:class:`CausalStem`; "
-        f"default {STEM_FRAMES} with the small stem, 1 otherwise). "
+        f"default {STEM_FRAMES} with the small stem, 1 otherwise); ``stem_downsample``: 'stride' or 'pool', how the "
+        f"small stem's later layers coarsen the grid (default {STEM_DOWNSAMPLE!r}). "
         "Extra keyword arguments go to the cell (e.g. norm='bn' for rcl, peephole=True for lstm); the cell options "
         f"default to {CELL_DEFAULTS.get(cell, {})} (``preact_norm=None, residual=False, stem_frames=1``: the model "
         "before the ablations of 2026-12-01 and 2026-12-02).")
