@@ -1,6 +1,6 @@
 """The comparison study: train every family on the synthetic dataset over 3 seeds and write docs/results.md.
 
-    python tools/study.py                                   # what `make study` runs (about 30 minutes on 2 CPU cores)
+    python tools/study.py                                   # what `make study` runs (about 45 minutes on 2 CPU cores)
     python tools/study.py --models rcn_gru_s,frame_avg_s --seeds 0 --doc /tmp/results.md   # a subset
     python tools/study.py --ablation                        # the RCN design choices: docs/ablation.md
     python tools/study.py --ablation --sizes 32 --variants gru,gru+preact_norm=batch --seeds 0

@@ -30,7 +30,7 @@ Training options every cell shares, all off by default (the cells as they were; 
   (the Li-GRU of Ravanelli et al. 2018: a ReLU candidate after a batch-normalised input; the IRNN's ReLU for the
   vanilla cell, Le et al. 2015). A bounded odd activation is close to linear around zero, where the per-frame
   normalisation puts its input; the ZoomIn/ZoomOut pair, which needs its motion features rectified before they
-  are pooled over space, was then not learned in the study's budget (docs/rcn_training.md, "Activation").
+  are pooled over space, was then not learned in the study's budget (docs/rcn_training.md, "a rectifying activation").
 """
 
 from __future__ import annotations

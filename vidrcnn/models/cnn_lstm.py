@@ -67,8 +67,8 @@ def cnn_lstm_s(*, num_classes: int = 101, stem: str = "small", stem_weights: str
                resnet_stage: int = 2, dropout: float = 0.0, stem_strides: Sequence[int] | None = None,
                stem_frames: int | None = None, stem_downsample: str | None = None) -> CNNLSTM:
     """CNN+LSTM for <= 64x64 frames (frame CNN as ``frame_avg_s``, LSTM with 128 units). ``stem_frames``: frames the
-    small stem's first layer sees, a causal kernel at full resolution as in the RCNs (default: theirs, 3, since
-    2026-12-02; 1 gives the per-frame CNN of ``frame_avg_s``); ``stem_downsample``: how the small stem's later
+    small stem's first layer sees, a causal kernel at full resolution as in the RCNs (default: theirs,
+    :data:`~vidrcnn.models.backbones.STEM_FRAMES`; 1 gives the per-frame CNN of ``frame_avg_s``); ``stem_downsample``: how the small stem's later
     layers coarsen the grid, as in the RCNs (default theirs, :data:`~vidrcnn.models.backbones.STEM_DOWNSAMPLE`)."""
     return _cnn_lstm("s", 128, num_classes=num_classes, stem=stem, stem_weights=stem_weights,
                      resnet_stage=resnet_stage, dropout=dropout, stem_strides=stem_strides, stem_frames=stem_frames,

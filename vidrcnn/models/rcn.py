@@ -153,7 +153,7 @@ def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_w
 # The cell options every rcn_* builder passes unless told otherwise, chosen by the ablations (docs/ablation.md,
 # docs/ablation_act.md), with the builders' ``residual=True``: BatchNorm on the input pre-activations (and, with it,
 # no norm on the state's), and a ReLU where the vanilla, GRU and LSTM cells have tanh (IRNN, Li-GRU;
-# docs/rcn_training.md, "Activation"). ``preact_norm=None, residual=False, activation="tanh"`` gives the models as they
+# docs/rcn_training.md, "a rectifying activation"). ``preact_norm=None, residual=False, activation="tanh"`` gives the models as they
 # were before (the ablation's reference rows); the cells' own defaults stay off (Liang & Hu's RCNN uses them).
 RELU_CELLS = ("rnn", "gru", "lstm")
 CELL_DEFAULTS: dict[str, dict] = {cell: {"preact_norm": "batch", **({"activation": "relu"} if cell in RELU_CELLS else {})}
@@ -183,8 +183,9 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
         f"default {STEM_FRAMES} with the small stem, 1 otherwise); ``stem_downsample``: 'stride' or 'pool', how the "
         f"small stem's later layers coarsen the grid (default {STEM_DOWNSAMPLE!r}). "
         "Extra keyword arguments go to the cell (e.g. norm='bn' for rcl, peephole=True for lstm); the cell options "
-        f"default to {CELL_DEFAULTS.get(cell, {})} (``preact_norm=None, residual=False, stem_frames=1``: the model "
-        "before the ablations of 2026-12-01 and 2026-12-02).")
+        f"default to {CELL_DEFAULTS.get(cell, {})} (``preact_norm=None, residual=False, stem_frames=1, "
+        "stem_downsample='stride'``, and ``activation='tanh'`` for the cells that have it: the model before the "
+        "ablations of 2026-12-01 and 2026-12-02).")
     return builder
 
 
