@@ -34,6 +34,16 @@ def test_a_variant_switches_every_option_explicitly_and_merges_with_the_config_f
     assert len(labels) == len(set(labels))  # labels name the run folders: no two variants share one
 
 
+@pytest.mark.parametrize("cell", sorted(ablation.EVENING_DEFAULTS))
+def test_the_spelled_out_defaults_rebuild_the_default_model(cell):
+    # The leave-one-out rows compare against the builders' defaults: spelled out, they must build the same network.
+    full = ablation.Variant("d", f"rcn_{cell}_s", {**ablation.NEW_DEFAULTS, **ablation.EVENING_DEFAULTS[cell]})
+    assert repr(get_model(full.model, num_classes=11, **full.options())) == repr(get_model(full.model, num_classes=11))
+    one_off = {**full.kwargs, "stem_downsample": "stride"}
+    assert repr(get_model(full.model, num_classes=11, **{**full.options(), **one_off})) != repr(
+        get_model(full.model, num_classes=11))
+
+
 def _r(variant: str, model: str, seed: int, top1: float) -> dict:
     return {"variant": variant, "model": model, "options": variant, "seed": seed, "top1": top1,
             "by_kind": {"local": top1, "global": top1 / 2}, "train_top1": top1, "train_seconds": 10.0,

@@ -77,6 +77,13 @@ def _v(model: str, *, overrides: Sequence[str] = (), sizes: Sequence[int] = (32,
 # The rcn builders' defaults since 2026-12-01 (vidrcnn/models/rcn.py), spelled out.
 NEW_DEFAULTS: dict[str, Any] = {"preact_norm": "batch", "state_norm": None, "residual": True}
 
+# ... and since the evening of 2026-12-02 (vidrcnn/models/rcn.py: RELU_CELLS, STEM_FRAMES, STEM_DOWNSAMPLE).
+EVENING_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gru": {"stem_frames": 5, "activation": "relu", "stem_downsample": "pool"},
+    "lstm": {"stem_frames": 5, "activation": "relu", "stem_downsample": "pool"},
+    "mingru": {"stem_frames": 5, "stem_downsample": "pool"},  # no tanh to replace
+}
+
 # The choices, each alone on the ConvGRU, then combined with the normalisation that helps most. Frame size 32 is the
 # study's recipe; --sizes 64 checks that the ranking holds (each run there costs about four times as much).
 VARIANTS: tuple[Variant, ...] = (
@@ -120,8 +127,16 @@ VARIANTS: tuple[Variant, ...] = (
     # ... and, one seed each, what might let the zoom pair be learned in the budget: a longer first stem kernel, a
     # loss on every step (a gradient straight to every step's motion features), the tuned rate of 2026-12-01.
     *(_v("rcn_gru_s", **NEW_DEFAULTS, **kw, activation="relu", stem_downsample="pool", overrides=o, seeds=(0,))
-      for kw, o in (({"stem_frames": 5}, ()), ({"stem_frames": 3, "head": "steps"}, ()),
-                    ({"stem_frames": 3}, ("train.lr=1e-2",)))),
+      for kw, o in (({"stem_frames": 3, "head": "steps"}, ()), ({"stem_frames": 3}, ("train.lr=1e-2",)))),
+    # 2026-12-02 (evening) defaults, all seeds: the ConvGRU with each of the three new choices left out in turn (and
+    # the 3-frame stem without the pool above), and the gated cells at 64x64 against the 3-D CNN and the control there.
+    # The full default's row has the label that the seed-0 screen of that evening used.
+    *(_v("rcn_gru_s", **NEW_DEFAULTS, stem_frames=k, activation=act, stem_downsample=down,
+         sizes=(32, 64) if (k, act, down) == (5, "relu", "pool") else (32,))
+      for k, act, down in ((5, "relu", "pool"), (5, "tanh", "pool"), (5, "relu", "stride"))),
+    *(_v(f"rcn_{cell}_s", **NEW_DEFAULTS, **EVENING_DEFAULTS[cell], sizes=(64,))
+      for cell in ("mingru", "lstm")),
+    _v("frame_avg_s", sizes=(64,)),
 )
 
 
