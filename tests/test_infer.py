@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from checkpoints import write_checkpoint
 from toolrun import load_tool
 from torch import nn
 from videos import numbered_frames, write_bad_corpus
 
 from vidrcnn.data.transforms import MEAN, STD
-from vidrcnn.engine.checkpoint import DEFAULTS_VERSION, save_checkpoint
 from vidrcnn.errors import OutputError
 from vidrcnn.infer import (
     VideoPrediction,
@@ -210,31 +210,6 @@ def test_draw_label_marks_the_top_left_corner_only():
 # -- checkpoints, real files and the tool ----------------------------------------------------------------------------
 
 REPO = Path(__file__).resolve().parents[1]
-CLASSES = ["Archery", "Biking", "Diving"]
-
-
-def write_checkpoint(path: Path, model_name: str, *, favour: int | None = 1, num_frames: int = 4, stride: int = 2,
-                     size: int = 32, **changes) -> Path:
-    """A checkpoint as training writes it. ``favour``: zero the classifier and bias it to that class, so the
-    prediction is known whatever the input; None keeps the random weights."""
-    torch.manual_seed(0)
-    model = get_model(model_name, num_classes=len(CLASSES))
-    if favour is not None:
-        with torch.no_grad():
-            model.fc.weight.zero_()
-            model.fc.bias.copy_(torch.nn.functional.one_hot(torch.tensor(favour), len(CLASSES)) * 8.0)
-    state = {
-        "model": model.state_dict(), "optimizer": None, "scheduler": None, "scaler": None, "epoch": 3,
-        "config": {"model": {"name": model_name}}, "model_name": model_name, "num_classes": len(CLASSES),
-        "classes": list(CLASSES), "best_top1": 0.0, "metrics": {}, "defaults_version": DEFAULTS_VERSION,
-        "preprocess": {"num_frames": num_frames, "stride": stride, "sampling": "dense", "size": size, "resize": size,
-                       "mean": list(MEAN), "std": list(STD)},
-    }
-    state.update(changes)
-    save_checkpoint(path, state)
-    return path
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, sample_videos) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("infer")

@@ -27,7 +27,7 @@ class StreamState(NamedTuple):
 
     layers: list[State]  # one cell state per recurrent layer
     pooled_sum: Tensor | None  # (B, C) sum of the pooled features so far (the running mean of a "mean" head)
-    steps: int  # frames seen so far
+    steps: int | Tensor  # frames seen so far (a tensor in an exported streaming step)
     stem: Tensor | None = None  # a CausalStem's last input frames (stem_frames > 1), else None
 
 
@@ -110,7 +110,8 @@ class RCN(nn.Module):
             csum = pooled.cumsum(dim=1)
             if state.pooled_sum is not None:
                 csum = csum + state.pooled_sum.unsqueeze(1)
-            counts = torch.arange(state.steps + 1, state.steps + t + 1, device=x.device, dtype=pooled.dtype)
+            # ``steps`` is an int, or a tensor in an exported step (vidrcnn/export.py): the same sum either way.
+            counts = (state.steps + torch.arange(1, t + 1, device=x.device)).to(pooled.dtype)
             feats, pooled_sum = csum / counts.view(1, t, 1), csum[:, -1]
         else:
             feats, pooled_sum = pooled, None

@@ -1,0 +1,97 @@
+"""ONNX export: one streaming step with a flat state equals ``stream``, through onnxruntime too; tools/export.py."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from checkpoints import CLASSES, write_checkpoint
+from toolrun import load_tool
+
+from vidrcnn.export import TOLERANCE, OnnxStream, StreamStep, export_onnx, read_metadata, session_for, verify
+from vidrcnn.models import get_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+CAUSAL = [("rcn_gru_s", {}), ("rcn_lstm_s", {"head": "mean"}), ("cnn_lstm_s", {}), ("rcn_rnn_s", {"stem_frames": 1})]
+
+
+def _model(name: str, **kwargs):
+    torch.manual_seed(0)
+    model = get_model(name, num_classes=len(CLASSES), **kwargs).eval()
+    with torch.no_grad():  # weights far from init, so that a wrong state or a dropped term shows in the logits
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    return model
+
+
+@pytest.mark.parametrize("name,kwargs", CAUSAL, ids=[n + "".join(f"-{v}" for v in kw.values()) for n, kw in CAUSAL])
+def test_the_flat_streaming_step_from_zeros_equals_stream_on_the_whole_clip(name, kwargs):
+    model = _model(name, **kwargs)
+    step = StreamStep(model, frame_size=(32, 32))
+    clip = torch.randn(1, 3, 5, 32, 32)
+    with torch.no_grad():
+        expected, _ = model.stream(clip)
+        state, got = step.initial_state(), []
+        assert all(not s.any() for s in state) and "steps" in step.names  # an explicit initial state: all zeros
+        for t in range(clip.shape[2]):
+            logits, *state = step(clip[:, :, t:t + 1], *state)
+            got.append(logits)
+    torch.testing.assert_close(torch.cat(got, 1), expected, rtol=1e-5, atol=1e-5)  # frame by frame vs batched convs
+    assert int(state[step.names.index("steps")]) == clip.shape[2]
+
+
+@pytest.mark.parametrize("name,kwargs", [CAUSAL[0], CAUSAL[1], CAUSAL[2], ("frame_avg_s", {})],
+                         ids=["rcn_gru_s", "rcn_lstm_s-mean", "cnn_lstm_s", "frame_avg_s"])
+def test_onnxruntime_matches_pytorch_chunk_after_chunk(tmp_path, name, kwargs):
+    model = _model(name, **kwargs)
+    path = tmp_path / f"{name}.onnx"
+    meta = export_onnx(model, path, frame_size=(32, 32), num_frames=6, metadata={"model": name, "classes": CLASSES})
+    clips = [torch.randn(1, 3, 6, 32, 32) for _ in range(2)]
+    assert verify(path, model, clips) <= TOLERANCE
+    session = session_for(path)
+    assert read_metadata(session) == json.loads(json.dumps(meta)) and meta["classes"] == CLASSES
+    if meta["kind"] == "stream":
+        assert [i.name for i in session.get_inputs()] == ["frames", *(f"state.{s['name']}" for s in meta["state"])]
+        assert [o.name for o in session.get_outputs()] == ["logits", *(f"next_state.{s['name']}" for s in meta["state"])]
+        runner = OnnxStream(session, meta)  # the second clip after the first, without a reset: the state carries on
+        whole = torch.cat(clips, 2)
+        got = np.concatenate([runner.step(whole[:, :, t:t + 1].numpy()) for t in range(12)], axis=1)
+        with torch.no_grad():
+            np.testing.assert_allclose(got, model.stream(whole)[0].numpy(), rtol=0, atol=TOLERANCE)
+    else:
+        assert meta["kind"] == "clip"
+        batch = torch.randn(3, 3, 6, 32, 32)  # a batch other than the exported one: the batch is dynamic
+        with torch.no_grad():
+            np.testing.assert_allclose(session.run(None, {"clips": batch.numpy()})[0], model(batch).numpy(), atol=TOLERANCE)
+
+
+def test_verify_fails_when_the_weights_differ(tmp_path):
+    model = _model("rcn_gru_s")
+    export_onnx(model, tmp_path / "m.onnx", frame_size=(32, 32), num_frames=4, metadata={"model": "rcn_gru_s"})
+    other = get_model("rcn_gru_s", num_classes=len(CLASSES)).eval()
+    assert verify(tmp_path / "m.onnx", other, [torch.randn(1, 3, 4, 32, 32)]) > 1e-2
+
+
+def test_the_tool_writes_a_checked_file_and_never_replaces_one_unasked(tmp_path, sample_videos, capsys):
+    export = load_tool("export")
+    ckpt = write_checkpoint(tmp_path / "rcn.pt", "rcn_gru_s", favour=None)
+    out = tmp_path / "out" / "rcn.onnx"
+    video = sample_videos["bikes.mp4"]
+    assert export.run_tool(export.main, ["--checkpoint", str(ckpt), "--out", str(out), "--video", str(video)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and "on random input" in printed and f"on {video}" in printed
+    meta = read_metadata(session_for(out))
+    assert meta["model"] == "rcn_gru_s" and meta["classes"] == CLASSES and meta["preprocess"]["size"] == 32
+    assert [p.name for p in out.parent.iterdir()] == ["rcn.onnx"]  # no temporary file left behind
+    before = out.read_bytes()
+    assert export.run_tool(export.main, ["--checkpoint", str(ckpt), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {out}: already exists") and err.count("\n") == 1 and out.read_bytes() == before
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert export.run_tool(export.main, ["--checkpoint", str(bad), "--out", str(tmp_path / "x.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}: ") and err.count("\n") == 1 and not (tmp_path / "x.onnx").exists()
