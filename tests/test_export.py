@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 from checkpoints import CLASSES, write_checkpoint
-from toolrun import load_tool
+from toolrun import TOOLS, load_tool
 
-from vidrcnn.export import TOLERANCE, OnnxStream, StreamStep, export_onnx, read_metadata, session_for, verify
+from vidrcnn.deploy import OnnxModel, read_metadata, session_for
+from vidrcnn.export import TOLERANCE, StreamStep, export_onnx, verify
 from vidrcnn.models import get_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -56,11 +59,12 @@ def test_onnxruntime_matches_pytorch_chunk_after_chunk(tmp_path, name, kwargs):
     if meta["kind"] == "stream":
         assert [i.name for i in session.get_inputs()] == ["frames", *(f"state.{s['name']}" for s in meta["state"])]
         assert [o.name for o in session.get_outputs()] == ["logits", *(f"next_state.{s['name']}" for s in meta["state"])]
-        runner = OnnxStream(session, meta)  # the second clip after the first, without a reset: the state carries on
-        whole = torch.cat(clips, 2)
-        got = np.concatenate([runner.step(whole[:, :, t:t + 1].numpy()) for t in range(12)], axis=1)
+        runtime = OnnxModel(session, meta)  # the second clip after the first: the state carries on
+        first, state = runtime.stream(clips[0])
+        second, _ = runtime.stream(clips[1], state)
         with torch.no_grad():
-            np.testing.assert_allclose(got, model.stream(whole)[0].numpy(), rtol=0, atol=TOLERANCE)
+            torch.testing.assert_close(torch.cat([first, second], 1), model.stream(torch.cat(clips, 2))[0], rtol=0,
+                                       atol=TOLERANCE)
     else:
         assert meta["kind"] == "clip"
         batch = torch.randn(3, 3, 6, 32, 32)  # a batch other than the exported one: the batch is dynamic
@@ -95,3 +99,33 @@ def test_the_tool_writes_a_checked_file_and_never_replaces_one_unasked(tmp_path,
     assert export.run_tool(export.main, ["--checkpoint", str(bad), "--out", str(tmp_path / "x.onnx")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {bad}: ") and err.count("\n") == 1 and not (tmp_path / "x.onnx").exists()
+
+
+_INFER_ALONE = """import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("infer", sys.argv[1])
+tool = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tool)
+code = tool.main(sys.argv[2:])
+print(json.dumps({"code": code, "model code imported": any(m.startswith("vidrcnn.models") for m in sys.modules)}),
+      file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("name", ["rcn_gru_s", "frame_avg_s"])
+def test_infer_on_onnx_agrees_with_the_checkpoint_without_the_model_code(tmp_path, sample_videos, capsys, name):
+    ckpt = write_checkpoint(tmp_path / f"{name}.pt", name, favour=None)
+    onnx = tmp_path / f"{name}.onnx"
+    export = load_tool("export")
+    assert export.run_tool(export.main, ["--checkpoint", str(ckpt), "--out", str(onnx)]) == 0
+    capsys.readouterr()
+    video = str(sample_videos["bikes.mp4"])
+    infer = load_tool("infer")
+    assert infer.run_tool(infer.main, [video, "--checkpoint", str(ckpt), "--json", "--topk", "3"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    run = subprocess.run([sys.executable, "-c", _INFER_ALONE, str(TOOLS / "infer.py"), video, "--onnx", str(onnx),
+                          "--json", "--topk", "3"], capture_output=True, text=True, timeout=300, check=False)
+    assert json.loads(run.stderr.strip().splitlines()[-1]) == {"code": 0, "model code imported": False}, run.stderr
+    got = json.loads(run.stdout)
+    assert [t["label"] for t in got["topk"]] == [t["label"] for t in expected["topk"]]
+    assert [t["score"] for t in got["topk"]] == pytest.approx([t["score"] for t in expected["topk"]], abs=1e-5)
+    assert [s["label"] for s in got["segments"]] == [s["label"] for s in expected["segments"]]

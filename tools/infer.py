@@ -1,6 +1,7 @@
 """Classify one video of any length with a trained checkpoint: top-K labels and a timeline of predictions.
 
     python tools/infer.py VIDEO --checkpoint CKPT [--topk K] [--json] [--out-video OUT.mp4 [--overwrite]]
+    python tools/infer.py VIDEO --onnx MODEL.onnx ...   # a model of tools/export.py, on onnxruntime
 
 Causal models stream frame by frame with carried state; others run sliding windows (see vidrcnn/infer.py for how
 the video-level top-K is formed). ``--json`` prints exactly one JSON object on stdout; progress goes to stderr.
@@ -9,6 +10,7 @@ the video-level top-K is formed). ``--json`` prints exactly one JSON object on s
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -19,7 +21,10 @@ from vidrcnn.cli import run_tool
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("video", help="video file to classify")
-    parser.add_argument("--checkpoint", required=True, help="checkpoint written by tools/train.py")
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", help="checkpoint written by tools/train.py")
+    model.add_argument("--onnx", help="a model written by tools/export.py, run with onnxruntime on the CPU "
+                       "(needs pip install -e '.[deploy]')")
     parser.add_argument("--topk", type=int, default=5, help="labels to print (default 5)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
     parser.add_argument("--out-video", help="write the video with the current label drawn on each frame "
@@ -37,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.topk < 1 or args.chunk_size < 1 or args.batch_size < 1:
         parser.error("--topk, --chunk-size and --batch-size must be >= 1")
+    if args.onnx and (args.weights or args.device not in ("auto", "cpu")):
+        parser.error("--onnx runs the exported weights on the CPU: no --weights, no --device cuda")
+    if args.onnx and importlib.util.find_spec("onnxruntime") is None:
+        parser.error("--onnx needs onnxruntime: pip install -e '.[deploy]'")
 
     # Imported here so that --help and argument errors answer without loading torch.
     from vidrcnn.infer import OUTPUT_CODECS, format_topk, load_predictor, predict_video, render_video
@@ -53,7 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.out_video:
         # and an output that cannot or must not be written (the input itself, an existing file) before any work
         check_output_file(args.out_video, overwrite=args.overwrite, inputs=[args.video])
-    predictor = load_predictor(args.checkpoint, device=args.device, weights=args.weights)
+    if args.onnx:
+        from vidrcnn.deploy import load_onnx_predictor
+
+        predictor = load_onnx_predictor(args.onnx)
+    else:
+        predictor = load_predictor(args.checkpoint, device=args.device, weights=args.weights)
     if args.window_step is not None and not 1 <= args.window_step <= predictor.num_frames:
         parser.error(f"--window-step must be in [1, {predictor.num_frames}] for this model")
     prediction = predict_video(predictor, args.video, chunk_size=args.chunk_size, window_step=args.window_step,

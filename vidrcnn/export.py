@@ -25,17 +25,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_flatten_with_path, tree_unflatten
 
+from vidrcnn.deploy import METADATA_KEY, STATE_IN, STATE_OUT, OnnxModel, read_metadata, session_for
 from vidrcnn.errors import VidrcnnError
 from vidrcnn.models.cnn_lstm import CNNLSTM
 from vidrcnn.models.rcn import RCN, StreamState
 
-METADATA_KEY = "vidrcnn"
-STATE_IN, STATE_OUT = "state.", "next_state."
 TOLERANCE = 1e-4  # max abs difference of the fp32 logits between onnxruntime and PyTorch
 
 
@@ -145,72 +143,27 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, frame_size: tuple[
     return meta
 
 
-def read_metadata(session) -> dict[str, Any]:
-    """The ``vidrcnn`` metadata of an onnxruntime session's model."""
-    raw = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-    if raw is None:
-        raise ExportError("the ONNX model carries no vidrcnn metadata (not written by tools/export.py)")
-    return json.loads(raw)
-
-
-class OnnxStream:
-    """Run an exported streaming step frame by frame with onnxruntime, carrying the state (no model code)."""
-
-    def __init__(self, session, meta: Mapping[str, Any]):
-        self.session = session
-        self.names = [s["name"] for s in meta["state"]]
-        self._init = {s["name"]: np.zeros(s["shape"], dtype=np.dtype(s["dtype"])) for s in meta["state"]}
-        self.reset()
-
-    def reset(self) -> None:
-        self.state = dict(self._init)
-
-    def step(self, frames: np.ndarray) -> np.ndarray:
-        """``frames`` ``(1, 3, 1, H, W)`` float32 -> logits ``(1, 1, K)``."""
-        feeds = {"frames": frames, **{STATE_IN + n: v for n, v in self.state.items()}}
-        logits, *new = self.session.run(None, feeds)
-        self.state = dict(zip(self.names, new, strict=True))
-        return logits
-
-
-def session_for(path: str | os.PathLike, *, threads: int | None = None):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    return ort.InferenceSession(os.fspath(path), opts, providers=["CPUExecutionProvider"])
-
-
 def verify(path: str | os.PathLike, model: nn.Module, inputs: Sequence[Tensor]) -> float:
     """Max abs difference of the logits between onnxruntime and PyTorch on every clip of ``inputs`` (each
-    ``(1, 3, T, H, W)``): chunk after chunk for a stream, whole clips (as a batch, when more than one) otherwise."""
+    ``(1, 3, T, H, W)``): frame after frame for a stream, whole clips (as a batch, when more than one) otherwise."""
     session = session_for(path)
-    meta = read_metadata(session)
+    runtime = OnnxModel(session, read_metadata(session))
     worst = 0.0
     model = model.eval()
     with torch.no_grad():
-        if meta["kind"] == "stream":
-            runner = OnnxStream(session, meta)
+        if runtime.is_causal:
             for clip in inputs:
-                expected, _ = model.stream(clip)  # (1, T, K)
-                runner.reset()
-                got = np.concatenate([runner.step(clip[:, :, t:t + 1].numpy()) for t in range(clip.shape[2])], axis=1)
-                worst = max(worst, float(np.abs(got - expected.numpy()).max()))
+                worst = max(worst, float((runtime.stream(clip)[0] - model.stream(clip)[0]).abs().max()))
         else:
             batch = torch.cat(list(inputs))
-            got = session.run(None, {"clips": batch.numpy()})[0]
-            worst = float(np.abs(got - model(batch).numpy()).max())
+            worst = float((runtime(batch) - model(batch)).abs().max())
     return worst
 
 
 __all__ = [
     "TOLERANCE",
     "ExportError",
-    "OnnxStream",
     "StreamStep",
     "export_onnx",
-    "read_metadata",
-    "session_for",
     "verify",
 ]
