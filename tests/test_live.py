@@ -1,0 +1,135 @@
+"""Live sources in tools/infer.py: a stream piped on stdin is predicted frame by frame as a file is, frames are
+dropped when the model falls behind, Ctrl-C ends with a summary, and memory does not grow with the stream."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from checkpoints import write_checkpoint
+from toolrun import TOOLS
+
+from vidrcnn.infer import load_predictor, predict_video
+from vidrcnn.live import LiveStats, is_live, predict_live
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# Writes SECONDS of a moving pattern at 25 fps as MPEG-TS on stdout, in real time when REALTIME is 1 (as a camera).
+_STREAM = """import sys, time, av, numpy as np
+seconds, realtime = float(sys.argv[1]), sys.argv[2] == "1"
+out = av.open(sys.stdout.buffer, mode="w", format="mpegts")
+s = out.add_stream("mpeg2video", rate=25)
+s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+yy, xx = np.mgrid[0:48, 0:64]
+start = time.perf_counter()
+for i in range(int(seconds * 25)):
+    img = np.stack([(xx * 4 + i * 3) % 256, (yy * 5 + i * 2) % 256, np.full_like(xx, (i * 7) % 256)], -1)
+    for p in s.encode(av.VideoFrame.from_ndarray(img.astype(np.uint8), format="rgb24")):
+        out.mux(p)
+    sys.stdout.flush()
+    if realtime:
+        time.sleep(max(0.0, start + (i + 1) / 25 - time.perf_counter()))
+for p in s.encode():
+    out.mux(p)
+out.close()
+"""
+
+
+def _stream(seconds: float, *, realtime: bool = False) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", _STREAM, str(seconds), "1" if realtime else "0"],
+                            stdout=subprocess.PIPE)
+
+
+def _infer(args, stdin) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(TOOLS / "infer.py"), *args], stdin=stdin, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    return write_checkpoint(tmp_path_factory.mktemp("live") / "rcn.pt", "rcn_gru_s", favour=None, num_frames=4)
+
+
+def test_live_sources_are_told_from_files():
+    assert all(is_live(s) for s in ("-", "/dev/video0", "rtsp://cam/1", "HTTP://host/x.ts", "udp://0.0.0.0:1234"))
+    assert not any(is_live(s) for s in ("video.mp4", "./-", "/data/rtsp.mp4"))
+
+
+def test_a_piped_stream_is_predicted_as_the_same_bytes_in_a_file(ckpt, tmp_path):
+    data = _stream(10).communicate()[0]
+    (tmp_path / "stream.ts").write_bytes(data)
+    # --max-lag: a pipe from memory is faster than real time, but a loaded machine must not drop frames here
+    run = subprocess.run([sys.executable, str(TOOLS / "infer.py"), "-", "--checkpoint", str(ckpt), "--jsonl",
+                          "--topk", "3", "--max-lag", "1e9"], input=data, capture_output=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr.decode()
+    lines = [json.loads(line) for line in run.stdout.decode().splitlines()]
+    predictions, summary = lines[:-1], lines[-1]
+    assert [p["event"] for p in predictions] == ["prediction"] * 10 and summary["event"] == "summary"
+    assert [p["t"] for p in predictions] == pytest.approx(list(range(10)), abs=0.05)  # one a second of stream
+    assert summary["frames_decoded"] == 250 and summary["frames_fed"] == 125 and summary["frames_dropped"] == 0
+    stderr = run.stderr.decode()
+    assert "250 frames decoded, 125 fed, 0 dropped" in stderr and "Traceback" not in stderr
+    # The same frames fed to the same model: the file's video-level top-k (its per-frame stream, stride 2).
+    expected = predict_video(load_predictor(ckpt), tmp_path / "stream.ts").to_dict(3)["topk"]
+    assert [t["label"] for t in summary["topk"]] == [t["label"] for t in expected]
+    assert [t["score"] for t in summary["topk"]] == pytest.approx([t["score"] for t in expected], abs=1e-5)
+
+
+def test_frames_are_dropped_when_the_model_cannot_keep_up(ckpt):
+    predictor = load_predictor(ckpt)
+    ticks = iter(np.arange(0, 1e4, 0.05))  # every clock reading 50 ms later: a step costs about 100 ms of wall time
+    frames = ((i / 25, np.zeros((48, 64, 3), np.uint8)) for i in range(250))
+    stats = LiveStats(predictor.classes, warmup=3)
+    reports = list(predict_live(predictor, frames, stats, every_s=1.0, max_lag_s=0.5, clock=lambda: next(ticks)))
+    assert stats.decoded == 250 and stats.dropped > 0 and stats.fed + stats.dropped == 125  # every other frame
+    assert stats.max_lag_s <= 0.5  # a frame is fed only while the lag is under the bound
+    assert reports and reports[-1]["dropped"] <= stats.dropped and all(r["model_ms"] > 0 for r in reports)
+
+
+def test_ctrl_c_ends_a_live_stream_with_a_summary(ckpt):
+    source = _stream(60, realtime=True)
+    proc = _infer(["-", "--checkpoint", str(ckpt), "--every", "0.5"], source.stdout)
+    source.stdout.close()
+    try:
+        first = proc.stdout.readline()  # a prediction: the stream is being predicted as it comes
+        assert " s  " in first and "ms/frame" in first
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        source.kill()
+        proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in err
+    assert "interrupted" in err and "frames decoded" in err and "top-5 over the stream" in err
+
+
+def _summary(seconds: float, ckpt: Path) -> dict:
+    source = _stream(seconds)
+    proc = _infer(["-", "--checkpoint", str(ckpt), "--every", "10", "--jsonl", "--max-lag", "1e9"], source.stdout)
+    source.stdout.close()
+    out, err = proc.communicate(timeout=600)
+    source.wait()
+    assert proc.returncode == 0, err
+    return json.loads(out.splitlines()[-1])
+
+
+def test_memory_does_not_grow_with_the_length_of_the_stream(ckpt):
+    short, long = _summary(15, ckpt), _summary(150, ckpt)  # ten times as long: 3,750 frames
+    assert short["frames_decoded"] == 375 and long["frames_decoded"] == 3750 and long["frames_dropped"] == 0
+    assert long["peak_rss_mb"] - short["peak_rss_mb"] < 16, (short["peak_rss_mb"], long["peak_rss_mb"])
+
+
+@pytest.mark.parametrize("source,stdin,named", [("rtsp://127.0.0.1:1/none", b"", "rtsp://127.0.0.1:1/none"),
+                                                ("-", b"not a video stream at all" * 100, "stdin")],
+                         ids=["unreachable url", "garbage on stdin"])
+def test_a_bad_live_source_is_one_error_line_naming_it(ckpt, source, stdin, named):
+    run = subprocess.run([sys.executable, str(TOOLS / "infer.py"), source, "--checkpoint", str(ckpt)], input=stdin,
+                         capture_output=True, timeout=120, check=False)
+    err = run.stderr.decode()
+    assert run.returncode == 2 and err.startswith(f"error: {named}: ") and err.count("\n") == 1, err

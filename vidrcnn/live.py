@@ -1,0 +1,163 @@
+"""Live sources for ``tools/infer.py``: a camera, a network stream or a pipe, predicted frame by frame.
+
+A source is live (:func:`is_live`) when it is ``-`` (a stream piped on stdin, e.g. ``ffmpeg ... -f mpegts -``), a
+camera device (``/dev/video0``, PyAV's v4l2 input) or a URL PyAV opens (``rtsp://``, ``http://``, ``udp://``, ...).
+Its frames are decoded as they arrive and resampled by their timestamps to the model's spacing (``stride`` frames
+of the training frame rate, 25 fps when the checkpoint does not record it); each kept frame is one step of the
+causal model's ``stream`` with carried state, so the cost per frame and the memory stay the same however long the
+stream runs (nothing is kept per frame: the video-level scores are a running mean, as in vidrcnn/infer.py).
+
+Latency: *model* is the time of one step; *lag* is how far the prediction is behind the source, the wall-clock time
+since the first frame minus the stream time since it. When the lag exceeds ``max_lag_s`` the model cannot keep up:
+frames are dropped (counted) instead of falling further behind, until the lag is back under the bound. A pipe fed
+faster than real time (a file through ffmpeg without ``-re``) has a negative lag and loses nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from vidrcnn.errors import VideoDecodeError
+
+if TYPE_CHECKING:  # torch is imported where it runs: tools/infer.py answers argument errors without it
+    import numpy as np
+    import torch
+
+URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://", "rtp://")
+
+
+def is_live(source: str) -> bool:
+    return source == "-" or source.startswith("/dev/video") or source.lower().startswith(URL_SCHEMES)
+
+
+def open_live(source: str, *, timeout_s: float = 10.0):
+    """``av.open`` on a live source, every failure a :class:`VideoDecodeError` naming it."""
+    import av
+
+    from vidrcnn.io.pyav import _AV_ERRORS, describe
+
+    try:
+        if source == "-":
+            return av.open(sys.stdin.buffer, mode="r")
+        if source.startswith("/dev/video"):
+            return av.open(source, mode="r", format="v4l2")
+        return av.open(source, mode="r", timeout=timeout_s)
+    except _AV_ERRORS as exc:
+        raise VideoDecodeError("stdin" if source == "-" else source, f"cannot open the live source ({describe(exc)})"
+                               ) from None
+
+
+def live_frames(container, source: str) -> Iterator[tuple[float, np.ndarray]]:
+    """``(time in seconds, RGB frame (H, W, 3) uint8)`` of the first video stream, as they are decoded."""
+    from vidrcnn.io.pyav import _AV_ERRORS, describe
+
+    if not container.streams.video:
+        raise VideoDecodeError("stdin" if source == "-" else source, "no video stream")
+    stream = container.streams.video[0]
+    rate = float(stream.average_rate or 25)
+    try:
+        for i, frame in enumerate(container.decode(stream)):
+            t = frame.time if frame.time is not None else i / rate
+            yield float(t), frame.to_ndarray(format="rgb24")
+    except _AV_ERRORS as exc:  # a stream that breaks off ends the predictions; the summary still comes
+        print(f"warning: {'stdin' if source == '-' else source}: the stream broke off ({describe(exc)})",
+              file=sys.stderr)
+
+
+@dataclass
+class LiveStats:
+    """What a live run has seen so far; :meth:`summary` is the dict printed at the end."""
+
+    classes: list[str]
+    warmup: int
+    decoded: int = 0
+    fed: int = 0
+    dropped: int = 0
+    model_s: float = 0.0
+    max_lag_s: float = -math.inf
+    first_t: float | None = None
+    last_t: float = 0.0
+    probs_sum: torch.Tensor | None = None
+    probs_count: int = 0
+    last_probs: torch.Tensor | None = field(default=None, repr=False)
+
+    def add(self, probs: torch.Tensor) -> None:
+        if self.fed > self.warmup:  # a step with at least a training clip's context (vidrcnn/infer.py)
+            self.probs_sum = probs.double() if self.probs_sum is None else self.probs_sum + probs.double()
+            self.probs_count += 1
+        self.last_probs = probs
+
+    def topk(self, k: int) -> list[dict[str, Any]]:
+        probs = (self.probs_sum / self.probs_count).float() if self.probs_count else self.last_probs
+        if probs is None:
+            return []
+        values, indices = probs.topk(min(k, probs.numel()))
+        return [{"label": self.classes[i], "score": round(float(v), 6)} for v, i in zip(values, indices.tolist())]
+
+    def summary(self, k: int) -> dict[str, Any]:
+        return {"frames_decoded": self.decoded, "frames_fed": self.fed, "frames_dropped": self.dropped,
+                "stream_s": round(self.last_t - (self.first_t or 0.0), 3),
+                "model_ms_per_frame": round(1e3 * self.model_s / self.fed, 3) if self.fed else None,
+                "max_lag_s": round(self.max_lag_s, 3) if self.fed else None, "peak_rss_mb": _peak_rss_mb(),
+                "topk": self.topk(k)}
+
+
+def _peak_rss_mb() -> float:
+    """The process's peak resident set so far (Linux reports kilobytes)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def predict_live(predictor, frames: Iterable[tuple[float, np.ndarray]], stats: LiveStats, *, every_s: float = 1.0,
+                 max_lag_s: float = 1.0, clock: Callable[[], float] = time.perf_counter) -> Iterator[dict[str, Any]]:
+    """Feed ``frames`` to the causal ``predictor`` at its spacing; yield a report every ``every_s`` of stream time:
+    ``t`` (stream seconds), the current ``label`` and ``score`` (the last step's top-1), ``model_ms`` (mean step time
+    since the last report), ``lag_s`` and the ``dropped`` count so far. ``stats`` is updated as frames come."""
+    import torch
+
+    interval = max(1, predictor.stride) / (predictor.train_fps or 25.0)
+    state = None
+    next_t = next_report = None
+    wall0 = 0.0
+    window_s, window_n = 0.0, 0
+    with torch.inference_mode():
+        for t, rgb in frames:
+            stats.decoded += 1
+            if stats.first_t is None:
+                stats.first_t, wall0, next_t, next_report = t, clock(), t, t
+            stats.last_t = t
+            if t + 1e-6 < next_t:
+                continue  # between two model frames
+            while next_t <= t + 1e-6:
+                next_t += interval
+            lag = (clock() - wall0) - (t - stats.first_t)
+            if lag > max_lag_s:
+                stats.dropped += 1
+                continue
+            start = clock()
+            x = predictor.transform(torch.from_numpy(rgb)[None])[None].to(predictor.device)  # (1, C, 1, H, W)
+            logits, state = predictor.model.stream(x, state)
+            probs = logits[0, -1].float().softmax(-1).cpu()
+            spent = clock() - start
+            stats.model_s += spent
+            window_s, window_n = window_s + spent, window_n + 1
+            stats.fed += 1
+            stats.max_lag_s = max(stats.max_lag_s, lag)
+            stats.add(probs)
+            if t + 1e-6 >= next_report:
+                score, index = probs.max(0)
+                yield {"t": round(t - stats.first_t, 3), "label": stats.classes[int(index)],
+                       "score": round(float(score), 4), "model_ms": round(1e3 * window_s / window_n, 3),
+                       "lag_s": round(lag, 3), "dropped": stats.dropped}
+                window_s, window_n = 0.0, 0
+                while next_report <= t + 1e-6:
+                    next_report += every_s
+
+
+__all__ = ["LiveStats", "is_live", "live_frames", "open_live", "predict_live"]
