@@ -310,7 +310,8 @@ def ablate(out_dir: Path, doc: Path, *, sizes: Sequence[int], variants: Sequence
             make_synthetic(data[size], size=size)
     start = time.perf_counter()
     run_ablation(data, out_dir, variants=variants, seeds=seeds)
-    write_report(collect(out_dir, [*VARIANTS, *(v for v in variants if v not in VARIANTS)]), doc, command=command)
+    # The variants asked for first (a model's first row is the reference its findings compare with), then the rest.
+    write_report(collect(out_dir, [*variants, *(v for v in VARIANTS if v not in variants)]), doc, command=command)
     log.info("wrote %s; runs in %s (%.0f s)", doc, out_dir, time.perf_counter() - start)
     return doc
 
