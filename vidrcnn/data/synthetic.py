@@ -45,6 +45,7 @@ from vidrcnn.outputs import check_output_dir
 
 SEGMENTS = 16  # the clip length the recommended sampling uses: 16 TSN segments over the whole video
 SPLIT_DIR = "ucfTrainTestlist"
+FORMATS = ("ucf101", "hmdb51")  # the split files written beside the class folders
 # MPEG-4 Part 2 with a bit rate so high that the encoder sits at its finest quantiser: measured at 64x64, the decoded
 # clips are within ~1 dB PSNR of a lossless 4:2:0 encoding (FFV1), i.e. only chroma subsampling costs anything.
 # One encoder thread: 4x faster for such small frames (no thread start-up per file), and deterministic output.
@@ -325,6 +326,15 @@ def _write_lists(out: Path, names: list[str], files: dict[str, list[tuple[int, s
         (lists / f"testlist{k:02d}.txt").write_bytes("".join(test).encode())
 
 
+def _write_hmdb51_splits(out: Path, names: list[str], files: dict[str, list[tuple[int, str]]]) -> None:
+    """HMDB51's split files in place of UCF101's lists: split k tests on the groups UCF101's split k tests on."""
+    from vidrcnn.data.hmdb51 import SPLIT_FOLDER, write_split_files
+
+    marks = {name: [[(rel.rpartition("/")[2], 2 if 7 * (k - 1) < group <= 7 * k else 1) for group, rel in files[name]]
+                    for k in (1, 2, 3)] for name in names}
+    write_split_files(out / SPLIT_FOLDER, marks)
+
+
 def _generated_by(folder: Path, generator: dict) -> bool:
     """Whether ``folder`` holds a synthetic dataset made with exactly these generator arguments."""
     try:
@@ -344,6 +354,7 @@ def make_synthetic(
     fps: float = 25,
     seed: int = 0,
     overwrite: bool = False,
+    format: str = "ucf101",
 ) -> Path:
     """Write the dataset (see the module doc) into ``out_dir`` and return it as a Path.
 
@@ -356,8 +367,10 @@ def make_synthetic(
     :class:`~vidrcnn.errors.OutputError` otherwise, before anything is written.
     """
     _check_args(num_groups, clips_per_group, num_frames, size, fps)
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     generator = {"seed": seed, "groups": num_groups, "clips_per_group": clips_per_group, "frames": num_frames,
-                 "size": size, "fps": fps}
+                 "size": size, "fps": fps, **({"format": format} if format != "ucf101" else {})}
     out = check_output_dir(out_dir, overwrite=overwrite, replaceable=lambda d: _generated_by(d, generator),
                            what="a synthetic dataset made with the same arguments")
     out.mkdir(parents=True, exist_ok=True)
@@ -373,7 +386,10 @@ def make_synthetic(
                 frames = render_clip(by_name[name], seed=seed, group=group, clip=clip, num_frames=num_frames, size=size)
                 write_video(out / rel, frames, fps=fps, **_ENCODER)
                 files[name].append((group, rel))
-    _write_lists(out, names, files)
+    if format == "hmdb51":
+        _write_hmdb51_splits(out, names, files)
+    else:
+        _write_lists(out, names, files)
     scene = _Scene(num_frames, size, size / 64.0)
     classes = [{"name": n, "kind": by_name[n].kind, "pair": by_name[n].pair, "description": by_name[n].description}
                for n in names]

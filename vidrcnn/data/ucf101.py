@@ -7,7 +7,8 @@ Layout: ``root/<ClassName>/<video files>``. Three ways to get a split, tried in 
    is used as given.
 2. UCF101's official lists (``classInd.txt``, ``trainlist0k.txt``, ``testlist0k.txt``) in ``split_dir``, or in
    ``root/ucfTrainTestlist`` when ``split_dir`` is None and that folder exists (where UCF101's archive and
-   :mod:`vidrcnn.data.synthetic` put them).
+   :mod:`vidrcnn.data.synthetic` put them); or HMDB51's (``<class>_test_split<k>.txt``, :mod:`vidrcnn.data.hmdb51`)
+   in ``split_dir`` or ``root/testTrainMulti_7030_splits``.
 3. The folders alone: files named ``v_<Class>_g<NN>_c<MM>.<ext>`` are split by group exactly as UCF101 does (split k
    tests on groups 7(k-1)+1..7k, groups above 21 always train); other names get a pseudo-group 1..25 from a stable
    hash (MD5 of ``class/filename`` in lower case, not Python's salted ``hash()``) and follow the same rule.
@@ -412,8 +413,20 @@ def build_split(
         return split_list(root, list_file, split, classes_file)
     if classes_file is not None:
         raise DatasetError(classes_file, "a classes file names the labels of a list_file; without one it does not apply")
-    if split_dir is None and os.path.isfile(os.path.join(root, SPLIT_FOLDER, "classInd.txt")):
-        split_dir = os.path.join(root, SPLIT_FOLDER)
+    from vidrcnn.data import hmdb51
+
+    if split_dir is not None and hmdb51.is_hmdb51_split_dir(split_dir):
+        return hmdb51.split_hmdb51(root, split_dir, split)
+    if split_dir is None:
+        ucf = os.path.isfile(os.path.join(root, SPLIT_FOLDER, "classInd.txt"))
+        hmdb = os.path.isdir(os.path.join(root, hmdb51.SPLIT_FOLDER))
+        if ucf and hmdb:
+            raise DatasetError(root, f"holds both {SPLIT_FOLDER}/ (UCF101) and {hmdb51.SPLIT_FOLDER}/ (HMDB51): set "
+                                     "data.split_dir to the one to use")
+        if hmdb:
+            return hmdb51.split_hmdb51(root, None, split)
+        if ucf:
+            split_dir = os.path.join(root, SPLIT_FOLDER)
     if split_dir is not None:
         return split_official(root, split_dir, split)
     return split_folders(root, split)

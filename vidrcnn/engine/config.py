@@ -47,9 +47,10 @@ class DataConfig:
 
     root: str = _opt("data/synthetic", "Dataset root: one folder per class (UCF101 layout).")
     split_dir: str | None = _opt(
-        None, "Folder with UCF101's classInd.txt, trainlistNN.txt, testlistNN.txt. None: `root/ucfTrainTestlist` if "
-        "present, else split by the group number in the file names.")
-    split: int = _opt(1, "UCF101 split (1, 2 or 3).", choices=(1, 2, 3))
+        None, "Folder with UCF101's classInd.txt, trainlistNN.txt, testlistNN.txt, or HMDB51's "
+        "<class>_test_splitN.txt. None: `root/ucfTrainTestlist` or `root/testTrainMulti_7030_splits` if present, else "
+        "split by the group number in the file names (docs/data.md).")
+    split: int = _opt(1, "UCF101 or HMDB51 split (1, 2 or 3).", choices=(1, 2, 3))
     list_file: str | None = _opt(None, "Annotation list (`path label` lines, 0-based labels) instead of split_dir.")
     classes_file: str | None = _opt(
         None, "With list_file: class names, one per line (line k names label k); labels at or above their count are "
