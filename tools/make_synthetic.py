@@ -3,6 +3,7 @@
     python tools/make_synthetic.py data/synthetic                      # 11 classes x 25 groups x 4 clips, 32x32
     python tools/make_synthetic.py /tmp/tiny --groups 8 --clips-per-group 1 --frames 16 --size 32
     python tools/make_synthetic.py data/hmdb --format hmdb51           # HMDB51's layout and split files
+    python tools/make_synthetic.py data/k400 --format kinetics         # Kinetics' CSVs and folders
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=32, help="frame height = width, even, >= 32 [%(default)s]")
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate written to the files [%(default)s]")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same frames [%(default)s]")
-    parser.add_argument("--format", default="ucf101", choices=("ucf101", "hmdb51"),
-                        help="the split files: UCF101's ucfTrainTestlist/ or HMDB51's testTrainMulti_7030_splits/ "
-                             "[%(default)s]")
+    parser.add_argument("--format", default="ucf101", choices=("ucf101", "hmdb51", "kinetics"),
+                        help="the layout and split files: UCF101's ucfTrainTestlist/, HMDB51's "
+                             "testTrainMulti_7030_splits/, or Kinetics' annotations/*.csv and <split>/<label>/ "
+                             "folders (docs/data.md) [%(default)s]")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into a non-empty OUT_DIR that is not a synthetic dataset made with the same "
                              "arguments (without it such a folder is refused, so a real dataset is never touched)")

@@ -45,7 +45,7 @@ from vidrcnn.outputs import check_output_dir
 
 SEGMENTS = 16  # the clip length the recommended sampling uses: 16 TSN segments over the whole video
 SPLIT_DIR = "ucfTrainTestlist"
-FORMATS = ("ucf101", "hmdb51")  # the split files written beside the class folders
+FORMATS = ("ucf101", "hmdb51", "kinetics")  # the layout and split files written (docs/data.md)
 # MPEG-4 Part 2 with a bit rate so high that the encoder sits at its finest quantiser: measured at 64x64, the decoded
 # clips are within ~1 dB PSNR of a lossless 4:2:0 encoding (FFV1), i.e. only chroma subsampling costs anything.
 # One encoder thread: 4x faster for such small frames (no thread start-up per file), and deterministic output.
@@ -335,6 +335,30 @@ def _write_hmdb51_splits(out: Path, names: list[str], files: dict[str, list[tupl
     write_split_files(out / SPLIT_FOLDER, marks)
 
 
+def _video_path(format: str, name: str, group: int, clip: int) -> str:
+    if format == "kinetics":  # <split>/<label>/<youtube_id>_<start>_<end>, as the ActivityNet crawler stores them
+        from vidrcnn.data.kinetics import video_name
+
+        return f"{'val' if group <= 7 else 'train'}/{name}/{video_name(_youtube_id(name, group, clip), 0, 10, '.avi')}"
+    return f"{name}/v_{name}_g{group:02d}_c{clip:02d}.avi"
+
+
+def _youtube_id(name: str, group: int, clip: int) -> str:
+    return f"{name}-g{group:02d}c{clip:02d}"
+
+
+def _write_kinetics_annotations(out: Path, names: list[str], files: dict[str, list[tuple[int, str]]]) -> None:
+    """Kinetics' train.csv and validate.csv in ``out/annotations``: validation is split 1's test groups."""
+    from vidrcnn.data.kinetics import ANNOTATIONS, write_annotations
+
+    rows: dict[str, list[tuple[str, str, int, int]]] = {"train.csv": [], "validate.csv": []}
+    for name in names:
+        for group, rel in files[name]:
+            yid = rel.rpartition("/")[2].rsplit("_", 2)[0]
+            rows["validate.csv" if group <= 7 else "train.csv"].append((name, yid, 0, 10))
+    write_annotations(out / ANNOTATIONS, rows)
+
+
 def _generated_by(folder: Path, generator: dict) -> bool:
     """Whether ``folder`` holds a synthetic dataset made with exactly these generator arguments."""
     try:
@@ -378,16 +402,18 @@ def make_synthetic(
     names = class_names()
     files: dict[str, list[tuple[int, str]]] = {}
     for name in names:
-        (out / name).mkdir(exist_ok=True)
         files[name] = []
         for group in range(1, num_groups + 1):
             for clip in range(1, clips_per_group + 1):
-                rel = f"{name}/v_{name}_g{group:02d}_c{clip:02d}.avi"
+                rel = _video_path(format, name, group, clip)
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
                 frames = render_clip(by_name[name], seed=seed, group=group, clip=clip, num_frames=num_frames, size=size)
                 write_video(out / rel, frames, fps=fps, **_ENCODER)
                 files[name].append((group, rel))
     if format == "hmdb51":
         _write_hmdb51_splits(out, names, files)
+    elif format == "kinetics":
+        _write_kinetics_annotations(out, names, files)
     else:
         _write_lists(out, names, files)
     scene = _Scene(num_frames, size, size / 64.0)

@@ -47,11 +47,13 @@ class Sample(NamedTuple):
 
 
 class Split(NamedTuple):
-    """Train and test samples and the class names (``classes[label]``)."""
+    """Train and test samples and the class names (``classes[label]``); ``missing``: annotated videos not found on
+    disk, for the formats where that is normal (Kinetics: ``"<set> <label> <video>"`` each), else empty."""
 
     train: list[Sample]
     test: list[Sample]
     classes: list[str]
+    missing: Sequence[str] = ()
 
 
 def parse_ucf_name(filename: str) -> tuple[str, int, int] | None:
@@ -413,19 +415,24 @@ def build_split(
         return split_list(root, list_file, split, classes_file)
     if classes_file is not None:
         raise DatasetError(classes_file, "a classes file names the labels of a list_file; without one it does not apply")
-    from vidrcnn.data import hmdb51
+    from vidrcnn.data import hmdb51, kinetics
 
     if split_dir is not None and hmdb51.is_hmdb51_split_dir(split_dir):
         return hmdb51.split_hmdb51(root, split_dir, split)
+    if split_dir is not None and kinetics.annotation_dir(root, split_dir):
+        return kinetics.split_kinetics(root, split_dir)
     if split_dir is None:
-        ucf = os.path.isfile(os.path.join(root, SPLIT_FOLDER, "classInd.txt"))
-        hmdb = os.path.isdir(os.path.join(root, hmdb51.SPLIT_FOLDER))
-        if ucf and hmdb:
-            raise DatasetError(root, f"holds both {SPLIT_FOLDER}/ (UCF101) and {hmdb51.SPLIT_FOLDER}/ (HMDB51): set "
-                                     "data.split_dir to the one to use")
-        if hmdb:
+        found = {f"{SPLIT_FOLDER}/ (UCF101)": os.path.isfile(os.path.join(root, SPLIT_FOLDER, "classInd.txt")),
+                 f"{hmdb51.SPLIT_FOLDER}/ (HMDB51)": os.path.isdir(os.path.join(root, hmdb51.SPLIT_FOLDER)),
+                 f"{kinetics.ANNOTATIONS}/train.csv (Kinetics)": kinetics.annotation_dir(root, None) is not None}
+        kinds = [k for k, here in found.items() if here]
+        if len(kinds) > 1:
+            raise DatasetError(root, f"holds both {' and '.join(kinds)}: set data.split_dir to the one to use")
+        if kinds and "HMDB51" in kinds[0]:
             return hmdb51.split_hmdb51(root, None, split)
-        if ucf:
+        if kinds and "Kinetics" in kinds[0]:
+            return kinetics.split_kinetics(root, None)
+        if kinds:
             split_dir = os.path.join(root, SPLIT_FOLDER)
     if split_dir is not None:
         return split_official(root, split_dir, split)

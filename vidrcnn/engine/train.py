@@ -60,6 +60,9 @@ RESUMABLE_KEYS = ("train.epochs", "train.eval_every", "data.root", "data.split_d
                   "data.classes_file", "data.num_workers", "data.max_unreadable", "train.device")
 
 
+MISSING = "missing_videos.txt"  # annotated videos not found, one "<set> <label> <video>" per line (Kinetics)
+
+
 class DivergenceError(VidrcnnError):
     """The loss became NaN or infinite; the message says at which epoch and step."""
 
@@ -424,6 +427,10 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
         log.info("%s: %.2fM parameters, %d classes, %d train / %d test videos, %d process(es) on %s, %d steps/epoch",
                  cfg.model.name, n_params / 1e6, len(classes), len(train_ds), len(val_ds), info.world_size, device,
                  steps_per_epoch)
+        if split.missing:  # Kinetics: videos gone from the web are normal; say how many, list them, go on
+            (out_dir / MISSING).write_text("".join(f"{m}\n" for m in split.missing), encoding="utf-8")
+            log.warning("%d annotated videos are not on disk (listed in %s); training on the %d found",
+                        len(split.missing), out_dir / MISSING, len(train_ds))
 
     all_skipped: set[str] = {p for m in history for p in m.get("skipped_paths", [])}
     limit = cfg.data.max_unreadable * len(train_ds)
