@@ -45,11 +45,13 @@ from vidrcnn.outputs import check_output_dir
 
 SEGMENTS = 16  # the clip length the recommended sampling uses: 16 TSN segments over the whole video
 SPLIT_DIR = "ucfTrainTestlist"
-FORMATS = ("ucf101", "hmdb51", "kinetics")  # the layout and split files written (docs/data.md)
+FORMATS = ("ucf101", "hmdb51", "kinetics", "ssv2")  # the layout and split files written (docs/data.md)
 # MPEG-4 Part 2 with a bit rate so high that the encoder sits at its finest quantiser: measured at 64x64, the decoded
 # clips are within ~1 dB PSNR of a lossless 4:2:0 encoding (FFV1), i.e. only chroma subsampling costs anything.
 # One encoder thread: 4x faster for such small frames (no thread start-up per file), and deterministic output.
 _ENCODER = {"codec": "mpeg4", "pix_fmt": "yuv420p", "gop": 12, "bit_rate": 1_000_000, "options": {"threads": "1"}}
+_VP9 = {"codec": "libvpx-vp9", "pix_fmt": "yuv420p", "gop": 12, "bit_rate": 1_000_000,  # as SSv2's .webm files
+        "options": {"threads": "1", "deadline": "realtime", "cpu-used": "8"}}
 
 
 # -- drawing helpers (all float32 in [0, 1], antialiased by pixel coverage) --------------------------------------------
@@ -340,6 +342,8 @@ def _video_path(format: str, name: str, group: int, clip: int) -> str:
         from vidrcnn.data.kinetics import video_name
 
         return f"{'val' if group <= 7 else 'train'}/{name}/{video_name(_youtube_id(name, group, clip), 0, 10, '.avi')}"
+    if format == "ssv2":  # <id>.webm, flat; the id numbers class, group and clip
+        return f"{(class_names().index(name) + 1) * 10000 + group * 100 + clip}.webm"
     return f"{name}/v_{name}_g{group:02d}_c{clip:02d}.avi"
 
 
@@ -357,6 +361,26 @@ def _write_kinetics_annotations(out: Path, names: list[str], files: dict[str, li
             yid = rel.rpartition("/")[2].rsplit("_", 2)[0]
             rows["validate.csv" if group <= 7 else "train.csv"].append((name, yid, 0, 10))
     write_annotations(out / ANNOTATIONS, rows)
+
+
+def _write_ssv2_annotations(out: Path, names: list[str], files: dict[str, list[tuple[int, str]]]) -> None:
+    """SSv2's labels, train and validation JSON in ``out/labels``: each class a template with a placeholder
+    (``"<Class> [something]"``), validation is split 1's test groups."""
+    from vidrcnn.data.ssv2 import LABELS, LISTS, class_of
+
+    labels = out / "labels"
+    labels.mkdir(exist_ok=True)
+    templates = {name: f"{name} [something]" for name in names}
+    (labels / LABELS).write_text(json.dumps({class_of(templates[n]): str(i) for i, n in enumerate(names)}, indent=1),
+                                 encoding="utf-8")
+    lists: dict[str, list[dict]] = {"train": [], "test": []}
+    for name in names:
+        for group, rel in files[name]:
+            lists["test" if group <= 7 else "train"].append(
+                {"id": rel.removesuffix(".webm"), "label": f"{name} a thing", "template": templates[name],
+                 "placeholders": ["a thing"]})
+    for which, entries in lists.items():
+        (labels / LISTS[which]).write_text(json.dumps(entries, indent=1), encoding="utf-8")
 
 
 def _generated_by(folder: Path, generator: dict) -> bool:
@@ -408,12 +432,14 @@ def make_synthetic(
                 rel = _video_path(format, name, group, clip)
                 (out / rel).parent.mkdir(parents=True, exist_ok=True)
                 frames = render_clip(by_name[name], seed=seed, group=group, clip=clip, num_frames=num_frames, size=size)
-                write_video(out / rel, frames, fps=fps, **_ENCODER)
+                write_video(out / rel, frames, fps=fps, **(_VP9 if format == "ssv2" else _ENCODER))
                 files[name].append((group, rel))
     if format == "hmdb51":
         _write_hmdb51_splits(out, names, files)
     elif format == "kinetics":
         _write_kinetics_annotations(out, names, files)
+    elif format == "ssv2":
+        _write_ssv2_annotations(out, names, files)
     else:
         _write_lists(out, names, files)
     scene = _Scene(num_frames, size, size / 64.0)

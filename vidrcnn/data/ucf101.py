@@ -415,16 +415,19 @@ def build_split(
         return split_list(root, list_file, split, classes_file)
     if classes_file is not None:
         raise DatasetError(classes_file, "a classes file names the labels of a list_file; without one it does not apply")
-    from vidrcnn.data import hmdb51, kinetics
+    from vidrcnn.data import hmdb51, kinetics, ssv2
 
     if split_dir is not None and hmdb51.is_hmdb51_split_dir(split_dir):
         return hmdb51.split_hmdb51(root, split_dir, split)
     if split_dir is not None and kinetics.annotation_dir(root, split_dir):
         return kinetics.split_kinetics(root, split_dir)
+    if split_dir is not None and ssv2.annotation_dir(root, split_dir):
+        return ssv2.split_ssv2(root, split_dir)
     if split_dir is None:
         found = {f"{SPLIT_FOLDER}/ (UCF101)": os.path.isfile(os.path.join(root, SPLIT_FOLDER, "classInd.txt")),
                  f"{hmdb51.SPLIT_FOLDER}/ (HMDB51)": os.path.isdir(os.path.join(root, hmdb51.SPLIT_FOLDER)),
-                 f"{kinetics.ANNOTATIONS}/train.csv (Kinetics)": kinetics.annotation_dir(root, None) is not None}
+                 f"{kinetics.ANNOTATIONS}/train.csv (Kinetics)": kinetics.annotation_dir(root, None) is not None,
+                 f"{ssv2.LABELS} (Something-Something V2)": ssv2.annotation_dir(root, None) is not None}
         kinds = [k for k, here in found.items() if here]
         if len(kinds) > 1:
             raise DatasetError(root, f"holds both {' and '.join(kinds)}: set data.split_dir to the one to use")
@@ -432,6 +435,8 @@ def build_split(
             return hmdb51.split_hmdb51(root, None, split)
         if kinds and "Kinetics" in kinds[0]:
             return kinetics.split_kinetics(root, None)
+        if kinds and "Something" in kinds[0]:
+            return ssv2.split_ssv2(root, None)
         if kinds:
             split_dir = os.path.join(root, SPLIT_FOLDER)
     if split_dir is not None:
