@@ -43,6 +43,10 @@ def open_video(path: str | os.PathLike, backend: str = "auto", *, num_threads: i
     Raises ``VideoDecodeError`` (naming the file and the cause) for anything that is not a decodable video.
     """
     global _warned_no_decord
+    if backend in ("auto", "pyav", "decord", "frames") and os.path.isdir(path):
+        from vidrcnn.io.frames import FrameFolderDecoder  # a folder of extracted frames, whatever the backend
+
+        return FrameFolderDecoder(path)
     if backend == "decord":
         # lazy: decord may not be installed
         from vidrcnn.io.decord_ import DecordDecoder, DecordUnsafe, decord_available

@@ -34,6 +34,13 @@ def probe_video(path: str | os.PathLike, *, verify: bool = False) -> VideoInfo:
     ``verify=True`` also decodes every frame once, which finds corruption in the middle of a file that demuxing
     alone cannot see (about 0.2 ms a frame at 320x240).
     """
+    if os.path.isdir(path):  # a folder of extracted frames
+        from vidrcnn.io.frames import FrameFolderDecoder
+
+        with FrameFolderDecoder(path) as frames:
+            if verify:
+                frames.get_frames(range(frames.num_frames))
+            return frames.info
     with PyAVDecoder(path) as decoder:
         if verify:
             decoder.verify()

@@ -1,0 +1,125 @@
+"""A folder of pre-extracted frames as a video: ``open_video(folder)``, behind the same protocol as the backends.
+
+Layout: ``folder/img_00001.jpg``, ``img_00002.jpg``, ... (JPEG or PNG; the prefix, the digits and the first number
+are found from the files, so ``frame_000000.png`` works too), numbered without gaps: frame ``i`` of the video is the
+``i``-th file. ``folder/meta.json`` (written by ``tools/extract_frames.py``) gives the frame rate; without it the
+rate is unknown (0.0). Only the wanted frames are read and decoded (JPEGs in one batched
+``torchvision.io.decode_jpeg`` call). A missing frame file, a gap in the numbering and a corrupt image are
+:class:`~vidrcnn.errors.VideoDecodeError`\\ s naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from vidrcnn.errors import VideoDecodeError
+from vidrcnn.io.base import DecoderBase, check_size, empty_frames
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+META = "meta.json"
+_NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<num>\d+)(?P<ext>\.(?:jpe?g|png))$", re.IGNORECASE)
+
+
+def is_frame_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder holding numbered image files."""
+    try:
+        with os.scandir(path) as it:
+            return any(_NUMBERED.match(e.name) for e in it if e.is_file())
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return False
+
+
+class FrameFolderDecoder(DecoderBase):
+    """Frames of a folder of numbered images (module doc)."""
+
+    backend = "frames"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        if not os.path.isdir(self.path):
+            raise VideoDecodeError(self.path, "no such frame folder")
+        numbered = [(m, name) for name in os.listdir(self.path) if (m := _NUMBERED.match(name))]
+        if not numbered:
+            raise VideoDecodeError(self.path, f"no numbered frames ({'/'.join(IMAGE_EXTENSIONS)}) in the folder")
+        kinds = {(m["prefix"], m["ext"].lower(), len(m["num"])) for m, _ in numbered}
+        if len(kinds) > 1:
+            raise VideoDecodeError(self.path, f"frames of more than one naming: {sorted(kinds)[:3]}")
+        prefix, _, digits = next(iter(kinds))
+        ext = numbered[0][0]["ext"]
+        nums = sorted(int(m["num"]) for m, _ in numbered)
+        self.fps, expected, notes = self._read_meta()
+        count = max(len(nums), expected or 0)
+        for i in range(count):  # numbered without gaps from the first, and as many as meta.json says
+            if i >= len(nums) or nums[i] != nums[0] + i:
+                raise VideoDecodeError(os.path.join(self.path, f"{prefix}{nums[0] + i:0{digits}d}{ext}"),
+                                       f"frame {i} of {count} is missing")
+        self._names = [f"{prefix}{n:0{digits}d}{ext}" for n in nums]
+        self.num_frames = len(nums)
+        self.notes = tuple(notes)
+        probe = self._decode([0])[0]
+        self.height, self.width = int(probe.shape[0]), int(probe.shape[1])
+
+    def _read_meta(self) -> tuple[float, int | None, list[str]]:
+        """(fps, frame count) from ``meta.json``; (0.0, None) without one."""
+        meta = os.path.join(self.path, META)
+        if not os.path.isfile(meta):
+            return 0.0, None, [f"no {META}: the frame rate is unknown"]
+        try:
+            with open(meta, encoding="utf-8") as f:
+                info = json.load(f)
+            return float(info["fps"]), int(info["num_frames"]), []
+        except (ValueError, KeyError, TypeError) as exc:
+            raise VideoDecodeError(meta, f"not a frame-folder {META} ({type(exc).__name__}: {exc})") from None
+
+    def _decode(self, indices: Sequence[int]) -> list[torch.Tensor]:
+        from torchvision.io import ImageReadMode, decode_image, decode_jpeg, read_file
+
+        files = [os.path.join(self.path, self._names[i]) for i in indices]
+        data = []
+        for f in files:
+            try:
+                data.append(read_file(f))
+            except RuntimeError:
+                raise VideoDecodeError(f, "frame file is missing or unreadable") from None
+        try:
+            if self._names[0].lower().endswith((".jpg", ".jpeg")):
+                return list(decode_jpeg(data, mode=ImageReadMode.RGB))  # one batched call
+            return [decode_image(d, mode=ImageReadMode.RGB) for d in data]
+        except RuntimeError:
+            for f, d in zip(files, data):  # name the bad file
+                try:
+                    decode_image(d, mode=ImageReadMode.RGB)
+                except RuntimeError as exc:
+                    raise VideoDecodeError(f, f"corrupt image ({str(exc).splitlines()[0]})") from None
+            raise
+
+    def get_frames(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> torch.Tensor:
+        idx = self._check_indices(indices)
+        size = check_size(size)
+        if not idx:
+            return empty_frames(*(size or (self.height, self.width)))
+        wanted = sorted(set(idx))
+        got = dict(zip(wanted, self._decode(wanted)))
+        frames = torch.stack([got[i] for i in idx]).permute(0, 2, 3, 1).contiguous()  # (T, H, W, 3)
+        if size is not None:
+            from vidrcnn.io.decord_ import resize_frames
+
+            frames = resize_frames(frames, size)
+        return frames
+
+    def iter_frames(self, chunk_size: int = 32, size: tuple[int, int] | None = None) -> Iterator[torch.Tensor]:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        for start in range(0, self.num_frames, chunk_size):
+            yield self.get_frames(range(start, min(start + chunk_size, self.num_frames)), size)
+
+    def close(self) -> None:
+        pass
+
+
+__all__ = ["FrameFolderDecoder", "is_frame_folder"]
