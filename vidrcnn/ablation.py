@@ -134,6 +134,7 @@ VARIANTS: tuple[Variant, ...] = (
     *(_v("rcn_gru_s", **NEW_DEFAULTS, stem_frames=k, activation=act, stem_downsample=down,
          sizes=(32, 64) if (k, act, down) == (5, "relu", "pool") else (32,))
       for k, act, down in ((5, "relu", "pool"), (5, "tanh", "pool"), (5, "relu", "stride"))),
+    _v("rcn_gru_s", **NEW_DEFAULTS, activation="relu"),  # the ReLU alone, no time in the stem: the cheapest
     *(_v(f"rcn_{cell}_s", **NEW_DEFAULTS, **EVENING_DEFAULTS[cell], sizes=(64,))
       for cell in ("mingru", "lstm")),
     _v("frame_avg_s", sizes=(64,)),

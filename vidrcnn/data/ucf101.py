@@ -30,13 +30,14 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from vidrcnn.errors import DatasetError
+from vidrcnn.errors import DatasetError, VidrcnnError
 
 VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv"})
 SPLIT_FOLDER = "ucfTrainTestlist"
 NUM_GROUPS = 25  # UCF101: 25 groups per class
 GROUPS_PER_SPLIT = 7
-_UCF_NAME = re.compile(r"^v_(?P<cls>.+)_g(?P<group>\d+)_c(?P<clip>\d+)\.[^.]+$", re.IGNORECASE)
+# The extension is optional: a folder of extracted frames keeps the video's name without it.
+_UCF_NAME = re.compile(r"^v_(?P<cls>.+)_g(?P<group>\d+)_c(?P<clip>\d+)(?:\.[^.]+)?$", re.IGNORECASE)
 
 
 class Sample(NamedTuple):
@@ -292,10 +293,16 @@ def read_list_file(path: str | os.PathLike, root: str | os.PathLike) -> list[Sam
     samples = []
     seen: dict[str, tuple[int, int]] = {}  # file -> (line, label)
     for n, line in _read_lines(path):
+        frames = _frame_folder_entry(line, root, index)
         parts = line.rsplit(maxsplit=1)
-        if len(parts) != 2 or not parts[1].isdigit():
-            raise DatasetError(path, f"line {n}: expected '<relative/path> <label>' with a 0-based label, got {line!r}")
-        rel, label = parts[0], int(parts[1])
+        if frames is not None:  # 'folder num_frames label', as frame-folder toolkits write their lists
+            rel, count, label = frames
+            _check_frame_count(path, n, os.path.join(root, index.resolve(rel) or rel), count)
+        elif len(parts) != 2 or not parts[1].isdigit():
+            raise DatasetError(path, f"line {n}: expected '<relative/path> <label>' (or '<frame folder> <num_frames> "
+                                     f"<label>') with a 0-based label, got {line!r}")
+        else:
+            rel, label = parts[0], int(parts[1])
         if os.path.isabs(rel):
             parent = _DirIndex(os.path.dirname(rel)).resolve(os.path.basename(rel))
             on_disk = None if parent is None else os.path.join(os.path.dirname(rel), parent)
@@ -314,6 +321,27 @@ def read_list_file(path: str | os.PathLike, root: str | os.PathLike) -> list[Sam
     if not samples:
         raise DatasetError(path, "the list is empty")
     return samples
+
+
+def _frame_folder_entry(line: str, root: str, index: _DirIndex) -> tuple[str, int, int] | None:
+    """``(folder, num_frames, label)`` when ``line`` is ``folder num_frames label`` and ``folder`` is a directory."""
+    parts = line.rsplit(maxsplit=2)
+    if len(parts) != 3 or not (parts[1].isdigit() and parts[2].isdigit()):
+        return None
+    found = index.resolve(parts[0]) if not os.path.isabs(parts[0]) else parts[0]
+    full = None if found is None else (found if os.path.isabs(found) else os.path.join(root, found))
+    return (parts[0], int(parts[1]), int(parts[2])) if full is not None and os.path.isdir(full) else None
+
+
+def _check_frame_count(path: str, n: int, folder: str, count: int) -> None:
+    from vidrcnn.io.frames import FrameFolderDecoder
+
+    try:
+        found = FrameFolderDecoder(folder).num_frames
+    except VidrcnnError as exc:
+        raise DatasetError(path, f"line {n}: {exc}") from None
+    if found != count:
+        raise DatasetError(path, f"line {n}: {folder} holds {found} frames, the list says {count}")
 
 
 def read_classes_file(path: str | os.PathLike) -> list[str]:

@@ -61,8 +61,21 @@ class FrameFolderDecoder(DecoderBase):
         self._names = [f"{prefix}{n:0{digits}d}{ext}" for n in nums]
         self.num_frames = len(nums)
         self.notes = tuple(notes)
-        probe = self._decode([0])[0]
-        self.height, self.width = int(probe.shape[0]), int(probe.shape[1])
+        self._size: tuple[int, int] | None = None  # decoded from the first frame when asked: counting reads no image
+
+    @property
+    def height(self) -> int:
+        return self._frame_size()[0]
+
+    @property
+    def width(self) -> int:
+        return self._frame_size()[1]
+
+    def _frame_size(self) -> tuple[int, int]:
+        if self._size is None:
+            first = self._decode([0])[0]
+            self._size = int(first.shape[1]), int(first.shape[2])  # (3, H, W)
+        return self._size
 
     def _read_meta(self) -> tuple[float, int | None, list[str]]:
         """(fps, frame count) from ``meta.json``; (0.0, None) without one."""
