@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=8, help="clips per video and mode (default 8)")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes; the best counts (default 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--frames", action="store_true",
+                        help="also time the same clips from JPEG and PNG frame folders extracted from the videos")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the rows as JSON")
     args = parser.parse_args(argv)
     small = [f"--{name.replace('_', '-')}" for name in ("num_videos", "clip_len", "clips", "repeats", "threads")
@@ -38,7 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     backends = ["pyav", "auto"] + (["decord"] if decord_available() else [])
     with tempfile.TemporaryDirectory(prefix="bench_decode_") as tmp:
         videos = args.videos or make_ucf_like(tmp, num_videos=args.num_videos, seconds=args.seconds)
-        rows = run_benchmark(videos, backends, clip_len=args.clip_len, clips=args.clips, repeats=args.repeats)
+        frame_folders = None
+        if args.frames:  # the same videos extracted to frame folders: what pre-extraction buys
+            from vidrcnn.io.frames import extract_frames
+
+            frame_folders = {}
+            for fmt in ("jpg", "png"):
+                folders = {str(v): str(Path(tmp) / f"{fmt}_{i}") for i, v in enumerate(videos)}
+                for v, folder in folders.items():
+                    extract_frames(v, folder, fmt=fmt)
+                frame_folders[f"frames ({fmt})"] = folders
+        rows = run_benchmark(videos, backends, clip_len=args.clip_len, clips=args.clips, repeats=args.repeats,
+                             frame_folders=frame_folders)
     print(markdown_table(rows))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

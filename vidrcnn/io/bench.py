@@ -119,16 +119,26 @@ def measure(load: Loader, jobs: list[tuple[str, list[int]]], *, warmup: int = 2,
     return len(jobs) / wall, 1000 * cpu / len(jobs)
 
 
+def frame_folder_loader(folders: dict[str, str]) -> Loader:
+    """The same clips from the frame folders extracted from the videos (``folders``: video path -> folder)."""
+    def load(path: str, indices: list[int]) -> torch.Tensor:
+        with open_video(folders[path]) as video:
+            return video.get_frames(indices)
+    return load
+
+
 def run_benchmark(paths: list[Path], backends: list[str], *, clip_len: int = 16, clips: int = 8,
-                  repeats: int = 3) -> list[dict]:
+                  repeats: int = 3, frame_folders: dict[str, dict[str, str]] | None = None) -> list[dict]:
     """One row per loader and mode (``middle``, ``random``): clips/s, CPU ms/clip, ratios to floor and naive.
 
     ``x floor (CPU)`` is floor CPU time / loader CPU time, so above 1 means cheaper than the floor as well.
+    ``frame_folders``: ``{row name: {video path: its frame folder}}``, a row each (``tools/extract_frames.py``).
     """
     with open_video(paths[0], "pyav") as video:
         num_frames = video.num_frames
     loaders: dict[str, Loader] = {"naive": naive_loader, "floor": floor_loader}
     loaders.update({b: backend_loader(b) for b in backends})
+    loaders.update({name: frame_folder_loader(folders) for name, folders in (frame_folders or {}).items()})
     rows = []
     for mode in ("middle", "random"):
         jobs = [(str(p), idx) for p in paths for idx in clip_plan(num_frames, clip_len, mode, clips, seed=len(rows))]

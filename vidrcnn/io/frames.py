@@ -10,9 +10,11 @@ rate is unknown (0.0). Only the wanted frames are read and decoded (JPEGs in one
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -21,6 +23,16 @@ from vidrcnn.errors import VideoDecodeError
 from vidrcnn.io.base import DecoderBase, check_size, empty_frames
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+# torchvision 0.29 deprecates its image codecs in favour of TorchCodec, which is not a dependency here; they still
+# work (one batched decode_jpeg call is what this decoder needs), so the warning is not repeated for every frame.
+_TV_IMAGE_DEPRECATION = "The image decoding and encoding capabilities of TorchVision are deprecated"
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_TV_IMAGE_DEPRECATION, category=DeprecationWarning)
+        yield
 META = "meta.json"
 _NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<num>\d+)(?P<ext>\.(?:jpe?g|png))$", re.IGNORECASE)
 
@@ -96,17 +108,20 @@ class FrameFolderDecoder(DecoderBase):
         data = []
         for f in files:
             try:
-                data.append(read_file(f))
+                with _quiet():
+                    data.append(read_file(f))
             except RuntimeError:
                 raise VideoDecodeError(f, "frame file is missing or unreadable") from None
         try:
-            if self._names[0].lower().endswith((".jpg", ".jpeg")):
-                return list(decode_jpeg(data, mode=ImageReadMode.RGB))  # one batched call
-            return [decode_image(d, mode=ImageReadMode.RGB) for d in data]
+            with _quiet():
+                if self._names[0].lower().endswith((".jpg", ".jpeg")):
+                    return list(decode_jpeg(data, mode=ImageReadMode.RGB))  # one batched call
+                return [decode_image(d, mode=ImageReadMode.RGB) for d in data]
         except RuntimeError:
             for f, d in zip(files, data):  # name the bad file
                 try:
-                    decode_image(d, mode=ImageReadMode.RGB)
+                    with _quiet():
+                        decode_image(d, mode=ImageReadMode.RGB)
                 except RuntimeError as exc:
                     raise VideoDecodeError(f, f"corrupt image ({str(exc).splitlines()[0]})") from None
             raise
@@ -135,4 +150,33 @@ class FrameFolderDecoder(DecoderBase):
         pass
 
 
-__all__ = ["FrameFolderDecoder", "is_frame_folder"]
+def extract_frames(video: str | os.PathLike, target: str | os.PathLike, *, fmt: str = "jpg", quality: int = 90) -> int:
+    """Write every frame of ``video`` into ``target`` as ``img_00001.<fmt>`` ..., then ``meta.json`` (last, so a
+    folder without it is unfinished); returns the frame count."""
+    from torchvision.io import encode_jpeg, encode_png, write_file
+
+    from vidrcnn.io.backends import open_video
+
+    target = os.fspath(target)
+    os.makedirs(target, exist_ok=True)
+    meta = os.path.join(target, META)
+    if os.path.exists(meta):
+        os.unlink(meta)
+    count = 0
+    with open_video(video) as decoder:
+        fps = decoder.fps
+        for chunk in decoder.iter_frames(32):
+            images = list(chunk.permute(0, 3, 1, 2).contiguous())  # (3, H, W) each
+            with _quiet():
+                data = encode_jpeg(images, quality=quality) if fmt == "jpg" else [encode_png(i) for i in images]
+                for d in data:
+                    count += 1
+                    write_file(os.path.join(target, f"img_{count:05d}.{fmt}"), d)
+    if count == 0:
+        raise VideoDecodeError(os.fspath(video), "no frames could be decoded")
+    with open(meta, "w", encoding="utf-8") as f:
+        json.dump({"fps": fps, "num_frames": count, "source": os.fspath(video)}, f)
+    return count
+
+
+__all__ = ["FrameFolderDecoder", "extract_frames", "is_frame_folder"]

@@ -1,0 +1,100 @@
+"""Frame folders: open_video on a folder gives exactly the frames it was extracted from (PNG), errors name the
+frame file, lists of 'folder num_frames label' train, and tools/extract_frames.py resumes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from toolrun import load_tool
+from videos import numbered_frames
+
+from vidrcnn.cli import run_tool
+from vidrcnn.data import build_split, make_synthetic, read_list_file
+from vidrcnn.errors import DatasetError, VideoDecodeError
+from vidrcnn.io import open_video, probe_video, write_video
+from vidrcnn.io.frames import extract_frames
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory):
+    d = tmp_path_factory.mktemp("frames")
+    video = d / "v_Biking_g01_c01.avi"
+    write_video(video, numbered_frames(30, 48, 64), fps=25, codec="mpeg4")
+    return video, {fmt: (d / fmt, extract_frames(video, d / fmt, fmt=fmt)) for fmt in ("png", "jpg")}
+
+
+def test_a_png_frame_folder_is_exactly_the_video_it_came_from(extracted):
+    video, folders = extracted
+    folder, count = folders["png"]
+    with open_video(video) as v, open_video(folder) as f:
+        assert (f.backend, f.num_frames, f.fps, f.height, f.width) == ("frames", 30, v.fps, 48, 64) and count == 30
+        idx = [29, 0, 7, 7, 15]  # any order, duplicates allowed
+        assert torch.equal(f.get_frames(idx), v.get_frames(idx))
+        assert torch.equal(torch.cat(list(f.iter_frames(8))), v.get_frames(range(30)))
+        assert f.get_frames([3], size=(24, 32)).shape == (1, 24, 32, 3)
+        with pytest.raises(VideoDecodeError, match="frame index 30 out of range"):
+            f.get_frames([30])
+    assert probe_video(folder).num_frames == 30
+
+
+def test_a_jpeg_folder_decodes_close_to_the_video(extracted):
+    video, folders = extracted
+    with open_video(video) as v, open_video(folders["jpg"][0]) as f:
+        diff = (f.get_frames(range(30)).float() - v.get_frames(range(30)).float()).abs().mean()
+    assert diff < 4  # lossy, but the same pictures
+
+
+def test_missing_and_corrupt_frames_are_errors_naming_the_file(extracted, tmp_path):
+    import shutil
+
+    folder = tmp_path / "f"
+    shutil.copytree(extracted[1]["jpg"][0], folder)
+    (folder / "img_00003.jpg").unlink()
+    with pytest.raises(VideoDecodeError, match=r"img_00003.jpg: frame 2 of 30 is missing"):
+        open_video(folder)
+    shutil.copy(folder / "img_00004.jpg", folder / "img_00003.jpg")
+    (folder / "img_00030.jpg").unlink()  # the last one: only meta.json can tell
+    with pytest.raises(VideoDecodeError, match=r"img_00030.jpg: frame 29 of 30 is missing"):
+        open_video(folder)
+    shutil.copy(folder / "img_00004.jpg", folder / "img_00030.jpg")
+    (folder / "img_00010.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    with open_video(folder) as f:
+        assert torch.equal(f.get_frames([0]), open_video(extracted[1]["jpg"][0]).get_frames([0]))
+        with pytest.raises(VideoDecodeError, match=r"img_00010.jpg: corrupt image"):
+            f.get_frames([8, 9])
+
+
+def test_a_list_of_frame_folders_with_counts(extracted, tmp_path):
+    root = extracted[1]["png"][0].parent
+    lst = tmp_path / "list.txt"
+    lst.write_text("png 30 0\n")
+    assert read_list_file(lst, root)[0].label == 0
+    lst.write_text("png 31 0\n")
+    with pytest.raises(DatasetError, match=r"list.txt: line 1: .*png holds 30 frames, the list says 31"):
+        read_list_file(lst, root)
+
+
+def test_extract_frames_resumes_and_its_list_trains_and_tests(tmp_path, capsys):
+    data = make_synthetic(tmp_path / "data", num_groups=8, clips_per_group=1, num_frames=16, size=32)
+    out = tmp_path / "frames"
+    tool = load_tool("extract_frames")
+    assert run_tool(tool.main, [str(data), str(out)]) == 0
+    assert "88 videos in 11 classes" in capsys.readouterr().out
+    lines = (out / "list.txt").read_text().splitlines()
+    assert len(lines) == 88 and all(line.split()[1] == "16" for line in lines)
+    (out / lines[0].split()[0] / "meta.json").unlink()  # as if stopped inside this video
+    assert run_tool(tool.main, [str(data), str(out)]) == 0
+    assert "(87 already done)" in capsys.readouterr().out
+    split = build_split(out, list_file=out / "list.txt", classes_file=out / "classes.txt")
+    assert len(split.test) == 77 and len(split.train) == 11  # UCF101 groups from the folder names: no leak
+    run = tmp_path / "run"
+    args = [f"data.root={out}", f"data.list_file={out / 'list.txt'}", f"data.classes_file={out / 'classes.txt'}",
+            "data.size=32", "data.num_frames=4", "data.sampling=segments", "data.num_workers=0",
+            "model.name=frame_avg_s", "train.batch_size=8", "train.epochs=1", "train.device=cpu"]
+    assert run_tool(load_tool("train").main, ["--out", str(run), *args]) == 0
+    assert run_tool(load_tool("test").main, ["--checkpoint", str(run / "checkpoint_last.pt"), "--json",
+                                             str(run / "test.json"), "--quiet"]) == 0
+    assert json.loads((run / "test.json").read_text())["num_videos"] == 77
+    assert run_tool(tool.main, [str(data), str(data / "inside")]) == 2  # never into the videos' own folder
