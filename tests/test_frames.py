@@ -98,3 +98,13 @@ def test_extract_frames_resumes_and_its_list_trains_and_tests(tmp_path, capsys):
                                              str(run / "test.json"), "--quiet"]) == 0
     assert json.loads((run / "test.json").read_text())["num_videos"] == 77
     assert run_tool(tool.main, [str(data), str(data / "inside")]) == 2  # never into the videos' own folder
+
+
+def test_png_folders_still_decode_once_decord_is_loaded(extracted):
+    # decord ships its own zlib; torchvision's decode_png then failed on every file in that process
+    from vidrcnn.io.decord_ import decord_available
+
+    decord_available()  # imports decord where it is installed (it is, on x86-64 Linux)
+    video, folders = extracted
+    with open_video(video) as v, open_video(folders["png"][0]) as f:
+        assert torch.equal(f.get_frames([5, 6]), v.get_frames([5, 6]))

@@ -112,11 +112,11 @@ class FrameFolderDecoder(DecoderBase):
                     data.append(read_file(f))
             except RuntimeError:
                 raise VideoDecodeError(f, "frame file is missing or unreadable") from None
+        if not self._names[0].lower().endswith((".jpg", ".jpeg")):
+            return [_decode_png(f, d) for f, d in zip(files, data)]
         try:
             with _quiet():
-                if self._names[0].lower().endswith((".jpg", ".jpeg")):
-                    return list(decode_jpeg(data, mode=ImageReadMode.RGB))  # one batched call
-                return [decode_image(d, mode=ImageReadMode.RGB) for d in data]
+                return list(decode_jpeg(data, mode=ImageReadMode.RGB))  # one batched call
         except RuntimeError:
             for f, d in zip(files, data):  # name the bad file
                 try:
@@ -150,10 +150,35 @@ class FrameFolderDecoder(DecoderBase):
         pass
 
 
+def _decode_png(path: str, data: torch.Tensor) -> torch.Tensor:
+    # PNG through Pillow, not torchvision's decode_png: once decord is imported in a process, torchvision's libpng
+    # resolves zlib to decord's copy and fails on every file ("bad parameters to zlib"); Pillow bundles its own.
+    import io
+
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data.numpy().tobytes())) as im:
+            return torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise VideoDecodeError(path, f"corrupt image ({type(exc).__name__}: {exc})") from None
+
+
+def _encode_png(image: torch.Tensor) -> torch.Tensor:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image.permute(1, 2, 0).numpy()).save(buf, format="PNG", compress_level=1)
+    return torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
+
+
 def extract_frames(video: str | os.PathLike, target: str | os.PathLike, *, fmt: str = "jpg", quality: int = 90) -> int:
     """Write every frame of ``video`` into ``target`` as ``img_00001.<fmt>`` ..., then ``meta.json`` (last, so a
     folder without it is unfinished); returns the frame count."""
-    from torchvision.io import encode_jpeg, encode_png, write_file
+    from torchvision.io import encode_jpeg, write_file
 
     from vidrcnn.io.backends import open_video
 
@@ -168,7 +193,7 @@ def extract_frames(video: str | os.PathLike, target: str | os.PathLike, *, fmt: 
         for chunk in decoder.iter_frames(32):
             images = list(chunk.permute(0, 3, 1, 2).contiguous())  # (3, H, W) each
             with _quiet():
-                data = encode_jpeg(images, quality=quality) if fmt == "jpg" else [encode_png(i) for i in images]
+                data = encode_jpeg(images, quality=quality) if fmt == "jpg" else [_encode_png(i) for i in images]
                 for d in data:
                     count += 1
                     write_file(os.path.join(target, f"img_{count:05d}.{fmt}"), d)
