@@ -108,3 +108,12 @@ def test_png_folders_still_decode_once_decord_is_loaded(extracted):
     video, folders = extracted
     with open_video(video) as v, open_video(folders["png"][0]) as f:
         assert torch.equal(f.get_frames([5, 6]), v.get_frames([5, 6]))
+
+
+def test_make_synthetic_writes_frame_folders_with_their_list(tmp_path):
+    root = make_synthetic(tmp_path / "f", num_groups=8, clips_per_group=1, num_frames=16, size=32, format="frames")
+    assert not list(root.rglob("*.avi"))
+    split = build_split(root, list_file=root / "list.txt", classes_file=root / "classes.txt")
+    assert len(split.classes) == 11 and len(split.train) == 11 and len(split.test) == 77
+    with open_video(split.test[0].path) as f:
+        assert (f.backend, f.num_frames, f.fps) == ("frames", 16, 25.0)

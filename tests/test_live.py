@@ -46,10 +46,17 @@ def _stream(seconds: float, *, realtime: bool = False) -> subprocess.Popen:
                             stdout=subprocess.PIPE)
 
 
+def _default_sigint() -> None:
+    # A job started in the background by a non-interactive shell inherits SIGINT ignored, and Python then installs
+    # no KeyboardInterrupt handler: give the tool the disposition a terminal gives it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _infer(args, stdin) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, str(TOOLS / "infer.py"), *args], stdin=stdin, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_default_sigint)  # noqa: PLW1509 - it only resets one signal
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +140,23 @@ def test_a_bad_live_source_is_one_error_line_naming_it(ckpt, source, stdin, name
                          capture_output=True, timeout=120, check=False)
     err = run.stderr.decode()
     assert run.returncode == 2 and err.startswith(f"error: {named}: ") and err.count("\n") == 1, err
+
+
+def test_a_network_stream_url_is_predicted_frame_by_frame(ckpt, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "live.ts").write_bytes(_stream(4).communicate()[0])
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/live.ts"
+        run = subprocess.run([sys.executable, str(TOOLS / "infer.py"), url, "--checkpoint", str(ckpt), "--jsonl",
+                              "--max-lag", "1e9"], capture_output=True, text=True, timeout=300, check=False)
+    finally:
+        server.shutdown()
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout.splitlines()[-1])
+    assert summary["event"] == "summary" and summary["frames_decoded"] == 100 and summary["frames_fed"] == 50

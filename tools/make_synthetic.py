@@ -5,6 +5,7 @@
     python tools/make_synthetic.py data/hmdb --format hmdb51           # HMDB51's layout and split files
     python tools/make_synthetic.py data/k400 --format kinetics         # Kinetics' CSVs and folders
     python tools/make_synthetic.py data/ssv2 --format ssv2             # SSv2's JSON and VP9 .webm files
+    python tools/make_synthetic.py data/frames --format frames         # JPEG frame folders, list.txt
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=32, help="frame height = width, even, >= 32 [%(default)s]")
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate written to the files [%(default)s]")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same frames [%(default)s]")
-    parser.add_argument("--format", default="ucf101", choices=("ucf101", "hmdb51", "kinetics", "ssv2"),
+    parser.add_argument("--format", default="ucf101", choices=("ucf101", "hmdb51", "kinetics", "ssv2", "frames"),
                         help="the layout and split files: UCF101's ucfTrainTestlist/, HMDB51's "
                              "testTrainMulti_7030_splits/, Kinetics' annotations/*.csv and <split>/<label>/ "
-                             "folders, or SSv2's labels/*.json and <id>.webm (docs/data.md) [%(default)s]")
+                             "folders, SSv2's labels/*.json and <id>.webm, or JPEG frame folders with list.txt "
+                             "(docs/data.md) [%(default)s]")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into a non-empty OUT_DIR that is not a synthetic dataset made with the same "
                              "arguments (without it such a folder is refused, so a real dataset is never touched)")

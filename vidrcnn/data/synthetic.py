@@ -45,7 +45,7 @@ from vidrcnn.outputs import check_output_dir
 
 SEGMENTS = 16  # the clip length the recommended sampling uses: 16 TSN segments over the whole video
 SPLIT_DIR = "ucfTrainTestlist"
-FORMATS = ("ucf101", "hmdb51", "kinetics", "ssv2")  # the layout and split files written (docs/data.md)
+FORMATS = ("ucf101", "hmdb51", "kinetics", "ssv2", "frames")  # the layout and split files written (docs/data.md)
 # MPEG-4 Part 2 with a bit rate so high that the encoder sits at its finest quantiser: measured at 64x64, the decoded
 # clips are within ~1 dB PSNR of a lossless 4:2:0 encoding (FFV1), i.e. only chroma subsampling costs anything.
 # One encoder thread: 4x faster for such small frames (no thread start-up per file), and deterministic output.
@@ -328,6 +328,13 @@ def _write_lists(out: Path, names: list[str], files: dict[str, list[tuple[int, s
         (lists / f"testlist{k:02d}.txt").write_bytes("".join(test).encode())
 
 
+def _write_frame_list(out: Path, names: list[str], files: dict[str, list[tuple[int, str]]]) -> None:
+    """``list.txt`` (``folder num_frames label``, as frame-folder toolkits write it) and ``classes.txt``."""
+    (out / "list.txt").write_text("".join(f"{rel} {label}\n" for label, name in enumerate(names)
+                                          for _, rel in files[name]), encoding="utf-8")
+    (out / "classes.txt").write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
+
+
 def _write_hmdb51_splits(out: Path, names: list[str], files: dict[str, list[tuple[int, str]]]) -> None:
     """HMDB51's split files in place of UCF101's lists: split k tests on the groups UCF101's split k tests on."""
     from vidrcnn.data.hmdb51 import SPLIT_FOLDER, write_split_files
@@ -433,8 +440,16 @@ def make_synthetic(
                 (out / rel).parent.mkdir(parents=True, exist_ok=True)
                 frames = render_clip(by_name[name], seed=seed, group=group, clip=clip, num_frames=num_frames, size=size)
                 write_video(out / rel, frames, fps=fps, **(_VP9 if format == "ssv2" else _ENCODER))
+                if format == "frames":  # the encoded video, decoded into a folder of JPEGs, as extraction does
+                    from vidrcnn.io.frames import extract_frames
+
+                    count = extract_frames(out / rel, out / rel.removesuffix(".avi"))
+                    (out / rel).unlink()
+                    rel = f"{rel.removesuffix('.avi')} {count}"
                 files[name].append((group, rel))
-    if format == "hmdb51":
+    if format == "frames":
+        _write_frame_list(out, names, files)
+    elif format == "hmdb51":
         _write_hmdb51_splits(out, names, files)
     elif format == "kinetics":
         _write_kinetics_annotations(out, names, files)
