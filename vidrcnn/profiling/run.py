@@ -32,6 +32,7 @@ class ProfileOptions:
     train: bool = False          # also time forward + backward
     amp: bool = False            # bf16 autocast
     compile: bool = False        # torch.compile the model (slow to start on CPU)
+    compile_mode: str | None = None  # torch.compile's mode; "reduce-overhead" replays CUDA graphs on a GPU
     channels_last: bool = False
     stream: bool = True          # time one new frame with carried state for causal models
     num_classes: int = 10
@@ -103,7 +104,7 @@ def profile_model(name: str, model: nn.Module, lengths: Sequence[int], opts: Pro
     model = model.to(device).eval()
     if opts.channels_last:
         to_channels_last(model)
-    fn = torch.compile(model) if opts.compile else model
+    fn = torch.compile(model, mode=opts.compile_mode) if opts.compile else model
     size = opts.size or natural_size(name, model)
     params = sum(p.numel() for p in model.parameters())
     causal = bool(getattr(model, "is_causal", False)) and callable(getattr(model, "stream", None))
@@ -111,7 +112,7 @@ def profile_model(name: str, model: nn.Module, lengths: Sequence[int], opts: Pro
     rows = []
     for t in lengths:
         row: dict = {"model": name, "T": t, "batch": opts.batch, "height": size, "width": size,
-                     "device": device.type, "dtype": "bf16" if opts.amp else "fp32", "compile": opts.compile,
+                     "device": device.type, "dtype": "bf16" if opts.amp else "fp32", "compile": (opts.compile_mode or True) if opts.compile else False,
                      "channels_last": opts.channels_last, "params": params, "causal": causal, "error": ""}
         x = torch.randn(opts.batch, 3, t, size, size, device=device)
         if opts.channels_last:

@@ -1,0 +1,109 @@
+"""The GPU suite: every latency figure the project wants from a GPU, in one command, in under 8 minutes.
+
+    python benchmarks/gpu_suite.py --out DIR                      # on a lent GPU (device cuda)
+    python benchmarks/gpu_suite.py --out DIR --device cpu --quick # the same code path in under a minute (tested)
+
+Runs ``vidrcnn.profiling.profile_models`` (what ``tools/profile.py`` runs) for ``rcn_gru_s``, ``rcn_lstm_s``,
+``rcn_mingru_s`` with its sequential scan and with the log scan, ``cnn_lstm_s``, ``c3d_s`` and ``r2plus1d_18`` at
+T = 8, 16, 32, 64, 128, batch 1, in fp32, bf16 autocast, ``torch.compile`` and, on CUDA, ``torch.compile(mode=
+"reduce-overhead")`` (CUDA graphs); then a few AMP training steps with channels-last for ``rcn_gru_s`` and
+``c3d_s`` at T = 16, batch 8. Every row carries its peak memory. Writes ``DIR/suite.md`` (a table per configuration,
+the configurations skipped and why), ``DIR/suite.json`` and a latency-against-T plot per configuration. A
+configuration that would start after ``--budget-s`` is skipped and listed as skipped, so the suite ends in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+from vidrcnn.models import get_model
+from vidrcnn.profiling import report
+from vidrcnn.profiling.run import ProfileOptions, profile_models
+
+# name -> (registered model, builder options)
+MODELS = {"rcn_gru_s": ("rcn_gru_s", {}), "rcn_lstm_s": ("rcn_lstm_s", {}),
+          "rcn_mingru_s": ("rcn_mingru_s", {"scan": "sequential"}), "rcn_mingru_s+log": ("rcn_mingru_s", {"scan": "log"}),
+          "cnn_lstm_s": ("cnn_lstm_s", {}), "c3d_s": ("c3d_s", {}), "r2plus1d_18": ("r2plus1d_18", {})}
+QUICK_MODELS = ("rcn_gru_s", "rcn_mingru_s+log", "c3d_s")
+TRAIN_MODELS = ("rcn_gru_s", "c3d_s")
+
+
+def configs(device: str, quick: bool) -> list[tuple[str, ProfileOptions, tuple[str, ...], list[int]]]:
+    """(name, options, models, lengths) of every configuration, in the order they run."""
+    lengths = [4, 8] if quick else [8, 16, 32, 64, 128]
+    base = ProfileOptions(device=device, warmup=1 if quick else 3, iters=2 if quick else 20)
+    models = QUICK_MODELS if quick else tuple(MODELS)
+    out = [("fp32", base, models, lengths), ("bf16 autocast", replace(base, amp=True), models, lengths)]
+    if not quick:
+        out.append(("torch.compile", replace(base, compile=True), models, lengths))
+        if device == "cuda":
+            out.append(("compile + CUDA graphs", replace(base, compile=True, compile_mode="reduce-overhead"), models,
+                        lengths))
+    out.append(("training, AMP + channels-last, batch 8", replace(base, train=True, amp=True, channels_last=True,
+                                                                   batch=2 if quick else 8, stream=False),
+                TRAIN_MODELS, [4] if quick else [16]))
+    return out
+
+
+def _build(name: str):
+    model, kwargs = MODELS[name]
+    return get_model(model, num_classes=10, **kwargs)
+
+
+def run_suite(out: Path, *, device: str, quick: bool, budget_s: float) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    done, skipped = [], []
+    for name, opts, models, lengths in configs(device, quick):
+        if done and time.perf_counter() - start > budget_s:  # the first always runs
+            skipped.append(f"{name}: not started, the budget of {budget_s:.0f} s was spent")
+            continue
+        t0 = time.perf_counter()
+        rows = profile_models(models, lengths, opts, build=_build,
+                              progress=lambda m, n=name: print(f"[{time.perf_counter() - start:5.0f} s] {n}: {m}",
+                                                               flush=True))
+        done.append({"config": name, "options": asdict(opts), "seconds": time.perf_counter() - t0, "rows": rows})
+        if any(not r.get("error") for r in rows):
+            report.plot(rows, out / f"{name.split(',')[0].replace(' ', '_').replace('+', 'plus')}.png")
+    result = {"machine": report.machine_info(device), "quick": quick, "seconds": time.perf_counter() - start,
+              "configs": done, "skipped": skipped}
+    (out / "suite.json").write_text(json.dumps(result, indent=1, default=str))
+    (out / "suite.md").write_text(markdown(result))
+    return result
+
+
+def markdown(result: dict) -> str:
+    m = result["machine"]
+    lines = [f"# GPU suite{' (quick)' if result['quick'] else ''}", "",
+             (f"{m.get('gpu', m['cpu'])}, torch {m['torch']}, {m['date']}; {result['seconds']:.0f} s in all "
+             "(`python benchmarks/gpu_suite.py`)."), ""]
+    for c in result["configs"]:
+        lines += [f"## {c['config']} ({c['seconds']:.0f} s)", "", report.markdown_table(c["rows"]), ""]
+    if result["skipped"]:
+        lines += ["## Skipped", "", *(f"- {s}" for s in result["skipped"]), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, type=Path, help="folder for suite.md, suite.json and the plots")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--quick", action="store_true", help="two lengths, three models, two calls each (the CPU test)")
+    ap.add_argument("--budget-s", type=float, default=420.0, help="start no configuration after this [420]")
+    args = ap.parse_args(argv)
+    result = run_suite(args.out, device=args.device, quick=args.quick, budget_s=args.budget_s)
+    errors = [f"{c['config']}: {r['model']} T={r['T']}: {r['error']}" for c in result["configs"] for r in c["rows"]
+              if r.get("error")]
+    print(f"wrote {args.out / 'suite.md'} in {result['seconds']:.0f} s; {len(errors)} rows with errors"
+          + "".join(f"\n  {e}" for e in errors[:10]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
