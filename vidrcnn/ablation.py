@@ -135,6 +135,8 @@ VARIANTS: tuple[Variant, ...] = (
          sizes=(32, 64) if (k, act, down) == (5, "relu", "pool") else (32,))
       for k, act, down in ((5, "relu", "pool"), (5, "tanh", "pool"), (5, "relu", "stride"))),
     _v("rcn_gru_s", **NEW_DEFAULTS, activation="relu"),  # the ReLU alone, no time in the stem: the cheapest
+    # The two gated cells below 90%: gate biases for memory (chrono, Tallec & Ollivier) on top of their defaults.
+    *(_v(f"rcn_{cell}_s", **NEW_DEFAULTS, **EVENING_DEFAULTS[cell], chrono=16) for cell in ("lstm", "mingru")),
     *(_v(f"rcn_{cell}_s", **NEW_DEFAULTS, **EVENING_DEFAULTS[cell], sizes=(64,))
       for cell in ("mingru", "lstm")),
     _v("frame_avg_s", sizes=(64,)),
