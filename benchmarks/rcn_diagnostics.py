@@ -1,7 +1,7 @@
 """Why the recurrent conv networks learn slowly: signal, gradient, gate saturation and memory, before and after a
 short training, per cell and design option (vidrcnn.profiling.diagnostics). Writes docs/diagnostics.md.
 
-    python benchmarks/rcn_diagnostics.py --data outputs/study/synthetic            # ~3 minutes on 2 CPU cores
+    python benchmarks/rcn_diagnostics.py --data outputs/study/synthetic            # ~4 minutes on 2 CPU cores
     python benchmarks/rcn_diagnostics.py --data D --variants 'rcn_gru_s' 'rcn_gru_s:preact_norm=group' --steps 50
 
 A variant is ``MODEL`` or ``MODEL:key=value,key=value`` (builder options, values parsed as YAML). Every variant trains
@@ -28,11 +28,15 @@ from vidrcnn.models import get_model
 from vidrcnn.profiling import diagnostics
 
 ROOT = Path(__file__).resolve().parent.parent
-OFF = "preact_norm=null,residual=false"  # the models as they were before the ablation; a bare name: today's default
-DEFAULT_VARIANTS = [f"rcn_gru_s:{OFF}", "rcn_gru_s:preact_norm=group,residual=false",
-                    "rcn_gru_s:preact_norm=batch,state_norm=group,residual=false",
-                    "rcn_gru_s:preact_norm=batch,residual=false", "rcn_gru_s", f"rcn_gru_s:{OFF},chrono=16",
-                    f"rcn_lstm_s:{OFF}", "rcn_lstm_s", f"rcn_mingru_s:{OFF}", "rcn_mingru_s"]
+# The models as they were on 2026-12-01, before the ablations (tanh, no norm, no residual, a per-frame strided stem);
+# the minGRU has no tanh to replace. A bare name is today's default.
+OFF = "preact_norm=null,residual=false,stem_frames=1,stem_downsample=stride"
+OFF_TANH = OFF + ",activation=tanh"
+DEFAULT_VARIANTS = [f"rcn_gru_s:{OFF_TANH}", f"rcn_gru_s:{OFF_TANH},preact_norm=group",
+                    f"rcn_gru_s:{OFF_TANH},preact_norm=batch", "rcn_gru_s:activation=tanh",
+                    "rcn_gru_s:stem_frames=1,stem_downsample=stride", "rcn_gru_s",
+                    f"rcn_lstm_s:{OFF_TANH}", "rcn_lstm_s", f"rcn_mingru_s:{OFF}", "rcn_mingru_s",
+                    "rcn_mingru_s:chrono=16"]
 
 
 def measure(model, x, y) -> dict:
