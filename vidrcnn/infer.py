@@ -234,8 +234,7 @@ class VideoPrediction:
         return self.num_frames / self.fps
 
     def topk(self, k: int = 5) -> list[dict[str, Any]]:
-        values, indices = self.probs.topk(min(k, self.probs.numel()))
-        return [{"label": self.classes[i], "score": round(float(v), 6)} for v, i in zip(values, indices.tolist())]
+        return top_labels(self.probs, self.classes, k)
 
     def step_at(self, frames: torch.Tensor) -> torch.Tensor:
         """The step owning each video frame index in ``frames``."""
@@ -295,7 +294,13 @@ class _Counted:
                 bar.close()
 
 
-class _StepMean:
+def top_labels(probs: torch.Tensor, classes: list[str], k: int = 5) -> list[dict[str, Any]]:
+    """The ``k`` best of ``probs`` ``(K,)`` as ``{"label", "score"}``, best first (the JSON ``tools/infer.py`` prints)."""
+    values, indices = probs.topk(min(k, probs.numel()))
+    return [{"label": classes[i], "score": round(float(v), 6)} for v, i in zip(values, indices.tolist())]
+
+
+class StepMean:
     """Running mean of step probabilities after the first ``warmup`` steps (the last step if there are no more)."""
 
     def __init__(self, num_classes: int, warmup: int = 0):
@@ -339,7 +344,7 @@ def predict_video(
         # A causal model learnt to classify after num_frames frames: its first num_frames - 1 steps (less context
         # than any training clip) stay out of the video-level mean, unless the video has no later step.
         warmup = predictor.num_frames - 1 if predictor.is_causal else 0
-        video_probs = _StepMean(len(predictor.classes), warmup)
+        video_probs = StepMean(len(predictor.classes), warmup)
         starts, labels, scores = [], [], []
         for step_starts, probs in steps:
             video_probs.add(probs)

@@ -26,7 +26,8 @@ from vidrcnn.errors import VideoDecodeError
 
 if TYPE_CHECKING:  # torch is imported where it runs: tools/infer.py answers argument errors without it
     import numpy as np
-    import torch
+
+    from vidrcnn.infer import StepMean
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://", "rtp://")
 
@@ -82,22 +83,18 @@ class LiveStats:
     max_lag_s: float = -math.inf
     first_t: float | None = None
     last_t: float = 0.0
-    probs_sum: torch.Tensor | None = None
-    probs_count: int = 0
-    last_probs: torch.Tensor | None = field(default=None, repr=False)
+    # The video-level scores, as for a file: the mean of the steps after the warm-up (vidrcnn/infer.py)
+    probs: StepMean = field(init=False, repr=False)
 
-    def add(self, probs: torch.Tensor) -> None:
-        if self.fed > self.warmup:  # a step with at least a training clip's context (vidrcnn/infer.py)
-            self.probs_sum = probs.double() if self.probs_sum is None else self.probs_sum + probs.double()
-            self.probs_count += 1
-        self.last_probs = probs
+    def __post_init__(self) -> None:
+        from vidrcnn.infer import StepMean
+
+        self.probs = StepMean(len(self.classes), self.warmup)
 
     def topk(self, k: int) -> list[dict[str, Any]]:
-        probs = (self.probs_sum / self.probs_count).float() if self.probs_count else self.last_probs
-        if probs is None:
-            return []
-        values, indices = probs.topk(min(k, probs.numel()))
-        return [{"label": self.classes[i], "score": round(float(v), 6)} for v, i in zip(values, indices.tolist())]
+        from vidrcnn.infer import top_labels
+
+        return top_labels(self.probs.mean(), self.classes, k) if self.fed else []
 
     def summary(self, k: int) -> dict[str, Any]:
         return {"frames_decoded": self.decoded, "frames_fed": self.fed, "frames_dropped": self.dropped,
@@ -149,7 +146,7 @@ def predict_live(predictor, frames: Iterable[tuple[float, np.ndarray]], stats: L
             window_s, window_n = window_s + spent, window_n + 1
             stats.fed += 1
             stats.max_lag_s = max(stats.max_lag_s, lag)
-            stats.add(probs)
+            stats.probs.add(probs[None])
             if t + 1e-6 >= next_report:
                 score, index = probs.max(0)
                 yield {"t": round(t - stats.first_t, 3), "label": stats.classes[int(index)],
