@@ -3,11 +3,9 @@ frame file, lists of 'folder num_frames label' train, and tools/extract_frames.p
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
-from toolrun import load_tool
+from toolrun import load_tool, train_then_test
 from videos import numbered_frames
 
 from vidrcnn.cli import run_tool
@@ -89,14 +87,9 @@ def test_extract_frames_resumes_and_its_list_trains_and_tests(tmp_path, capsys):
     assert "(87 already done)" in capsys.readouterr().out
     split = build_split(out, list_file=out / "list.txt", classes_file=out / "classes.txt")
     assert len(split.test) == 77 and len(split.train) == 11  # UCF101 groups from the folder names: no leak
-    run = tmp_path / "run"
-    args = [f"data.root={out}", f"data.list_file={out / 'list.txt'}", f"data.classes_file={out / 'classes.txt'}",
-            "data.size=32", "data.num_frames=4", "data.sampling=segments", "data.num_workers=0",
-            "model.name=frame_avg_s", "train.batch_size=8", "train.epochs=1", "train.device=cpu"]
-    assert run_tool(load_tool("train").main, ["--out", str(run), *args]) == 0
-    assert run_tool(load_tool("test").main, ["--checkpoint", str(run / "checkpoint_last.pt"), "--json",
-                                             str(run / "test.json"), "--quiet"]) == 0
-    assert json.loads((run / "test.json").read_text())["num_videos"] == 77
+    result = train_then_test(out, tmp_path / "run", f"data.list_file={out / 'list.txt'}",
+                             f"data.classes_file={out / 'classes.txt'}")
+    assert result["num_videos"] == 77
     assert run_tool(tool.main, [str(data), str(data / "inside")]) == 2  # never into the videos' own folder
 
 

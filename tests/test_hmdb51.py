@@ -3,12 +3,9 @@ line when malformed, and train/test run on a dataset in HMDB51's layout."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from toolrun import load_tool
+from toolrun import train_then_test
 
-from vidrcnn.cli import run_tool
 from vidrcnn.data import build_split, make_synthetic
 from vidrcnn.data.hmdb51 import SPLIT_FOLDER, split_hmdb51, write_split_files
 from vidrcnn.errors import DatasetError
@@ -91,11 +88,5 @@ def test_train_and_test_run_on_hmdb51_layout(tmp_path, capsys):
     assert (root / SPLIT_FOLDER).is_dir() and not (root / "ucfTrainTestlist").exists()
     split = build_split(root)
     assert len(split.classes) == 11 and len(split.test) == 7 * 11 and len(split.train) == 11
-    out = tmp_path / "run"
-    args = [f"data.root={root}", "data.size=32", "data.num_frames=4", "data.sampling=segments", "data.num_workers=0",
-            "model.name=frame_avg_s", "train.batch_size=8", "train.epochs=1", "train.device=cpu"]
-    assert run_tool(load_tool("train").main, ["--out", str(out), *args]) == 0
-    assert run_tool(load_tool("test").main, ["--checkpoint", str(out / "checkpoint_last.pt"), "--json",
-                                             str(out / "test.json"), "--quiet"]) == 0
-    result = json.loads((out / "test.json").read_text())
+    result = train_then_test(root, tmp_path / "run")
     assert result["num_videos"] == 77 and result["classes"] == sorted(split.classes)

@@ -3,12 +3,9 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from toolrun import load_tool
+from toolrun import train_then_test
 
-from vidrcnn.cli import run_tool
 from vidrcnn.data import build_split, make_synthetic
 from vidrcnn.data.kinetics import split_kinetics, video_name, write_annotations
 from vidrcnn.errors import DatasetError
@@ -76,11 +73,6 @@ def test_train_and_test_run_on_kinetics_layout_and_list_missing_videos(tmp_path)
     split = build_split(root)
     assert len(split.classes) == 11 and len(split.test) == 77 and len(split.train) == 10 and len(split.missing) == 1
     out = tmp_path / "run"
-    args = [f"data.root={root}", "data.size=32", "data.num_frames=4", "data.sampling=segments", "data.num_workers=0",
-            "model.name=frame_avg_s", "train.batch_size=8", "train.epochs=1", "train.device=cpu"]
-    assert run_tool(load_tool("train").main, ["--out", str(out), *args]) == 0
+    assert train_then_test(root, out)["num_videos"] == 77
     listed = (out / "missing_videos.txt").read_text().splitlines()
     assert len(listed) == 1 and listed[0].startswith("train ") and listed[0].endswith(gone.stem)
-    assert run_tool(load_tool("test").main, ["--checkpoint", str(out / "checkpoint_last.pt"), "--json",
-                                             str(out / "test.json"), "--quiet"]) == 0
-    assert json.loads((out / "test.json").read_text())["num_videos"] == 77

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from toolrun import load_tool
+from toolrun import train_then_test
 
-from vidrcnn.cli import run_tool
 from vidrcnn.data import build_split, make_synthetic
 from vidrcnn.data.ssv2 import LABELS, LISTS, class_of, split_ssv2
 from vidrcnn.errors import DatasetError
@@ -69,10 +68,4 @@ def test_train_and_test_run_on_ssv2_layout_with_vp9_webm(tmp_path):
     root = make_synthetic(tmp_path / "ssv2", num_groups=8, clips_per_group=1, num_frames=16, size=32, format="ssv2")
     split = build_split(root)
     assert len(split.classes) == 11 and len(split.test) == 77 and all(p.endswith(".webm") for p, _ in split.train)
-    out = tmp_path / "run"
-    args = [f"data.root={root}", "data.size=32", "data.num_frames=4", "data.sampling=segments", "data.num_workers=0",
-            "model.name=frame_avg_s", "train.batch_size=8", "train.epochs=1", "train.device=cpu"]
-    assert run_tool(load_tool("train").main, ["--out", str(out), *args]) == 0
-    assert run_tool(load_tool("test").main, ["--checkpoint", str(out / "checkpoint_last.pt"), "--json",
-                                             str(out / "test.json"), "--quiet"]) == 0
-    assert json.loads((out / "test.json").read_text())["num_videos"] == 77
+    assert train_then_test(root, tmp_path / "run")["num_videos"] == 77
