@@ -150,6 +150,18 @@ class DecoderBase:
             f"size={self.width}x{self.height})"
         )
 
+    def get_frames(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> torch.Tensor:
+        """The protocol's ``get_frames``: indices and size checked here, the decoding in ``_get_frames``."""
+        idx = self._check_indices(indices)
+        size = check_size(size)
+        if not idx:
+            return empty_frames(*(size or (self.height, self.width)))
+        return self._get_frames(idx, size)
+
+    def _get_frames(self, idx: list[int], size: tuple[int, int] | None) -> torch.Tensor:  # pragma: no cover
+        """Frames ``idx`` (checked, non-empty) as uint8 ``(T, H, W, 3)``, resized to ``size`` when given."""
+        raise NotImplementedError
+
     def _check_indices(self, indices: Sequence[int]) -> list[int]:
         try:
             idx = [operator.index(i) for i in indices]

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 
 from vidrcnn.errors import VideoDecodeError
-from vidrcnn.io.base import DecoderBase, check_file, check_size, checked_fps, empty_frames
+from vidrcnn.io.base import DecoderBase, check_file, check_size, checked_fps
 from vidrcnn.io.pyav import check_orientation, decord_hazard, display_quarter_turns
 
 
@@ -114,11 +114,7 @@ class DecordDecoder(DecoderBase):
         except self._errors as exc:
             raise VideoDecodeError(self.path, f"decord failed to decode ({_first_line(exc)})") from None
 
-    def get_frames(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> torch.Tensor:
-        idx = self._check_indices(indices)
-        size = check_size(size)
-        if not idx:
-            return empty_frames(*(size or (self.height, self.width)))
+    def _get_frames(self, idx: list[int], size: tuple[int, int] | None) -> torch.Tensor:
         frames = self._batch(idx)
         return resize_frames(frames, size) if size else frames
 

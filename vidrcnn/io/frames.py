@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from vidrcnn.errors import VideoDecodeError
-from vidrcnn.io.base import DecoderBase, check_size, empty_frames
+from vidrcnn.io.base import DecoderBase
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 # torchvision 0.29 deprecates its image codecs in favour of TorchCodec, which is not a dependency here; they still
@@ -126,11 +126,7 @@ class FrameFolderDecoder(DecoderBase):
                     raise VideoDecodeError(f, f"corrupt image ({str(exc).splitlines()[0]})") from None
             raise
 
-    def get_frames(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> torch.Tensor:
-        idx = self._check_indices(indices)
-        size = check_size(size)
-        if not idx:
-            return empty_frames(*(size or (self.height, self.width)))
+    def _get_frames(self, idx: list[int], size: tuple[int, int] | None) -> torch.Tensor:
         wanted = sorted(set(idx))
         got = dict(zip(wanted, self._decode(wanted)))
         frames = torch.stack([got[i] for i in idx]).permute(0, 2, 3, 1).contiguous()  # (T, H, W, 3)

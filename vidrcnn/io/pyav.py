@@ -33,7 +33,7 @@ import torch
 from av.video.reformatter import VideoReformatter
 
 from vidrcnn.errors import VideoDecodeError
-from vidrcnn.io.base import DecoderBase, check_file, check_size, checked_fps, empty_frames, warn_once
+from vidrcnn.io.base import DecoderBase, check_file, check_size, checked_fps, warn_once
 
 try:  # PyAV >= 14; older versions demux the other streams too, which is only slower
     from av.stream import Discard
@@ -361,11 +361,7 @@ class PyAVDecoder(DecoderBase):
             raise VideoDecodeError(self.path, f"cannot convert frame {index} to RGB ({describe(exc)})") from None
 
     # -- public API ---------------------------------------------------------------------------------------------
-    def get_frames(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> torch.Tensor:
-        idx = self._check_indices(indices)
-        size = check_size(size)
-        if not idx:
-            return empty_frames(*(size or (self.height, self.width)))
+    def _get_frames(self, idx: list[int], size: tuple[int, int] | None) -> torch.Tensor:
         wanted = sorted(set(idx))
         got: dict[int, np.ndarray] = {}
         if self._index.pts is not None:
