@@ -41,15 +41,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from vidrcnn.engine.checkpoint import load_checkpoint
     from vidrcnn.export import TOLERANCE, ExportError, export_onnx, verify
     from vidrcnn.infer import load_predictor
 
     predictor = load_predictor(args.checkpoint, device="cpu", weights=args.weights)
-    ckpt = load_checkpoint(args.checkpoint)
-    pre = dict(ckpt["preprocess"])
+    pre = predictor.preprocess
     size = int(pre["size"])
-    metadata = {"model": ckpt["model_name"], "classes": predictor.classes, "preprocess": pre,
+    metadata = {"model": predictor.name, "classes": predictor.classes, "preprocess": pre,
                 "num_frames": predictor.num_frames, "stride": predictor.stride, "train_fps": predictor.train_fps}
     generator = torch.Generator().manual_seed(0)
     checks = {"random input": [torch.randn(1, 3, predictor.num_frames, size, size, generator=generator)

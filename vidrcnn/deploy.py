@@ -91,7 +91,8 @@ def load_onnx_predictor(path: str | os.PathLike):
                                     **{k: pre[k] for k in ("mean", "std") if pre.get(k) is not None})
         return Predictor(model=OnnxModel(session, meta), classes=[str(c) for c in meta["classes"]],
                          transform=transform, num_frames=int(pre["num_frames"]), stride=model_stride(pre),
-                         train_fps=float(pre["fps"]) if pre.get("fps") else None)
+                         train_fps=float(pre["fps"]) if pre.get("fps") else None, name=str(meta["model"]),
+                         preprocess=dict(pre))
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(path, f"incompatible ONNX model ({type(exc).__name__}: {exc})") from None
 

@@ -67,6 +67,8 @@ class Predictor:
     stride: int = 1
     train_fps: float | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    name: str = ""  # the registered model name
+    preprocess: dict[str, Any] = field(default_factory=dict)  # as the checkpoint recorded it
 
     @property
     def is_causal(self) -> bool:
@@ -113,6 +115,7 @@ def load_predictor(checkpoint: str | os.PathLike, *, device: str | torch.device 
             model=model.to(device).eval(), classes=[str(c) for c in ckpt["classes"]], transform=transform,
             num_frames=int(pre["num_frames"]), stride=model_stride(pre),
             train_fps=float(pre["fps"]) if pre.get("fps") else None, device=torch.device(device),
+            name=str(ckpt["model_name"]), preprocess=dict(pre),
         )
     except CheckpointError as exc:
         if exc.path is None:  # model_from_checkpoint sees only the dict: name the file here
