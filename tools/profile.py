@@ -42,6 +42,17 @@ def _lengths(text: str) -> list[int]:
     return _int_list(text, "--lengths", "frame counts")
 
 
+def _builder(opts):
+    """Build ``MODEL`` or ``MODEL+key=int`` (a builder option, e.g. ``checkpoint_every=8``)."""
+    from vidrcnn.models import get_model
+
+    def build(label: str):
+        name, _, option = label.partition("+")
+        key, _, value = option.partition("=")
+        return get_model(name, num_classes=opts.num_classes, **({key: int(value)} if key else {}))
+    return build
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import os
@@ -64,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--iters", type=int, default=10, help="timed calls per (model, T)")
     ap.add_argument("--train", action="store_true", help="also time forward + backward")
+    ap.add_argument("--checkpoint-every", type=int, metavar="K",
+                    help="also profile each recurrent conv model (rcn_*) with model.kwargs.checkpoint_every=K, as "
+                         "MODEL+checkpoint_every=K rows (with --train: memory and time of backward with and without)")
     ap.add_argument("--amp", action="store_true", help="bf16 autocast")
     ap.add_argument("--compile", action="store_true", help="torch.compile each model (slow start on CPU)")
     ap.add_argument("--channels-last", action="store_true")
@@ -81,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     if not models or unknown:
         raise ConfigError("--models", f"unknown model(s) {', '.join(unknown) or '(none given)'}; known: "
                           f"{', '.join(list_models())}")
+    if args.checkpoint_every is not None:
+        if args.checkpoint_every < 1:
+            raise ConfigError("--checkpoint-every", f"must be >= 1, got {args.checkpoint_every}")
+        models += [f"{m}+checkpoint_every={args.checkpoint_every}" for m in models if m.startswith("rcn_")]
     lengths = _lengths(args.lengths)
     batches = _int_list(args.batch, "--batch", "batch sizes")
     threads = _int_list(args.threads or f"1,{os.cpu_count() or 1}", "--threads", "thread counts")
@@ -106,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                                   channels_last=args.channels_last, stream=not args.no_stream)
             where = f"{n} thread(s), batch {batch}"
             rows += [{**r, "threads": n} for r in profile_models(
-                models, lengths, opts, progress=lambda name, where=where: print(f"profiling {name} ({where}) ...", flush=True))]
+                models, lengths, opts, build=_builder(opts), progress=lambda name, where=where: print(f"profiling {name} ({where}) ...", flush=True))]
     options = {**vars(args), "lengths": lengths, "batch": batches[0] if len(batches) == 1 else batches,
                "threads": threads[0] if len(threads) == 1 else threads}
     fits = write_all(rows, args.out, device=args.device, options=options)

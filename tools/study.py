@@ -4,6 +4,7 @@
     python tools/study.py --models rcn_gru_s,frame_avg_s --seeds 0 --doc /tmp/results.md   # a subset
     python tools/study.py --ablation                        # the RCN design choices: docs/ablation.md
     python tools/study.py --ablation --sizes 32 --variants gru,gru+preact_norm=batch --seeds 0
+    python tools/study.py --recipe                          # Mixup, CutMix, EMA, repeats: docs/recipe.md
 
 Generates the dataset into OUT/synthetic when it is not there, trains each (model, seed) into OUT/<model>/seed<k>
 with configs/synthetic_<model>.yaml, and writes the report with its plots (next to it, in img/). Each run's result is
@@ -41,13 +42,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ablation", action="store_true",
                         help="run the RCN design ablation (vidrcnn/ablation.py) instead; --doc defaults to "
                              "docs/ablation.md, --out to outputs/ablation")
-    parser.add_argument("--sizes", type=lambda s: [int(x) for x in _csv(s)], default=[32, 64],
-                        help="ablation: frame sizes, each with its own synthetic dataset under OUT [32,64]")
-    parser.add_argument("--variants", type=_csv, help="ablation: comma-separated variant labels [all]")
+    parser.add_argument("--recipe", action="store_true",
+                        help="run the training-recipe report (vidrcnn/recipe_study.py) instead; --doc defaults to "
+                             "docs/recipe.md, --out to outputs/recipe, --sizes to 64")
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in _csv(s)],
+                        help="ablation, recipe: frame sizes, each with its own synthetic dataset under OUT "
+                             "[ablation: 32,64; recipe: 64]")
+    parser.add_argument("--variants", type=_csv, help="ablation, recipe: comma-separated variant labels [all]")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides for every run, e.g. train.epochs=2 (recorded in the report)")
     args = parser.parse_args(argv)
-    if args.ablation:
+    if args.ablation and args.recipe:
+        parser.error("--ablation and --recipe are two reports: ask for one")
+    if args.ablation or args.recipe:
         return _ablation(parser, args, argv)
     args.out, args.doc = args.out or "outputs/study", args.doc or "docs/results.md"
     _check_doc(args)
@@ -84,21 +91,29 @@ def _check_doc(args: argparse.Namespace) -> None:
 
 
 def _ablation(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> int:
-    from vidrcnn import ablation
+    """The ablation (``--ablation``) or the recipe report (``--recipe``): variants of vidrcnn/ablation.py or
+    vidrcnn/recipe_study.py, run by the same runner."""
+    from vidrcnn import ablation, recipe_study
 
+    flag, name = ("--recipe", "recipe") if args.recipe else ("--ablation", "ablation")
+    pool, report = (recipe_study.VARIANTS, recipe_study.write_report) if args.recipe else (ablation.VARIANTS, None)
     if args.overrides or args.data:
-        parser.error("--ablation takes no config overrides and no --data: its variants say what they change")
-    known = {v.label: v for v in ablation.VARIANTS}
+        parser.error(f"{flag} takes no config overrides and no --data: its variants say what they change")
+    known = {v.label: v for v in pool}
     unknown = [label for label in args.variants or [] if label not in known]
     if unknown:
         parser.error(f"unknown variant(s): {', '.join(unknown)}; known: {', '.join(known)}")
-    if any(s < 32 or s % 2 for s in args.sizes):
+    sizes = args.sizes or (list(recipe_study.SIZES) if args.recipe else [32, 64])
+    if any(s < 32 or s % 2 for s in sizes):
         parser.error("--sizes must be even frame sizes >= 32")
-    args.doc = args.doc or "docs/ablation.md"
+    args.doc = args.doc or f"docs/{name}.md"
     _check_doc(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    doc = ablation.ablate(Path(args.out or "outputs/ablation"), Path(args.doc),
-                          sizes=args.sizes, variants=[known[v] for v in args.variants or known], seeds=args.seeds,
+    # The recipe's variants in their own order (each model's plain row first: the reference of its findings).
+    variants = [v for v in pool if v.label in args.variants] if args.recipe and args.variants else [
+        known[v] for v in args.variants or known]
+    doc = ablation.ablate(Path(args.out or f"outputs/{name}"), Path(args.doc), sizes=sizes, variants=variants,
+                          seeds=args.seeds, pool=pool, report=report,
                           command=shlex.join(["python", "tools/study.py", *(argv if argv is not None else sys.argv[1:])]))
     print(doc.read_text(encoding="utf-8"))
     return 0

@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,8 +48,11 @@ class Variant:
     overrides: tuple[str, ...] = ()
     sizes: tuple[int, ...] = (32,)  # the frame sizes it runs at
     seeds: tuple[int, ...] | None = None  # None: the ablation's seeds; a learning-rate probe runs fewer
+    builder_defaults: bool = False  # True: the builder's own defaults under ``kwargs`` (no :data:`OFF` reference)
 
     def options(self) -> dict[str, Any]:
+        if self.builder_defaults:
+            return dict(self.kwargs)
         base = dict(OFF) if self.model.startswith("rcn_") else CNN_LSTM_OFF if self.model.startswith("cnn_lstm_") else {}
         if self.model.startswith("rcn_") and self.model.split("_")[1] in ACTIVATION_CELLS:
             base.update(ACTIVATION_OFF)
@@ -63,7 +66,8 @@ class Variant:
         return [f"data.size={size}", f"data.resize={size}", *self.all_overrides()]
 
     def describe(self) -> str:
-        text = ", ".join(f"{k}={v}" for k, v in self.kwargs.items()) or "reference"
+        text = ", ".join(f"{k}={v}" for k, v in self.kwargs.items()) or (
+            "builder defaults" if self.builder_defaults else "reference")
         return text + ("; " + " ".join(self.overrides) if self.overrides else "")
 
 
@@ -258,6 +262,20 @@ def _pair_table(rows: Sequence[Mapping[str, Any]], size: int) -> list[str]:
     return [*lines, ""]
 
 
+def variant_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Markdown lines: one row per variant (from :func:`summarize_variants`), top-1 by class kind and cost."""
+    kinds = [k for k in KINDS if any(k in r for r in rows)]
+    lines = ["| variant | options | seeds | top-1 | " + " | ".join(KINDS[k] for k in kinds)
+             + " | train top-1 | params | GFLOPs/clip | train s |",
+             "|---|---|---|---|" + "---|" * len(kinds) + "---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| `{r['variant']}` | {r['options']} | {len(r['seeds'])} | {_pm(r['top1'])} | "
+                     + " | ".join(_pm(r[k]) if k in r else "" for k in kinds)
+                     + f" | {_pm(r['train_top1'])} | {r['params'] / 1e6:.3f}M | {r['flops'] / 1e9:.2f} | "
+                     f"{r['train_seconds'][0]:.0f} |")
+    return lines
+
+
 def write_report(results: Mapping[int, Sequence[Mapping[str, Any]]], doc: str | os.PathLike, *, command: str) -> None:
     """``docs/ablation.md``: a table and findings per frame size."""
     doc = Path(doc)
@@ -277,17 +295,7 @@ def write_report(results: Mapping[int, Sequence[Mapping[str, Any]]], doc: str | 
     for size, res in results.items():
         rows = summarize_variants(res)
         total += sum(r["wall_seconds"] for r in res)
-        kinds = [k for k in KINDS if any(k in r for r in rows)]
-        lines += [f"## {size}x{size} pixels", "",
-                  "| variant | options | seeds | top-1 | " + " | ".join(KINDS[k] for k in kinds)
-                  + " | train top-1 | params | GFLOPs/clip | train s |",
-                  "|---|---|---|---|" + "---|" * len(kinds) + "---|---|---|---|"]
-        for r in rows:
-            lines.append(f"| `{r['variant']}` | {r['options']} | {len(r['seeds'])} | {_pm(r['top1'])} | "
-                         + " | ".join(_pm(r[k]) if k in r else "" for k in kinds)
-                         + f" | {_pm(r['train_top1'])} | {r['params'] / 1e6:.3f}M | {r['flops'] / 1e9:.2f} | "
-                         f"{r['train_seconds'][0]:.0f} |")
-        lines += [""]
+        lines += [f"## {size}x{size} pixels", "", *variant_table(rows), ""]
         for paragraph in findings(rows):
             lines += [paragraph, ""]
         lines += _pair_table(rows, size)
@@ -297,11 +305,13 @@ def write_report(results: Mapping[int, Sequence[Mapping[str, Any]]], doc: str | 
 
 
 def ablate(out_dir: Path, doc: Path, *, sizes: Sequence[int], variants: Sequence[Variant], seeds: Sequence[int],
-           command: str) -> Path:
+           command: str, pool: Sequence[Variant] = VARIANTS,
+           report: Callable[..., None] | None = None) -> Path:
     """Generate a synthetic dataset per frame size under ``out_dir`` (when missing), run every variant and seed at
-    ``sizes``, and write ``doc`` from every finished run of every variant of :data:`VARIANTS` (and of ``variants``)
-    in ``out_dir``, so a later call with other sizes, seeds or variants adds to the report, it does not replace it;
-    returns ``doc``."""
+    ``sizes``, and write ``doc`` with ``report`` (default :func:`write_report`) from every finished run of every
+    variant of ``pool`` (and of ``variants``) in ``out_dir``, so a later call with other sizes, seeds or variants adds
+    to the report, it does not replace it; returns ``doc``. The recipe report (:mod:`vidrcnn.recipe_study`) passes
+    its own ``pool`` and ``report``."""
     from vidrcnn.data.synthetic import make_synthetic
 
     doc.parent.mkdir(parents=True, exist_ok=True)  # fail now, not after the runs, when the folder cannot be made
@@ -314,9 +324,11 @@ def ablate(out_dir: Path, doc: Path, *, sizes: Sequence[int], variants: Sequence
     start = time.perf_counter()
     run_ablation(data, out_dir, variants=variants, seeds=seeds)
     # The variants asked for first (a model's first row is the reference its findings compare with), then the rest.
-    write_report(collect(out_dir, [*variants, *(v for v in VARIANTS if v not in variants)]), doc, command=command)
+    (report or write_report)(collect(out_dir, [*variants, *(v for v in pool if v not in variants)]), doc,
+                             command=command)
     log.info("wrote %s; runs in %s (%.0f s)", doc, out_dir, time.perf_counter() - start)
     return doc
 
 
-__all__ = ["OFF", "VARIANTS", "Variant", "ablate", "collect", "findings", "run_ablation", "summarize_variants", "write_report"]
+__all__ = ["OFF", "VARIANTS", "Variant", "ablate", "collect", "findings", "run_ablation", "summarize_variants", "variant_table",
+           "write_report"]

@@ -8,6 +8,7 @@ builders turn on by default, share batch statistics across frames).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from vidrcnn.layers import ConvRecurrent, PerFrame, RecurrentCell, State
+from vidrcnn.layers.conv_recurrent import recomputed
 from vidrcnn.models.backbones import STEM_DOWNSAMPLE, STEM_FRAMES, CausalStem, build_stem
 from vidrcnn.models.registry import register_model
 
@@ -44,6 +46,9 @@ class RCN(nn.Module):
     convolution where the widths differ), before the pooling; the sum is still causal.
     ``stem`` is a 2-D module applied to every frame, or a :class:`~vidrcnn.models.backbones.CausalStem` (time in
     its first layer, ``stem_frames > 1``), which carries its last input frames in the stream state.
+    ``checkpoint_every=k``: gradient checkpointing over time in training (:class:`ConvRecurrent`): each recurrent
+    layer recomputes its time loop in chunks of ``k`` steps in backward, and the stem and the layers' input
+    convolutions recompute their per-frame activations; same gradients, less memory, one more forward of compute.
     ``forward(x)``: ``(B, C, T, H, W) -> (B, num_classes)``. :meth:`stream` gives per-frame logits and a state.
     """
 
@@ -52,7 +57,7 @@ class RCN(nn.Module):
     def __init__(self, *, num_classes: int, cell: str | type[RecurrentCell], stem: nn.Module, stem_channels: int,
                  channels: Sequence[int], pool_after: Sequence[bool] | None = None, kernel_size: int = 3,
                  head: str = "last", dropout: float = 0.0, batch_input_conv: bool = True,
-                 residual: bool = False, cell_kwargs: dict | None = None):
+                 residual: bool = False, checkpoint_every: int | None = None, cell_kwargs: dict | None = None):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
@@ -60,6 +65,7 @@ class RCN(nn.Module):
         if len(pool_after) != len(channels):
             raise ValueError("pool_after needs one entry per recurrent layer")
         self.head = head
+        self.checkpoint_every = checkpoint_every
         self.stem = stem if isinstance(stem, CausalStem) else PerFrame(stem)
         self.layers = nn.ModuleList()
         self.pools = nn.ModuleList()
@@ -67,7 +73,8 @@ class RCN(nn.Module):
         c_in = stem_channels
         for c, pool in zip(channels, pool_after):
             self.layers.append(ConvRecurrent(c_in, c, cell=cell, kernel_size=kernel_size,
-                                             batch_input_conv=batch_input_conv, **(cell_kwargs or {})))
+                                             batch_input_conv=batch_input_conv, checkpoint_every=checkpoint_every,
+                                             **(cell_kwargs or {})))
             if self.skips is not None:  # a (1, 1, 1) kernel sees one frame: a per-frame 1x1 projection
                 self.skips.append(nn.Identity() if c == c_in else nn.Conv3d(c_in, c, 1, bias=False))
             # (1, 2, 2) pooling acts on each frame alone, so it keeps the model causal.
@@ -80,10 +87,13 @@ class RCN(nn.Module):
                  stem_past: Tensor | None = None) -> tuple[Tensor, list[State], Tensor | None]:
         """Pooled top-layer features per frame ``(B, T, C)``, the layer states after the last frame, and the causal
         stem's past frames (None for a per-frame stem)."""
+        stem = self.stem  # with checkpoint_every, in training: its per-frame activations recomputed in backward
+        if self.checkpoint_every and self.training and torch.is_grad_enabled():
+            stem = functools.partial(recomputed, self.stem, self.stem)
         if isinstance(self.stem, CausalStem):
-            y, stem_past = self.stem(x, stem_past)  # (B, C0, T, H', W')
+            y, stem_past = stem(x, stem_past)  # (B, C0, T, H', W')
         else:
-            y = self.stem(x)
+            y = stem(x)
         states = list(states) if states is not None else [None] * len(self.layers)
         new_states = []
         for i, (layer, pool, s) in enumerate(zip(self.layers, self.pools, states)):
@@ -134,7 +144,7 @@ RCN_CONFIGS: dict[str, dict] = {
 def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_weights: str | os.PathLike | None,
          resnet_stage: int, channels: Sequence[int] | None, dropout: float, batch_input_conv: bool,
          stem_strides: Sequence[int] | None, stem_frames: int | None, stem_downsample: str | None, residual: bool,
-         cell_kwargs: dict) -> RCN:
+         checkpoint_every: int | None, cell_kwargs: dict) -> RCN:
     cfg = RCN_CONFIGS[size]
     stem_module, stem_channels = build_stem(stem, widths=cfg["stem_widths"], strides=cfg["stem_strides"],
                                             resnet_stage=resnet_stage, weights=stem_weights,
@@ -148,7 +158,7 @@ def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_w
         pool_after = [True] * (len(channels) - 1) + [False]
     return RCN(num_classes=num_classes, cell=cell, stem=stem_module, stem_channels=stem_channels, channels=channels,
                pool_after=pool_after, head=head, dropout=dropout, batch_input_conv=batch_input_conv,
-               residual=residual, cell_kwargs=cell_kwargs)
+               residual=residual, checkpoint_every=checkpoint_every, cell_kwargs=cell_kwargs)
 
 
 # The cell options every rcn_* builder passes unless told otherwise, chosen by the ablations (docs/ablation.md,
@@ -167,11 +177,12 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
                 stem_weights: str | os.PathLike | None = None, resnet_stage: int = 2,
                 channels: Sequence[int] | None = None, dropout: float = 0.0, batch_input_conv: bool = True,
                 stem_strides: Sequence[int] | None = None, stem_frames: int | None = None,
-                stem_downsample: str | None = None, residual: bool = True, **cell_kwargs) -> RCN:
+                stem_downsample: str | None = None, residual: bool = True, checkpoint_every: int | None = None,
+                **cell_kwargs) -> RCN:
         return _rcn(cell, size, num_classes=num_classes, head=head, stem=stem, stem_weights=stem_weights,
                     resnet_stage=resnet_stage, channels=channels, dropout=dropout,
                     batch_input_conv=batch_input_conv, stem_strides=stem_strides, stem_frames=stem_frames,
-                    stem_downsample=stem_downsample, residual=residual,
+                    stem_downsample=stem_downsample, residual=residual, checkpoint_every=checkpoint_every,
                     cell_kwargs={**CELL_DEFAULTS.get(cell, {}), **cell_kwargs})
 
     builder.__name__ = builder.__qualname__ = f"rcn_{cell}_{size}"
@@ -182,7 +193,8 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
         f"``stem_strides`` replaces the small stem's {RCN_CONFIGS[size]['stem_strides']}; ``stem_frames=k > 1`` "
         "gives the small stem's first layer a causal k-frame kernel at full resolution (:class:`CausalStem`; "
         f"default {STEM_FRAMES} with the small stem, 1 otherwise); ``stem_downsample``: 'stride' or 'pool', how the "
-        f"small stem's later layers coarsen the grid (default {STEM_DOWNSAMPLE!r}). "
+        f"small stem's later layers coarsen the grid (default {STEM_DOWNSAMPLE!r}). ``checkpoint_every=k``: "
+        "gradient checkpointing over time in chunks of k steps (training memory for compute; off by default). "
         "Extra keyword arguments go to the cell (e.g. norm='bn' for rcl, peephole=True for lstm); the cell options "
         f"default to {CELL_DEFAULTS.get(cell, {})} (``preact_norm=None, residual=False, stem_frames=1, "
         "stem_downsample='stride'``, and ``activation='tanh'`` for the cells that have it: the model before the "

@@ -20,7 +20,8 @@ COLUMNS = (
     "model", "T", "batch", "threads", "height", "width", "device", "dtype", "compile", "channels_last", "params", "flops",
     "gflops", "latency_median_ms", "latency_q25_ms", "latency_q75_ms", "latency_min_ms", "latency_max_ms",
     "latency_iters", "clips_per_s", "frames_per_s", "ms_per_gflop", "peak_mem_mb", "peak_mem_delta_mb",
-    "seq_steps", "causal", "new_frame_ms", "new_frame_mode", "train_median_ms", "error",
+    "seq_steps", "causal", "new_frame_ms", "new_frame_mode", "train_median_ms",
+    "train_peak_mem_mb", "train_peak_mem_delta_mb", "error",
 )
 
 
@@ -89,7 +90,7 @@ def markdown_table(rows: Sequence[dict]) -> str:
             ("peak_mem_delta_mb", "mem +MB"), ("seq_steps", "seq steps"), ("new_frame_ms", "new frame ms"),
             ("new_frame_mode", "new frame by")]
     if any("train_median_ms" in r for r in rows):
-        cols.append(("train_median_ms", "fwd+bwd ms"))
+        cols += [("train_median_ms", "fwd+bwd ms"), ("train_peak_mem_delta_mb", "fwd+bwd mem +MB")]
     lines = ["| " + " | ".join(c[1] for c in cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         if r.get("error"):

@@ -132,8 +132,12 @@ def profile_model(name: str, model: nn.Module, lengths: Sequence[int], opts: Pro
                        ms_per_gflop=timing.median_ms / max(flops / 1e9, 1e-12))
             if opts.train:
                 model.train()
-                row["train_median_ms"] = time_fn(_train_step(fn, model, x, opts), device=device,
-                                                 warmup=opts.warmup, iters=opts.iters).median_ms
+                train = _train_step(fn, model, x, opts)
+                with peak_memory(device) as train_mem:  # backward's saved activations: what checkpointing cuts
+                    train()
+                row.update({f"train_{k}": v for k, v in train_mem.items()})
+                row["train_median_ms"] = time_fn(train, device=device, warmup=opts.warmup,
+                                                 iters=opts.iters).median_ms
                 model.eval()
             if causal and opts.stream and stream_ms is None:
                 # Independent of how long the clip seen so far was: measured once, at the first length.

@@ -1,0 +1,79 @@
+"""Gradient checkpointing over time (``model.kwargs.checkpoint_every``): the same loss, gradients and BatchNorm
+statistics as the plain backward, and less memory held for backward."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vidrcnn.layers import ConvRecurrent
+from vidrcnn.models import get_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _step(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    model.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(model(x), torch.arange(x.shape[0]) % 5)
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("name, kwargs", [("rcn_gru_s", {}), ("rcn_lstm_s", {"head": "mean"}),
+                                          ("rcn_mingru_s", {"input_frames": 2}), ("rcn_rnn_s", {"stem_frames": 1})])
+def test_checkpointed_training_step_equals_the_plain_one(name, kwargs):
+    torch.manual_seed(0)
+    plain = get_model(name, num_classes=5, **kwargs).train()
+    ckpt = get_model(name, num_classes=5, checkpoint_every=3, **kwargs).train()  # 7 frames: chunks 3, 3, 1
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 7, 32, 32)
+    loss, grads = _step(plain, x)
+    loss_c, grads_c = _step(ckpt, x)
+    assert torch.allclose(loss, loss_c, atol=1e-6)
+    assert grads.keys() == grads_c.keys() and len(grads) == len(list(plain.parameters()))
+    for n in grads:
+        assert torch.allclose(grads[n], grads_c[n], rtol=1e-4, atol=1e-6), n
+    # The recomputation in backward does not update the BatchNorm statistics a second time.
+    for (n, b), (_, b_c) in zip(plain.named_buffers(), ckpt.named_buffers()):
+        assert torch.equal(b, b_c), n
+    # Eval and no_grad run as without checkpointing (and stream, which the export relies on, too).
+    plain.eval(), ckpt.eval()
+    with torch.no_grad():
+        assert torch.allclose(plain(x), ckpt(x), atol=1e-6)
+
+
+def test_checkpointing_needs_a_positive_chunk_and_the_batched_input_conv():
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        ConvRecurrent(3, 4, checkpoint_every=0)
+    with pytest.raises(ValueError, match="batch_input_conv"):
+        ConvRecurrent(3, 4, checkpoint_every=2, batch_input_conv=False)
+
+
+PROBE = """
+import json, sys, torch, torch.nn.functional as F
+from vidrcnn.models import get_model
+from vidrcnn.profiling import peak_memory
+torch.set_num_threads(1)
+torch.manual_seed(0)
+m = get_model("rcn_gru_s", num_classes=5, stem_frames=1, stem_downsample="stride", **json.loads(sys.argv[1])).train()
+x = torch.randn(8, 3, 64, 64, 64)
+with peak_memory("cpu") as mem:
+    F.cross_entropy(m(x), torch.zeros(8, dtype=torch.long)).backward()
+print(json.dumps(mem))
+"""
+
+
+def _train_peak_mb(kwargs: dict) -> float:  # a fresh process each: the heap of one run does not hide the other's
+    out = subprocess.run([sys.executable, "-c", PROBE, json.dumps(kwargs)], capture_output=True, text=True,
+                         check=True, timeout=120)
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_mem_delta_mb"]
+
+
+def test_checkpointing_lowers_the_memory_of_a_training_step():
+    plain, ckpt = _train_peak_mb({}), _train_peak_mb({"checkpoint_every": 4})
+    assert ckpt < 0.85 * plain, (plain, ckpt)
