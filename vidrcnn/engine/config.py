@@ -86,7 +86,9 @@ class ModelConfig:
     name: str = _opt("rcn_gru_s", "Registered model name (`vidrcnn.models.list_models()`).")
     kwargs: dict = field(default_factory=dict, metadata=_meta(
         "Builder options passed to `get_model(name, num_classes=..., **kwargs)`, e.g. `{dropout: 0.2}`; stored in the "
-        "checkpoint so the model can be rebuilt."))
+        "checkpoint so the model can be rebuilt. `model.kwargs.checkpoint_every=k` (the `rcn_*` models): gradient "
+        "checkpointing over time, the recurrent loop recomputed in chunks of k steps in backward (same gradients, "
+        "less training memory, about one more forward; docs/performance.md)."))
 
 
 @dataclass
