@@ -1,0 +1,51 @@
+"""The training-recipe report (vidrcnn/recipe_study.py, ``tools/study.py --recipe``): its variants switch on what they
+say on the builders' own defaults, a tiny report runs end to end, and the tool refuses bad arguments first."""
+
+from __future__ import annotations
+
+import pytest
+from toolrun import load_tool
+
+from vidrcnn import ablation, recipe_study
+from vidrcnn.data.synthetic import make_synthetic
+from vidrcnn.engine.config import load_config
+from vidrcnn.study import CONFIGS
+
+
+def test_each_variant_adds_its_options_to_the_plain_recipe_of_its_model():
+    labels = [v.label for v in recipe_study.VARIANTS]
+    assert labels == [f"{m}{o}" for m in ("gru", "c3d") for o in ("", "+mixup", "+cutmix", "+ema", "+repeats", "+all")]
+    for v in recipe_study.VARIANTS:
+        cfg = load_config(CONFIGS / f"synthetic_{v.model}.yaml", ["data.root=/nowhere", *v.size_overrides(64)])
+        assert cfg.model.kwargs == {} and cfg.data.size == 64  # the builder's defaults: the recipe is measured
+        option = v.label.partition("+")[2]
+        on = {"mixup": cfg.train.mixup_alpha > 0, "cutmix": cfg.train.cutmix_alpha > 0,
+              "ema": bool(cfg.train.ema_decay), "repeats": cfg.data.repeats > 1}
+        assert on == {k: option in (k, "all") for k in on}, v.label
+
+
+def test_tiny_recipe_report_end_to_end(tmp_path):
+    # ablate() finds the dataset of each size at OUT/synthetic<size>
+    make_synthetic(tmp_path / "synthetic32", num_groups=8, clips_per_group=1, num_frames=16, size=32)
+    quick = ("train.epochs=1", "data.num_workers=0")
+    variants = [ablation.Variant("c3d", "c3d_s", {}, quick, sizes=(32,), builder_defaults=True),
+                ablation.Variant("c3d+all", "c3d_s", {}, (*quick, *recipe_study.OPTIONS["all"]), sizes=(32,),
+                                 builder_defaults=True)]
+    doc = ablation.ablate(tmp_path, tmp_path / "recipe.md", sizes=[32], variants=variants, seeds=[0],
+                          command="python tools/study.py --recipe ...", pool=variants,
+                          report=recipe_study.write_report)
+    text = doc.read_text(encoding="utf-8")
+    assert text.startswith("# Training recipe") and "## 32x32 pixels" in text
+    assert "| `c3d` | builder defaults; train.epochs=1" in text
+    assert "| `c3d+all` | builder defaults; train.epochs=1 data.num_workers=0 train.mixup_alpha=0.2" in text
+    assert "**`c3d_s`** (reference `c3d`" in text and "`c3d+all` " in text  # the option against the plain row
+
+
+def test_the_recipe_tool_refuses_bad_arguments_before_any_work(capsys):
+    tool = load_tool("study")
+    for argv, message in ((["--recipe", "--variants", "gru,nope"], "unknown variant(s): nope"),
+                          (["--recipe", "--ablation"], "two reports"),
+                          (["--recipe", "train.epochs=1"], "--recipe takes no config overrides")):
+        with pytest.raises(SystemExit) as exc:
+            tool.main(argv)
+        assert exc.value.code == 2 and message in capsys.readouterr().err
