@@ -135,6 +135,24 @@ def test_plot_titles_say_what_the_numbers_show() -> None:
         "ms per GFLOP at T=16: highest c3d_s (48), lowest rcn_gru_s (35)")  # the longest clip decides
 
 
+def test_work_per_step_titles_follow_the_numbers(tmp_path: Path) -> None:
+    from vidrcnn.profiling.report import plot_work_per_step, scaling_rows, work_per_step
+
+    def rows(speedups: dict[str, float]) -> list[dict]:
+        # c3d_s: no time loop (one step of 8 GFLOPs); the RCNs: 32 steps of 10 and 50 MFLOPs.
+        flops = {"c3d_s": (8e9, 0), "rcn_gru_s": (32 * 5e7, 32), "rcn_mingru_s": (32 * 1e7, 32)}
+        return [{"model": m, "T": 16, "batch": 1, "threads": n, "flops": flops[m][0], "seq_steps": flops[m][1],
+                 "latency_median_ms": 10.0 / (speedups[m] if n == 2 else 1.0), "error": ""}
+                for m in flops for n in (1, 2)]
+
+    assert work_per_step({"flops": 8e9, "seq_steps": 0}) == 8e9  # no time loop: the clip is one step
+    rising = rows({"c3d_s": 1.9, "rcn_gru_s": 1.5, "rcn_mingru_s": 1.2})
+    assert "speed-up rises with work per step" in plot_work_per_step(rising, scaling_rows(rising), tmp_path / "a.png")
+    falling = rows({"c3d_s": 1.2, "rcn_gru_s": 1.5, "rcn_mingru_s": 1.9})
+    text = plot_work_per_step(falling, scaling_rows(falling), tmp_path / "b.png")
+    assert "speed-up falls with work per step" in text and (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_tool_measures_every_thread_count_and_batch_in_one_run(tmp_path: Path) -> None:
     out = tmp_path / "prof"
     cmd = [sys.executable, str(TOOL), "--models", "rcn_gru_s,c3d_s", "--lengths", "2,3", "--size", "16", "--iters",
@@ -152,7 +170,9 @@ def test_tool_measures_every_thread_count_and_batch_in_one_run(tmp_path: Path) -
     assert "rcn_gru_s (batch 2, 1 threads)" in data["fits"]
     md = (out / "profile.md").read_text()
     assert "## Strong scaling" in md and "speed-up 1->2" in md and "Batches 1, 2." in md
+    assert "Work per dependent step (work_per_step.png): ms per dependent step ~" in md
     assert (out / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "work_per_step.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def _run_tool(out: Path, *switches: str, models: str = "rcn_gru_s,c3d_s") -> list[dict]:
@@ -162,6 +182,13 @@ def _run_tool(out: Path, *switches: str, models: str = "rcn_gru_s,c3d_s") -> lis
     assert res.returncode == 0, res.stderr
     with open(out / "profile.csv") as f:
         return list(csv.DictReader(f))
+
+
+def test_train_mode_reports_backward_memory_with_and_without_checkpointing(tmp_path: Path) -> None:
+    rows = _run_tool(tmp_path / "prof", "--train", "--checkpoint-every", "1")
+    assert [r["model"] for r in rows] == ["rcn_gru_s", "c3d_s", "rcn_gru_s+checkpoint_every=1"]  # no 3-D CNN twin
+    for r in rows:
+        assert float(r["train_median_ms"]) > 0 and float(r["train_peak_mem_mb"]) > 0, r
 
 
 def test_bf16_and_channels_last_switches_run_and_are_recorded(tmp_path: Path) -> None:

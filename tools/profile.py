@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     out = check_output_dir(args.out, overwrite=True)
     if out.is_dir():
         earlier = is_json_with(("meta", "rows", "fits"))(out / "profile.json")
-        for name in ("profile.json", "profile.csv", "profile.md", "latency_vs_length.png", "scaling.png"):
+        for name in ("profile.json", "profile.csv", "profile.md", "latency_vs_length.png", "scaling.png",
+                     "work_per_step.png"):
             check_output_file(out / name, overwrite=args.overwrite,
                               replaceable=is_own_png if name.endswith(".png") else lambda _: earlier)
     out.mkdir(parents=True, exist_ok=True)
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     fits = write_all(rows, args.out, device=args.device, options=options)
     print(summary(rows, fits))
     print(f"wrote {args.out}/profile.csv, profile.json, profile.md, latency_vs_length.png"
-          + (", scaling.png" if len(threads) > 1 else ""))
+          + (", scaling.png, work_per_step.png" if len(threads) > 1 else ""))
     return 0
 
 

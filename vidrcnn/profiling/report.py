@@ -222,6 +222,71 @@ def plot_scaling(scaling: Sequence[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def work_per_step(row: dict) -> float:
+    """FLOPs per dependent step on the critical path: a model without a time loop (``seq_steps`` 0) is one step."""
+    return row["flops"] / max(row.get("seq_steps") or 0, 1)
+
+
+def _log_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    var = sum((x - mx) ** 2 for x in lx)
+    return sum((x - mx) * (y - my) for x, y in zip(lx, ly)) / var if var else float("nan")
+
+
+def plot_work_per_step(rows: Sequence[dict], scaling: Sequence[dict], path: Path) -> str:
+    """Left: latency per dependent step against work per dependent step (every model, T, batch and thread count
+    measured); right: the speed-up from the fewest to the most threads against work per step. Both titles are
+    computed from the points (the log-log slope; whether the speed-up rises with work per step); returns them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if not r.get("error") and r.get("flops") and r.get("latency_median_ms")]
+    work = {(r["model"], r["T"], r["batch"]): work_per_step(r) for r in ok}
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.4))
+    for model in dict.fromkeys(r["model"] for r in ok):
+        mine = [r for r in ok if r["model"] == model]
+        ax1.scatter([work_per_step(r) / 1e6 for r in mine],
+                    [r["latency_median_ms"] / max(r.get("seq_steps") or 0, 1) for r in mine], label=model, s=18)
+        pts = [(work[(s_["model"], s_["T"], s_["batch"])], s_["speedup"][max(s_["speedup"])])
+               for s_ in scaling if s_["model"] == model and s_["speedup"]]
+        if pts:
+            ax2.scatter([w / 1e6 for w, _ in pts], [v for _, v in pts], label=model, s=18)
+    slope = _log_slope([work_per_step(r) for r in ok], [r["latency_median_ms"] / max(r.get("seq_steps") or 0, 1)
+                                                        for r in ok]) if len(ok) > 1 else float("nan")
+    left = (f"ms per dependent step ~ (work per step)^{slope:.2f} over {len(ok)} measurements"
+            + ("" if math.isnan(slope) else " (1: work-bound; below 1: a fixed cost per step weighs on small steps)"
+               if slope < 0.9 else " (close to work-bound)"))
+    right = "speed-up over threads against work per step"
+    pairs = [(work[(s_["model"], s_["T"], s_["batch"])], s_["speedup"][max(s_["speedup"])])
+             for s_ in scaling if s_["speedup"]]
+    if len(pairs) > 2:
+        lw = [math.log(w) for w, _ in pairs]
+        sp = [v for _, v in pairs]
+        mw, ms = sum(lw) / len(lw), sum(sp) / len(sp)
+        cov = sum((a - mw) * (b - ms) for a, b in zip(lw, sp))
+        norm = math.sqrt(sum((a - mw) ** 2 for a in lw) * sum((b - ms) ** 2 for b in sp)) or float("nan")
+        corr = cov / norm
+        trend = "rises with" if corr > 0.3 else "falls with" if corr < -0.3 else "does not follow"
+        right = (f"speed-up {trend} work per step (correlation with log work {corr:+.2f}, {len(pairs)} "
+                 "configurations)")
+    for ax, ylabel, title in ((ax1, "forward latency per dependent step (ms)", left),
+                              (ax2, "speed-up, fewest -> most threads", right)):
+        ax.set_xscale("log")
+        ax.set_xlabel("MFLOP per dependent step (FLOPs / sequential steps)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    ax1.set_yscale("log")
+    fig.tight_layout()
+    save_png(fig, path, dpi=110)
+    plt.close(fig)
+    return f"{left}; {right}"
+
+
 def summary(rows: Sequence[dict], fits: dict[str, dict], window_t: int = 16) -> str:
     """Slope of latency against T per model, and the per-frame cost of streaming against re-running a window."""
     lines = ["latency ~ T^slope (least squares on log-log):"]
@@ -278,6 +343,8 @@ def write_all(rows: Sequence[dict], out_dir: str | os.PathLike, *, device: str, 
         text += ("\n## Strong scaling\n\nLatency at each thread count and the speed-up from the fewest threads "
                  "(one run, same inputs).\n\n" + scaling_markdown(scaling))
         plot_scaling(scaling, out / "scaling.png")
+        titles = plot_work_per_step(clean, scaling, out / "work_per_step.png")
+        text += f"\nWork per dependent step (work_per_step.png): {titles}.\n"
     (out / "profile.md").write_text(text)
     if any(not r.get("error") for r in rows):
         plot(clean, out / "latency_vs_length.png")
