@@ -10,6 +10,10 @@ T = 8, 16, 32, 64, 128, batch 1, in fp32, bf16 autocast, ``torch.compile`` and, 
 ``c3d_s`` at T = 16, batch 8. Every row carries its peak memory. Writes ``DIR/suite.md`` (a table per configuration,
 the configurations skipped and why), ``DIR/suite.json`` and a latency-against-T plot per configuration. A
 configuration that would start after ``--budget-s`` is skipped and listed as skipped, so the suite ends in time.
+The report ends with the measured fp32 latencies beside the projection of ``benchmarks/latency_model.py`` (an
+H100's published throughput and a cited launch cost, the operators of each forward pass counted here): on the GPU
+that projection was made for, the ratio says how far the latency model is off; on any other device it only
+compares unlike hardware, and the report says so.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
+from latency_model import GPU_TFLOPS, LAUNCH_US, UTILISATION, project  # benchmarks/, beside this file
 
 from vidrcnn.models import get_model
 from vidrcnn.profiling import report
@@ -72,10 +77,24 @@ def run_suite(out: Path, *, device: str, quick: bool, budget_s: float) -> dict:
         if any(not r.get("error") for r in rows):
             report.plot(rows, out / f"{name.split(',')[0].replace(' ', '_').replace('+', 'plus')}.png")
     result = {"machine": report.machine_info(device), "quick": quick, "seconds": time.perf_counter() - start,
-              "configs": done, "skipped": skipped}
+              "configs": done, "skipped": skipped, "projection": projection(done[0]["rows"])}
     (out / "suite.json").write_text(json.dumps(result, indent=1, default=str))
     (out / "suite.md").write_text(markdown(result))
     return result
+
+
+def projection(rows: list[dict]) -> list[dict]:
+    """Each measured fp32 row beside the latency model's GPU projection for it (max of work at the H100's
+    throughput x utilisation and launched operators x launch cost; ``benchmarks/latency_model.py``)."""
+    out = []
+    for r in rows:
+        if r.get("error") or r["model"] not in MODELS:
+            continue
+        name, kwargs = MODELS[r["model"]]
+        p = project(name, kwargs, r["T"], size=r["height"])
+        out.append({"model": r["model"], "T": r["T"], "measured_ms": r["latency_median_ms"], "kernels": p["kernels"],
+                    "projected_ms": p["ms"], "bound": p["bound"]})
+    return out
 
 
 def markdown(result: dict) -> str:
@@ -85,6 +104,20 @@ def markdown(result: dict) -> str:
              "(`python benchmarks/gpu_suite.py`)."), ""]
     for c in result["configs"]:
         lines += [f"## {c['config']} ({c['seconds']:.0f} s)", "", report.markdown_table(c["rows"]), ""]
+    if result.get("projection"):
+        gpu = m.get("gpu", "")
+        same = "H100" in gpu
+        lines += ["## Measured (fp32) against projected", "",
+                  (f"Projected: {GPU_TFLOPS:g} TFLOPS x {UTILISATION:g} utilisation, {LAUNCH_US:g} us per launched "
+                   "operator, eager (benchmarks/latency_model.py; projected, not measured). "
+                   + ("This device is the kind the projection was made for: the ratio is the latency model's error."
+                      if same else f"This device ({gpu or m['cpu']}) is not an H100: the ratio compares unlike "
+                      "hardware and is not the model's error.")), "",
+                  "| model | T | measured ms | projected ms | projected bound | operators | measured / projected |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {p['model']} | {p['T']} | {p['measured_ms']:.3g} | {p['projected_ms']:.3g} | {p['bound']} | "
+                  f"{p['kernels']} | {p['measured_ms'] / p['projected_ms']:.2f} |" for p in result["projection"]]
+        lines += [""]
     if result["skipped"]:
         lines += ["## Skipped", "", *(f"- {s}" for s in result["skipped"]), ""]
     return "\n".join(lines)

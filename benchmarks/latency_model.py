@@ -77,6 +77,14 @@ def kernels_and_flops(name: str, kwargs: dict, t: int, size: int = 64) -> tuple[
     return counter.ops, float(flops)
 
 
+def project(name: str, kwargs: dict, t: int, *, size: int = 64, tflops: float = GPU_TFLOPS,
+            utilisation: float = UTILISATION, launch_us: float = LAUNCH_US) -> dict:
+    """The projected latency of a batch-1 eager forward pass: ``{"ms", "kernels", "bound"}`` (work or launch)."""
+    kernels, flops = kernels_and_flops(name, kwargs, t, size)
+    work_ms, launch_ms = 1e3 * flops / (tflops * 1e12 * utilisation), kernels * launch_us / 1e3
+    return {"ms": max(work_ms, launch_ms), "kernels": kernels, "bound": "launch" if launch_ms > work_ms else "work"}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("profile", type=Path, help="profile.json written by tools/profile.py")
@@ -106,7 +114,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| `{name}` | {m['c0_ms']:.2f} | {m['ms_per_gflop']:.2f} | {m['c_step_ms']:.3f} | "
               f"{100 * np.mean(e_fit):.0f}% | {held_cells} |")
     lengths = [int(v) for v in args.lengths.split(",")]
-    peak = args.gpu_tflops * 1e12 * args.utilisation
     print(f"\n## GPU projection (projected, not measured): {args.gpu_tflops:g} TFLOPS x {args.utilisation:g}, "
           f"{args.launch_us:g} us per launched operator, batch 1, 64x64, eager\n")
     print("| model | " + " | ".join(f"T={t}" for t in lengths) + " |")
@@ -114,10 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     for label, (name, kwargs) in PROJECTED.items():
         cells = []
         for t in lengths:
-            kernels, flops = kernels_and_flops(name, kwargs, t)
-            work_ms, launch_ms = 1e3 * flops / peak, kernels * args.launch_us / 1e3
-            bound = "launch" if launch_ms > work_ms else "work"
-            cells.append(f"{max(work_ms, launch_ms):.2f} ms ({kernels} ops, {bound})")
+            p = project(name, kwargs, t, tflops=args.gpu_tflops, utilisation=args.utilisation,
+                        launch_us=args.launch_us)
+            cells.append(f"{p['ms']:.2f} ms ({p['kernels']} ops, {p['bound']})")
         print(f"| `{label}` | " + " | ".join(cells) + " |", flush=True)
     return 0
 

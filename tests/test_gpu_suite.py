@@ -24,7 +24,12 @@ def test_the_quick_suite_runs_every_configuration_and_reports_it(tmp_path):
     assert {r["model"] for r in fp32} == {"rcn_gru_s", "rcn_mingru_s+log", "c3d_s"} and {r["T"] for r in fp32} == {4, 8}
     assert all(r["train_median_ms"] > 0 for r in result["configs"][2]["rows"])
     text = (out / "suite.md").read_text()
-    assert text.count("\n## ") == 3 and (out / "fp32.png").is_file()
+    assert text.count("\n## ") == 4 and (out / "fp32.png").is_file()
+    # Every measured fp32 row beside its projection, which says that a CPU is not the hardware it projects.
+    proj = result["projection"]
+    assert sorted((p["model"], p["T"]) for p in proj) == sorted((r["model"], r["T"]) for r in fp32)
+    assert all(p["projected_ms"] > 0 and p["kernels"] > 0 for p in proj)
+    assert "## Measured (fp32) against projected" in text and "is not an H100" in text
     assert "0 rows with errors" in run.stdout
 
 
