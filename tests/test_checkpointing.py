@@ -40,10 +40,11 @@ def test_checkpointed_training_step_equals_the_plain_one(name, kwargs):
     # The recomputation in backward does not update the BatchNorm statistics a second time.
     for (n, b), (_, b_c) in zip(plain.named_buffers(), ckpt.named_buffers()):
         assert torch.equal(b, b_c), n
-    # Eval and no_grad run as without checkpointing (and stream, which the export relies on, too).
+    # Eval, no_grad and stream (which the export relies on) run as without checkpointing.
     plain.eval(), ckpt.eval()
     with torch.no_grad():
         assert torch.allclose(plain(x), ckpt(x), atol=1e-6)
+        assert torch.allclose(plain.stream(x)[0], ckpt.stream(x)[0], atol=1e-6)
 
 
 def test_checkpointing_needs_a_positive_chunk_and_the_batched_input_conv():
