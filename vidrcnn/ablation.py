@@ -291,6 +291,13 @@ def write_report(results: Mapping[int, Sequence[Mapping[str, Any]]], doc: str | 
               f"Chance is {100 / len(first['classes']):.1f}%, the single-frame ceiling "
               f"{100 * first['single_frame_ceiling']:.1f}%. The tables gather every finished run in the output folder, "
               "so rows may have fewer seeds than the command asks for (the seeds column)."), ""]
+    doc.write_text("\n".join(lines + report_sections(results, pair_tables=True)), encoding="utf-8")
+
+
+def report_sections(results: Mapping[int, Sequence[Mapping[str, Any]]], *, pair_tables: bool) -> list[str]:
+    """Markdown lines of a variant report after its introduction: per frame size the table, the findings against
+    each model's first row (and, with ``pair_tables``, top-1 per class pair), then the runs' total time."""
+    lines: list[str] = []
     total = 0.0
     for size, res in results.items():
         rows = summarize_variants(res)
@@ -298,10 +305,10 @@ def write_report(results: Mapping[int, Sequence[Mapping[str, Any]]], doc: str | 
         lines += [f"## {size}x{size} pixels", "", *variant_table(rows), ""]
         for paragraph in findings(rows):
             lines += [paragraph, ""]
-        lines += _pair_table(rows, size)
+        if pair_tables:
+            lines += _pair_table(rows, size)
     n = sum(len(r) for r in results.values())
-    lines += [f"The {n} runs took {total / 60:.1f} minutes in all, training and scoring, on {_machine()}.", ""]
-    doc.write_text("\n".join(lines), encoding="utf-8")
+    return [*lines, f"The {n} runs took {total / 60:.1f} minutes in all, training and scoring, on {_machine()}.", ""]
 
 
 def ablate(out_dir: Path, doc: Path, *, sizes: Sequence[int], variants: Sequence[Variant], seeds: Sequence[int],
@@ -330,5 +337,5 @@ def ablate(out_dir: Path, doc: Path, *, sizes: Sequence[int], variants: Sequence
     return doc
 
 
-__all__ = ["OFF", "VARIANTS", "Variant", "ablate", "collect", "findings", "run_ablation", "summarize_variants", "variant_table",
+__all__ = ["OFF", "VARIANTS", "Variant", "ablate", "collect", "findings", "report_sections", "run_ablation", "summarize_variants", "variant_table",
            "write_report"]

@@ -18,8 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vidrcnn.ablation import Variant, findings, summarize_variants, variant_table
-from vidrcnn.study import _machine
+from vidrcnn.ablation import Variant, report_sections
 
 MODELS = ("rcn_gru_s", "c3d_s")
 SIZES = (64,)
@@ -58,16 +57,7 @@ def write_report(results: Mapping[int, Sequence[Mapping[str, Any]]], doc: str | 
               f"mixed clip. Chance is {100 / len(first['classes']):.1f}%, the single-frame ceiling "
               f"{100 * first['single_frame_ceiling']:.1f}%. Rows gather every finished run in the output folder, so "
               "they may have fewer seeds than the command asks for (the seeds column)."), ""]
-    total = 0.0
-    for size, res in results.items():
-        rows = summarize_variants(res)
-        total += sum(r["wall_seconds"] for r in res)
-        lines += [f"## {size}x{size} pixels", "", *variant_table(rows), ""]
-        for paragraph in findings(rows):
-            lines += [paragraph, ""]
-    n = sum(len(r) for r in results.values())
-    lines += [f"The {n} runs took {total / 60:.1f} minutes in all, training and scoring, on {_machine()}.", ""]
-    Path(doc).write_text("\n".join(lines), encoding="utf-8")
+    Path(doc).write_text("\n".join(lines + report_sections(results, pair_tables=False)), encoding="utf-8")
 
 
 __all__ = ["MODELS", "OPTIONS", "SIZES", "VARIANTS", "write_report"]

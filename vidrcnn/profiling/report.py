@@ -227,11 +227,12 @@ def work_per_step(row: dict) -> float:
     return row["flops"] / max(row.get("seq_steps") or 0, 1)
 
 
-def _log_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
-    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
-    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    var = sum((x - mx) ** 2 for x in lx)
-    return sum((x - mx) * (y - my) for x, y in zip(lx, ly)) / var if var else float("nan")
+def _slope_and_correlation(xs: Sequence[float], ys: Sequence[float], *, log_y: bool) -> tuple[float, float]:
+    """Least-squares slope and correlation of ``ys`` (or log ``ys``) against log ``xs``; NaN without a spread."""
+    lx, y = np.log(xs), np.log(ys) if log_y else np.asarray(ys, dtype=float)
+    if len(lx) < 2 or np.ptp(lx) == 0 or np.ptp(y) == 0:
+        return float("nan"), float("nan")
+    return float(np.polyfit(lx, y, 1)[0]), float(np.corrcoef(lx, y)[0, 1])
 
 
 def plot_work_per_step(rows: Sequence[dict], scaling: Sequence[dict], path: Path) -> str:
@@ -245,32 +246,24 @@ def plot_work_per_step(rows: Sequence[dict], scaling: Sequence[dict], path: Path
 
     ok = [r for r in rows if not r.get("error") and r.get("flops") and r.get("latency_median_ms")]
     work = {(r["model"], r["T"], r["batch"]): work_per_step(r) for r in ok}
+    # (model, work per step, y) for each panel: ms per dependent step, and the speed-up to the most threads.
+    per_step = [(r["model"], work_per_step(r), r["latency_median_ms"] / max(r.get("seq_steps") or 0, 1)) for r in ok]
+    speedups = [(s_["model"], work[(s_["model"], s_["T"], s_["batch"])], s_["speedup"][max(s_["speedup"])])
+                for s_ in scaling if s_["speedup"]]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.4))
-    for model in dict.fromkeys(r["model"] for r in ok):
-        mine = [r for r in ok if r["model"] == model]
-        ax1.scatter([work_per_step(r) / 1e6 for r in mine],
-                    [r["latency_median_ms"] / max(r.get("seq_steps") or 0, 1) for r in mine], label=model, s=18)
-        pts = [(work[(s_["model"], s_["T"], s_["batch"])], s_["speedup"][max(s_["speedup"])])
-               for s_ in scaling if s_["model"] == model and s_["speedup"]]
-        if pts:
-            ax2.scatter([w / 1e6 for w, _ in pts], [v for _, v in pts], label=model, s=18)
-    slope = _log_slope([work_per_step(r) for r in ok], [r["latency_median_ms"] / max(r.get("seq_steps") or 0, 1)
-                                                        for r in ok]) if len(ok) > 1 else float("nan")
+    for ax, points in ((ax1, per_step), (ax2, speedups)):
+        for model in dict.fromkeys(m for m, _, _ in points):
+            ax.scatter([w / 1e6 for m, w, _ in points if m == model], [y for m, _, y in points if m == model],
+                       label=model, s=18)
+    slope, _ = _slope_and_correlation([w for _, w, _ in per_step], [y for _, _, y in per_step], log_y=True)
     left = (f"ms per dependent step ~ (work per step)^{slope:.2f} over {len(ok)} measurements"
             + ("" if math.isnan(slope) else " (1: work-bound; below 1: a fixed cost per step weighs on small steps)"
                if slope < 0.9 else " (close to work-bound)"))
     right = "speed-up over threads against work per step"
-    pairs = [(work[(s_["model"], s_["T"], s_["batch"])], s_["speedup"][max(s_["speedup"])])
-             for s_ in scaling if s_["speedup"]]
-    if len(pairs) > 2:
-        lw = [math.log(w) for w, _ in pairs]
-        sp = [v for _, v in pairs]
-        mw, ms = sum(lw) / len(lw), sum(sp) / len(sp)
-        cov = sum((a - mw) * (b - ms) for a, b in zip(lw, sp))
-        norm = math.sqrt(sum((a - mw) ** 2 for a in lw) * sum((b - ms) ** 2 for b in sp)) or float("nan")
-        corr = cov / norm
+    if len(speedups) > 2:
+        _, corr = _slope_and_correlation([w for _, w, _ in speedups], [y for _, _, y in speedups], log_y=False)
         trend = "rises with" if corr > 0.3 else "falls with" if corr < -0.3 else "does not follow"
-        right = (f"speed-up {trend} work per step (correlation with log work {corr:+.2f}, {len(pairs)} "
+        right = (f"speed-up {trend} work per step (correlation with log work {corr:+.2f}, {len(speedups)} "
                  "configurations)")
     for ax, ylabel, title in ((ax1, "forward latency per dependent step (ms)", left),
                               (ax2, "speed-up, fewest -> most threads", right)):
