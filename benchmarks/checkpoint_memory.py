@@ -5,8 +5,10 @@
 
 Each (T, k) runs in a fresh process (``k = 0``: no checkpointing), so that the heap one run grew does not hide the
 next one's: the peak memory of its first training step (forward + backward, cross-entropy on a random clip batch)
-over the level before it (CPU: the resident set sampled every millisecond; CUDA: the allocator's peak), then the
-median time of ``--steps`` more steps. Prints a markdown table with each k's memory and time as a ratio of k = 0's.
+over the level before it (CPU: the resident set sampled every millisecond; CUDA: the allocator's peak); on a second
+step, counted tensor by tensor (the same on every machine): the peak of live CPU tensor bytes and the activations
+held for backward; then the median time of ``--steps`` more steps. Prints a markdown table with each k's memory and
+time as a ratio of k = 0's.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import time
 
 
 def child(spec: dict) -> dict:
-    """One configuration, in this process: ``{"peak_mem_delta_mb", "peak_mem_mb", "step_ms"}``."""
+    """One configuration, in this process: ``{"peak_mem_delta_mb", "peak_mem_mb", "tensor_peak_mb",
+    "held_for_backward_mb", "step_ms"}``."""
     import torch
     import torch.nn.functional as F
 
     from vidrcnn.models import get_model
-    from vidrcnn.profiling import peak_memory
+    from vidrcnn.profiling import held_for_backward, peak_memory, tensor_peak_memory
 
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
@@ -40,6 +43,8 @@ def child(spec: dict) -> dict:
 
     with peak_memory(spec["device"]) as mem:
         step()
+    with tensor_peak_memory() as tensors, held_for_backward() as held:  # the same step, counted tensor by tensor
+        step()
     times = []
     for _ in range(spec["steps"]):
         start = time.perf_counter()
@@ -47,7 +52,7 @@ def child(spec: dict) -> dict:
         if spec["device"] == "cuda":
             torch.cuda.synchronize()
         times.append((time.perf_counter() - start) * 1e3)
-    return {**mem, "step_ms": statistics.median(times) if times else None}
+    return {**mem, **tensors, **held, "step_ms": statistics.median(times) if times else None}
 
 
 def measure(spec: dict) -> dict:
@@ -94,17 +99,19 @@ def main(argv: list[str] | None = None) -> int:
     every = sorted(set(args.every) | {0})
     print(f"{args.model} {kwargs or ''}, batch {args.batch}, {args.size}x{args.size}, {args.threads} thread(s), "
           f"{args.device}; first step's peak memory over the level before it, median of {args.steps} steps\n")
-    print("| T | checkpoint_every | train step peak +MB | plain / this, memory | step ms | this / plain, time |")
-    print("|---|---|---|---|---|---|")
+    print("| T | checkpoint_every | step peak +MB (RSS) | plain / this | tensor peak MB | plain / this | "
+          "held for backward MB | plain / this | step ms | this / plain, time |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for t in args.lengths:
         base = None
         for k in every:
             r = measure({"model": args.model, "kwargs": kwargs, "T": t, "every": k, "batch": args.batch,
                          "size": args.size, "steps": args.steps, "threads": args.threads, "device": args.device})
             base = base or r
-            print(f"| {t} | {k or 'off'} | {r['peak_mem_delta_mb']:.0f} | "
-                  f"{base['peak_mem_delta_mb'] / r['peak_mem_delta_mb']:.2f}x | {r['step_ms']:.0f} | "
-                  f"{r['step_ms'] / base['step_ms']:.2f}x |", flush=True)
+            memory = " | ".join(f"{r[key]:.0f} | {base[key] / r[key]:.2f}x"
+                                for key in ("peak_mem_delta_mb", "tensor_peak_mb", "held_for_backward_mb"))
+            print(f"| {t} | {k or 'off'} | {memory} | {r['step_ms']:.0f} | {r['step_ms'] / base['step_ms']:.2f}x |",
+                  flush=True)
     return 0
 
 

@@ -77,6 +77,22 @@ def test_peak_memory_sees_a_large_allocation_on_cpu() -> None:
     assert mem["peak_mem_mb"] >= mem["peak_mem_delta_mb"]
 
 
+def test_tensor_peak_and_held_for_backward_count_exact_bytes() -> None:
+    from vidrcnn.profiling import held_for_backward, tensor_peak_memory
+
+    w = torch.ones(2**18, requires_grad=True)  # a parameter: held anyway, not counted
+    with tensor_peak_memory() as peak:
+        with held_for_backward() as held:
+            a = torch.exp(w)  # exp saves its 1 MiB output for backward
+            b = (a * 2).sum()  # saves only the scalar 2's wrapped tensor, nothing of a's size
+        tmp = torch.empty(2**20)  # 4 MiB, live together with a
+        del tmp
+    assert 1.0 <= held["held_for_backward_mb"] < 1.01
+    assert 5.0 <= peak["tensor_peak_mb"] < 6.5
+    b.backward()
+    assert torch.allclose(w.grad, 2 * a)
+
+
 def test_fit_slopes_recovers_the_growth_exponent() -> None:
     rows = [{"model": m, "T": t, "latency_median_ms": f(t), "error": ""}
             for m, f in (("linear", lambda t: 3.0 * t), ("flat", lambda t: 5.0), ("quadratic", lambda t: t * t))

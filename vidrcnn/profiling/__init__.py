@@ -10,8 +10,10 @@ from vidrcnn.profiling.measure import (
                                        count_flops,
                                        count_steps,
                                        forward_backward,
+                                       held_for_backward,
                                        peak_memory,
                                        synchronize,
+                                       tensor_peak_memory,
                                        time_fn,
 )
 from vidrcnn.profiling.report import COLUMNS, fit_slopes, machine_info, markdown_table, summary, write_all
@@ -20,6 +22,6 @@ from vidrcnn.profiling.run import DEFAULT_LENGTHS, DEFAULT_MODELS, ProfileOption
 __all__ = [
     "COLUMNS", "DEFAULT_LENGTHS", "DEFAULT_MODELS", "ProfileOptions", "StepCounter", "Timing", "count_flops",
     "count_steps",
-    "fit_slopes", "forward_backward", "machine_info", "markdown_table", "peak_memory", "profile_model", "profile_models", "summary",
-    "synchronize", "time_fn", "write_all",
+    "fit_slopes", "forward_backward", "held_for_backward", "machine_info", "markdown_table", "peak_memory", "profile_model", "profile_models", "summary",
+    "synchronize", "tensor_peak_memory", "time_fn", "write_all",
 ]

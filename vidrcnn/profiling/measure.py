@@ -122,6 +122,48 @@ def peak_memory(device: torch.device | str) -> Iterator[dict[str, float]]:
     result["peak_mem_delta_mb"] = (peak - base) / 2**20
 
 
+@contextlib.contextmanager
+def held_for_backward() -> Iterator[dict[str, float]]:
+    """Yield a dict filled on exit with ``held_for_backward_mb``: the bytes of the distinct tensors that autograd saved
+    for backward while the block ran (parameters left out: they are held anyway). Activations that
+    ``torch.utils.checkpoint`` will recompute are not saved, so this is what checkpointing cuts; unlike a peak of the
+    resident set it does not depend on the allocator, so it is the same on every machine."""
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if not (t.is_leaf and t.requires_grad):
+            storage = t.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    result: dict[str, float] = {}
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield result
+    result["held_for_backward_mb"] = sum(storages.values()) / 2**20
+
+
+@contextlib.contextmanager
+def tensor_peak_memory() -> Iterator[dict[str, float]]:
+    """Yield a dict filled on exit with ``tensor_peak_mb``: the peak, over the block, of the bytes of live CPU
+    tensors allocated inside it, from the profiler's allocation events. What the step's tensors need at their peak,
+    without the heap's caching and fragmentation that the resident set adds (on CUDA, :func:`peak_memory` already
+    reads the allocator)."""
+    from torch._C._autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    result: dict[str, float] = {}
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        yield result
+    events = sorted((e for e in prof.profiler.kineto_results.events()
+                     if e.name() == "[memory]" and e.device_type() == DeviceType.CPU),
+                    key=lambda e: e.start_ns())
+    live = peak = 0
+    for event in events:
+        live += event.nbytes()
+        peak = max(peak, live)
+    result["tensor_peak_mb"] = peak / 2**20
+
+
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
 
