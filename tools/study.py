@@ -5,6 +5,7 @@
     python tools/study.py --ablation                        # the RCN design choices: docs/ablation.md
     python tools/study.py --ablation --sizes 32 --variants gru,gru+preact_norm=batch --seeds 0
     python tools/study.py --recipe                          # Mixup, CutMix, EMA, repeats: docs/recipe.md
+    python tools/study.py --recipe --report-only            # the report from the runs done so far, training nothing
 
 Generates the dataset into OUT/synthetic when it is not there, trains each (model, seed) into OUT/<model>/seed<k>
 with configs/synthetic_<model>.yaml, and writes the report with its plots (next to it, in img/). Each run's result is
@@ -49,11 +50,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="ablation, recipe: frame sizes, each with its own synthetic dataset under OUT "
                              "[ablation: 32,64; recipe: 64]")
     parser.add_argument("--variants", type=_csv, help="ablation, recipe: comma-separated variant labels [all]")
+    parser.add_argument("--report-only", action="store_true",
+                        help="ablation, recipe: train nothing, write the report from the finished runs in OUT and the "
+                             "record of runs beside the report (DOC with .runs.jsonl)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides for every run, e.g. train.epochs=2 (recorded in the report)")
     args = parser.parse_args(argv)
     if args.ablation and args.recipe:
         parser.error("--ablation and --recipe are two reports: ask for one")
+    if args.report_only and not (args.ablation or args.recipe):
+        parser.error("--report-only is for --ablation and --recipe")
     if args.ablation or args.recipe:
         return _ablation(parser, args, argv)
     args.out, args.doc = args.out or "outputs/study", args.doc or "docs/results.md"
@@ -113,7 +119,7 @@ def _ablation(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: l
     variants = [v for v in pool if v.label in args.variants] if args.recipe and args.variants else [
         known[v] for v in args.variants or known]
     doc = ablation.ablate(Path(args.out or f"outputs/{name}"), Path(args.doc), sizes=sizes, variants=variants,
-                          seeds=args.seeds, pool=pool, report=report,
+                          seeds=args.seeds, pool=pool, report=report, train=not args.report_only,
                           command=shlex.join(["python", "tools/study.py", *(argv if argv is not None else sys.argv[1:])]))
     print(doc.read_text(encoding="utf-8"))
     return 0

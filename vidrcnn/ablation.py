@@ -17,7 +17,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,12 +149,14 @@ VARIANTS: tuple[Variant, ...] = (
 
 
 def run_ablation(data: Mapping[int, str | os.PathLike], out_dir: str | os.PathLike, *,
-                 variants: Sequence[Variant] = VARIANTS, seeds: Sequence[int] = (0, 1, 2)) -> dict[int, list[dict]]:
-    """Run (or pick up) every variant and seed on each frame size in ``data`` (size -> synthetic dataset root)."""
+                 variants: Sequence[Variant] = VARIANTS, seeds: Sequence[int] = (0, 1, 2),
+                 skip: Collection[tuple[int, str, int]] = ()) -> dict[int, list[dict]]:
+    """Run (or pick up) every variant and seed on each frame size in ``data`` (size -> synthetic dataset root),
+    but the ``(size, label, seed)`` in ``skip``."""
     results: dict[int, list[dict]] = {}
     # Seed by seed: an ablation stopped early has every variant at the same number of seeds.
     jobs = [(size, v, s) for size in data for s in seeds for v in variants if size in v.sizes
-            and s in (v.seeds if v.seeds is not None else seeds)]
+            and s in (v.seeds if v.seeds is not None else seeds) and (size, v.label, s) not in skip]
     for i, (size, v, seed) in enumerate(jobs, 1):
         start = time.perf_counter()
         r = run_one(v.model, seed, data[size], _run_dir(out_dir, size, v, seed), v.size_overrides(size))
@@ -167,21 +170,80 @@ def _run_dir(out_dir: str | os.PathLike, size: int, v: Variant, seed: int) -> Pa
     return Path(out_dir) / f"size{size}" / v.label / f"seed{seed}"
 
 
-def collect(out_dir: str | os.PathLike, variants: Sequence[Variant]) -> dict[int, list[dict]]:
-    """Every finished run of ``variants`` under ``out_dir``, at every frame size and seed found, by size; a result
-    made with other overrides than the variant's today is refused (as :func:`vidrcnn.study.run_one` does)."""
-    results: dict[int, list[dict]] = {}
+def collect(out_dir: str | os.PathLike, variants: Sequence[Variant],
+            ledger: str | os.PathLike | None = None) -> dict[int, list[dict]]:
+    """Every finished run of ``variants`` under ``out_dir``, at every frame size and seed found, by size, and, with
+    ``ledger`` (see :func:`update_ledger`), every run recorded there that ``out_dir`` lacks; a result made with other
+    overrides than the variant's today is refused (as :func:`vidrcnn.study.run_one` does)."""
+    found: dict[tuple[int, str, int], dict] = {}
     for size in sorted({size for v in variants for size in v.sizes}):
         for v in variants:
             if size not in v.sizes:
                 continue
             for done in sorted(Path(out_dir).glob(f"size{size}/{glob.escape(v.label)}/seed*/result.json")):
                 r = json.loads(done.read_text(encoding="utf-8"))
-                if r.get("overrides") != v.size_overrides(size):
-                    raise VidrcnnError(f"{done} was produced with overrides {r.get('overrides')}, not "
-                                       f"{v.size_overrides(size)}: delete it to train again")
-                results.setdefault(size, []).append({**r, "variant": v.label, "options": v.describe()})
+                _check_overrides(r, v, size, where=str(done), fix="delete it to train again")
+                found[size, v.label, r["seed"]] = r
+    by_label = {v.label: v for v in variants}
+    for where, r in _read_ledger(ledger) if ledger is not None else ():
+        v = by_label.get(r["variant"])
+        if v is not None and r["size"] in v.sizes and (r["size"], v.label, r["seed"]) not in found:
+            _check_overrides(r, v, r["size"], where=where, fix="delete that line to train it again")
+            found[r["size"], v.label, r["seed"]] = {k: x for k, x in r.items() if k not in ("size", "variant")}
+    # By size, then in the order of ``variants``, then by seed.
+    order = {v.label: i for i, v in enumerate(variants)}
+    results: dict[int, list[dict]] = {}
+    for (size, label, _seed), r in sorted(found.items(), key=lambda kv: (kv[0][0], order[kv[0][1]], kv[0][2])):
+        results.setdefault(size, []).append({**r, "variant": label, "options": by_label[label].describe()})
     return results
+
+
+def _check_overrides(result: Mapping[str, Any], v: Variant, size: int, *, where: str, fix: str) -> None:
+    if result.get("overrides") != v.size_overrides(size):
+        raise VidrcnnError(f"{where} was produced with overrides {result.get('overrides')}, not "
+                           f"{v.size_overrides(size)}: {fix}")
+
+
+def ledger_path(doc: str | os.PathLike) -> Path:
+    """Where a report keeps the record of its runs: ``docs/recipe.md`` -> ``docs/recipe.runs.jsonl``."""
+    return Path(doc).with_suffix(".runs.jsonl")
+
+
+def _read_ledger(ledger: str | os.PathLike) -> list[tuple[str, dict]]:
+    """``(where, entry)`` for each line of ``ledger`` (none when it does not exist)."""
+    path = Path(ledger)
+    if not path.is_file():
+        return []
+    entries = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise VidrcnnError(f"{where}: not a JSON line ({e.msg})") from None
+        if not isinstance(entry, dict) or not {"size", "variant", "seed", "overrides"} <= entry.keys():
+            raise VidrcnnError(f"{where}: not a run record (needs size, variant, seed and overrides)")
+        entries.append((where, entry))
+    return entries
+
+
+def update_ledger(ledger: str | os.PathLike, results: Mapping[int, Sequence[Mapping[str, Any]]]) -> None:
+    """Record every run of ``results`` in ``ledger``, one JSON line per (size, variant, seed), beside the runs it
+    already holds (a run of ``results`` replaces its own line). The output folder does not outlive the machine it was
+    made on, while the ledger is committed with the report: a report whose seeds were run on several machines or days
+    is regenerated from it, and only the runs it lacks are trained."""
+    from vidrcnn.outputs import atomic_output
+
+    lines = {(e["size"], e["variant"], e["seed"]): e for _, e in _read_ledger(ledger)}
+    for size, runs in results.items():
+        for r in runs:
+            entry = {k: x for k, x in r.items() if k != "options"}
+            lines[size, r["variant"], r["seed"]] = {"size": size, **entry}
+    Path(ledger).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(ledger) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(lines[key], sort_keys=True) + "\n" for key in sorted(lines))
 
 
 def pair_accuracy(result: Mapping[str, Any]) -> dict[str, float]:
@@ -289,8 +351,9 @@ def write_report(results: Mapping[int, Sequence[Mapping[str, Any]]], doc: str | 
               "seeds, in %. Options not named are off (`preact_norm=None`, no chrono, `residual=False`, "
               "`head=last`, `input_frames=1`, `stem_frames=1`, `stem_downsample=stride`, `activation=tanh` where the cell has it): the first row of each model is the model as it was before the options existed. "
               f"Chance is {100 / len(first['classes']):.1f}%, the single-frame ceiling "
-              f"{100 * first['single_frame_ceiling']:.1f}%. The tables gather every finished run in the output folder, "
-              "so rows may have fewer seeds than the command asks for (the seeds column)."), ""]
+              f"{100 * first['single_frame_ceiling']:.1f}%. The tables gather every finished run in the output folder "
+              f"and in `{ledger_path(doc).name}` beside this report, so rows may have fewer seeds than the command "
+              "asks for (the seeds column)."), ""]
     doc.write_text("\n".join(lines + report_sections(results, pair_tables=True)), encoding="utf-8")
 
 
@@ -308,34 +371,48 @@ def report_sections(results: Mapping[int, Sequence[Mapping[str, Any]]], *, pair_
         if pair_tables:
             lines += _pair_table(rows, size)
     n = sum(len(r) for r in results.values())
-    return [*lines, f"The {n} runs took {total / 60:.1f} minutes in all, training and scoring, on {_machine()}.", ""]
+    # Each run says where it ran (runs from before 2026-12-03 do not: they ran here, as far as the report knows).
+    machines = Counter(r.get("machine", _machine()) for res in results.values() for r in res)
+    where = (next(iter(machines)) if len(machines) == 1 else
+             "; ".join(f"{m} ({k} run{'s' * (k > 1)})" for m, k in sorted(machines.items())))
+    return [*lines, f"The {n} runs took {total / 60:.1f} minutes in all, training and scoring, on {where}.", ""]
 
 
 def ablate(out_dir: Path, doc: Path, *, sizes: Sequence[int], variants: Sequence[Variant], seeds: Sequence[int],
            command: str, pool: Sequence[Variant] = VARIANTS,
-           report: Callable[..., None] | None = None) -> Path:
+           report: Callable[..., None] | None = None, train: bool = True) -> Path:
     """Generate a synthetic dataset per frame size under ``out_dir`` (when missing), run every variant and seed at
     ``sizes``, and write ``doc`` with ``report`` (default :func:`write_report`) from every finished run of every
     variant of ``pool`` (and of ``variants``) in ``out_dir``, so a later call with other sizes, seeds or variants adds
     to the report, it does not replace it; returns ``doc``. The recipe report (:mod:`vidrcnn.recipe_study`) passes
-    its own ``pool`` and ``report``."""
+    its own ``pool`` and ``report``. With ``train=False`` nothing is generated or trained: the report is written from
+    the runs finished so far."""
     from vidrcnn.data.synthetic import make_synthetic
 
     doc.parent.mkdir(parents=True, exist_ok=True)  # fail now, not after the runs, when the folder cannot be made
     data = {}
-    for size in sizes:
+    for size in sizes if train else ():
         data[size] = (out_dir / f"synthetic{size}").resolve()
         if not (data[size] / "classes.json").is_file():
             log.info("generating the %dx%d synthetic dataset into %s", size, size, data[size])
             make_synthetic(data[size], size=size)
     start = time.perf_counter()
-    run_ablation(data, out_dir, variants=variants, seeds=seeds)
+    ledger = ledger_path(doc)
+    everything = [*variants, *(v for v in pool if v not in variants)]
+    # Runs the ledger holds are not trained again (it may hold them from another machine).
+    recorded = collect(out_dir, everything, ledger)
+    done = {(size, r["variant"], r["seed"]) for size, runs in recorded.items() for r in runs}
+    if train:
+        run_ablation(data, out_dir, variants=variants, seeds=seeds, skip=done)
     # The variants asked for first (a model's first row is the reference its findings compare with), then the rest.
-    (report or write_report)(collect(out_dir, [*variants, *(v for v in pool if v not in variants)]), doc,
-                             command=command)
+    results = collect(out_dir, everything, ledger)
+    if not results:
+        raise VidrcnnError(f"no finished run in {out_dir} or {ledger}: nothing to report")
+    update_ledger(ledger, results)
+    (report or write_report)(results, doc, command=command)
     log.info("wrote %s; runs in %s (%.0f s)", doc, out_dir, time.perf_counter() - start)
     return doc
 
 
-__all__ = ["OFF", "VARIANTS", "Variant", "ablate", "collect", "findings", "report_sections", "run_ablation", "summarize_variants", "variant_table",
-           "write_report"]
+__all__ = ["OFF", "VARIANTS", "Variant", "ablate", "collect", "findings", "ledger_path", "report_sections", "run_ablation",
+           "summarize_variants", "update_ledger", "variant_table", "write_report"]

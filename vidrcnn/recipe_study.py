@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vidrcnn.ablation import Variant, report_sections
+from vidrcnn.ablation import Variant, ledger_path, report_sections
 
 MODELS = ("rcn_gru_s", "c3d_s")
 SIZES = (64,)
@@ -55,8 +55,9 @@ def write_report(results: Mapping[int, Sequence[Mapping[str, Any]]], doc: str | 
               "(and cost more). Test top-1 of the weights the checkpoint gives by default (the EMA when there is "
               "one), mean ± std over seeds, in %; train top-1 is the last epoch's, against the dominant label of a "
               f"mixed clip. Chance is {100 / len(first['classes']):.1f}%, the single-frame ceiling "
-              f"{100 * first['single_frame_ceiling']:.1f}%. Rows gather every finished run in the output folder, so "
-              "they may have fewer seeds than the command asks for (the seeds column)."), ""]
+              f"{100 * first['single_frame_ceiling']:.1f}%. Rows gather every finished run in the output folder and "
+              f"in `{ledger_path(doc).name}` beside this report (the record of its runs, which the output folder "
+              "does not outlive), so they may have fewer seeds than the command asks for (the seeds column)."), ""]
     Path(doc).write_text("\n".join(lines + report_sections(results, pair_tables=False)), encoding="utf-8")
 
 

@@ -126,6 +126,7 @@ def run_one(model_name: str, seed: int, data_root: str | os.PathLike, out_dir: s
                   if getattr(setup.model, "is_causal", False) else None),
         "single_frame_ceiling": meta["single_frame_ceiling"],
         "wall_seconds": time.perf_counter() - start,  # training, scoring and the early predictions
+        "machine": _machine(),  # where these seconds were measured (reports gather runs of several machines)
         "config": {"data.num_frames": cfg.data.num_frames, "data.sampling": cfg.data.sampling,
                    "data.size": cfg.data.size, "train.epochs": cfg.train.epochs,
                    "train.batch_size": cfg.train.batch_size, "train.lr": cfg.train.lr},
