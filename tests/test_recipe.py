@@ -21,7 +21,7 @@ from vidrcnn.data.datasets import VideoClipDataset, collate_repeats
 from vidrcnn.engine.checkpoint import checkpoint_weights, model_from_checkpoint
 from vidrcnn.engine.config import load_config
 from vidrcnn.engine.evaluate import _check_test_overrides
-from vidrcnn.engine.recipe import VideoMix, build_ema, build_mixer, ema_state, load_ema_state
+from vidrcnn.engine.recipe import VideoMix, build_ema, build_mixer, ema_state, load_ema_state, recompute_ema_bn
 from vidrcnn.engine.train import clip_loss, train_one_epoch
 from vidrcnn.errors import CheckpointError, ConfigError
 from vidrcnn.io import open_video
@@ -168,6 +168,30 @@ def test_ema_averages_weights_and_batchnorm_buffers_and_restores_exactly():
         load_ema_state(restored, {"model": raw})
 
 
+def test_the_ema_gets_batchnorm_statistics_of_its_own_weights():
+    torch.manual_seed(0)
+    model = StepModel()
+    ema = build_ema(model, 0.5)
+    x, y = clips(b=6, t=4)
+    run_epoch(model, [{"video": x, "label": y % 4, "skipped": []}] * 3, ema=ema)
+    weights = {k: v.clone() for k, v in ema.module.state_dict().items() if not k.startswith("bn.running")}
+    averaged = ema.module.bn.running_mean.clone()
+    a, b = clips(b=6, t=4, seed=1), clips(b=6, t=4, seed=2)
+    ok = torch.ones(6, dtype=torch.bool)
+    batches = [{"video": a[0], "ok": ok}, {"video": b[0], "ok": ok}, {"video": a[0], "ok": ~ok},  # unreadable: none
+               {"video": clips(b=6, t=4, seed=3)[0], "ok": ok}]  # past num_batches
+    assert recompute_ema_bn(ema, iter(batches), num_batches=3) == 12
+    fc = ema.module.fc
+    feats = torch.stack([fc(v.mean((3, 4)).transpose(1, 2)).reshape(-1, 4) for v in (a[0], b[0])]).detach()
+    # The EMA's own activations, each batch weighing the same (update_bn's cumulative average of batch statistics).
+    assert torch.allclose(ema.module.bn.running_mean, feats.mean((0, 1)), atol=1e-6)
+    assert torch.allclose(ema.module.bn.running_var, feats.var(1).mean(0), atol=1e-6)
+    assert not torch.allclose(ema.module.bn.running_mean, averaged, atol=1e-3)
+    assert all(torch.equal(v, weights[k]) for k, v in ema.module.state_dict().items() if k in weights)
+    assert ema.module.bn.momentum == 0.1  # restored after the recomputation
+    assert recompute_ema_bn(ema, iter([]), num_batches=3) == 0
+
+
 def test_a_checkpoint_gives_its_ema_by_default_and_old_checkpoints_their_raw_weights():
     torch.manual_seed(0)
     raw, avg = get_model("frame_avg_s", num_classes=3), get_model("frame_avg_s", num_classes=3)
@@ -276,7 +300,7 @@ def test_recipe_keys_are_checked(override, words):
 def test_recipe_key_defaults_and_values():
     cfg = load_config(None, [])
     assert (cfg.train.mixup_alpha, cfg.train.cutmix_alpha, cfg.train.mix_prob, cfg.train.ema_decay,
-            cfg.data.repeats) == (0.0, 0.0, 1.0, None, 1)
+            cfg.train.ema_bn_batches, cfg.data.repeats) == (0.0, 0.0, 1.0, None, 16, 1)
     cfg = load_config(None, ["train.mixup_alpha=0.8", "train.cutmix_alpha=1", "train.mix_prob=0.5",
                              "train.ema_decay=0.999", "data.repeats=4", "train.ema_decay=null"])
     assert (cfg.train.mixup_alpha, cfg.train.cutmix_alpha, cfg.train.mix_prob, cfg.train.ema_decay,

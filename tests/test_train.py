@@ -293,6 +293,7 @@ def test_ema_is_validated_checkpointed_and_what_test_and_infer_load(ema_run, cap
 
     history = read_metrics(ema_run / "metrics.jsonl")
     assert all(m["val_weights"] == "ema" for m in history)
+    assert all(m["ema_bn_clips"] > 0 for m in history)  # its BatchNorm statistics recomputed before each validation
     ckpt = load_checkpoint(ema_run / LAST)
     assert ckpt["weights"] == "ema" and ckpt["ema_updates"] == 6  # 3 steps per epoch, 2 epochs
     assert set(ckpt["ema"]) == set(ckpt["model"])
@@ -306,6 +307,16 @@ def test_ema_is_validated_checkpointed_and_what_test_and_infer_load(ema_run, cap
     assert setup.meta["weights"] == "raw"
     assert torch.equal(setup.model.state_dict()[ema_key], ckpt["model"][ema_key])
     assert prepare_test(ema_run / LAST, device="cpu").meta["weights"] == "ema"
+
+
+def test_without_the_recomputation_the_ema_keeps_averaged_batchnorm_statistics(ema_run, tiny_data, tmp_path):
+    fit(load_config(None, overrides(tiny_data, *EMA, "train.ema_bn_batches=0")), tmp_path / "run")
+    averaged, recomputed = load_checkpoint(tmp_path / "run" / LAST), load_checkpoint(ema_run / LAST)
+    assert "ema_bn_clips" not in read_metrics(tmp_path / "run" / "metrics.jsonl")[-1]
+    stats = [k for k in recomputed["ema"] if k.endswith("running_mean")]
+    assert stats and all(not torch.equal(averaged["ema"][k], recomputed["ema"][k]) for k in stats)
+    weights = [k for k in recomputed["ema"] if k.endswith(".weight")]
+    assert all(torch.equal(averaged["ema"][k], recomputed["ema"][k]) for k in weights)  # the weights are untouched
 
 
 def test_ema_resumes_to_the_same_average(ema_run, tiny_data, tmp_path, monkeypatch):

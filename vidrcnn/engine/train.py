@@ -39,7 +39,15 @@ from vidrcnn.engine.checkpoint import DEFAULTS_VERSION, load_checkpoint, save_ch
 from vidrcnn.engine.config import Config, DataConfig, OptimConfig, config_to_dict, save_config
 from vidrcnn.engine.distributed import SINGLE, DistInfo, ShardSampler
 from vidrcnn.engine.logging import CURVES_FILE, METRICS_FILE, RunLog
-from vidrcnn.engine.recipe import VideoMix, build_ema, build_mixer, ema_state, hard_labels, load_ema_state
+from vidrcnn.engine.recipe import (
+    VideoMix,
+    build_ema,
+    build_mixer,
+    ema_state,
+    hard_labels,
+    load_ema_state,
+    recompute_ema_bn,
+)
 from vidrcnn.engine.schedule import lr_at
 from vidrcnn.errors import CheckpointError, ConfigError, DatasetError, OutputError, VidrcnnError
 
@@ -470,6 +478,11 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
         }
         if changes and epoch == start_epoch:  # the record says what changed when the run was resumed
             metrics["resumed_with"] = {k: list(v) for k, v in changes.items()}
+        if ema is not None and t.ema_bn_batches:
+            # The EMA's own BatchNorm statistics, from the first batches of this epoch's order (each rank its own).
+            metrics["ema_bn_clips"] = recompute_ema_bn(ema, DataLoader(
+                train_ds, batch_size=per_rank, sampler=train_sampler, collate_fn=train_collate, **loader_kw),
+                t.ema_bn_batches)
         if epoch % t.eval_every == 0 or epoch == t.epochs:
             # With an EMA, validation (and so checkpoint_best.pt) scores the averaged weights, which tests use.
             metrics.update(validate(raw_model if ema is None else ema.module, val_loader, autocast=autocast,
