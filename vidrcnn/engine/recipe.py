@@ -9,8 +9,8 @@ the same seed gives the same mixing, and a resumed run mixes as an uninterrupted
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from itertools import islice
+from collections.abc import Iterable, Iterator
+from itertools import chain, islice
 from typing import Any
 
 import torch
@@ -86,12 +86,24 @@ def recompute_ema_bn(ema: AveragedModel, batches: Iterable[dict[str, Any]], num_
     (``torch.optim.swa_utils.update_bn``); the weights are not touched. The averaged statistics that
     ``use_buffers=True`` keeps are an average over many weights' activations, none of them the EMA's: on the recipe
     report's ConvGRU they cost 17 points (docs/recipe.md). Returns the number of clips seen (0: nothing changed)."""
-    clips = [b["video"][b["ok"]] for b in islice(batches, num_batches)]
-    clips = [c for c in clips if len(c)]
-    if not clips or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in ema.module.modules()):
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in ema.module.modules()):
+        return 0  # nothing to recompute: no batch is decoded
+    # Streamed, one batch in memory at a time; update_bn resets the statistics first, so it runs only once a
+    # readable clip is there.
+    readable = (c for c in (b["video"][b["ok"]] for b in islice(batches, num_batches)) if len(c))
+    first = next(readable, None)
+    if first is None:
         return 0
-    update_bn(clips, ema.module, device=next(ema.module.parameters()).device)
-    return sum(len(c) for c in clips)
+    seen = 0
+
+    def counted() -> Iterator[torch.Tensor]:
+        nonlocal seen
+        for clips in chain([first], readable):
+            seen += len(clips)
+            yield clips
+
+    update_bn(counted(), ema.module, device=next(ema.module.parameters()).device)
+    return seen
 
 
 def ema_state(ema: AveragedModel | None) -> dict[str, Any]:
