@@ -3,6 +3,7 @@ timed in one process and interleaved (so the ratio is of one run on one machine 
 
     python benchmarks/rcn_options_cost.py                     # every rcn_*_s, today's defaults against the reference
     python benchmarks/rcn_options_cost.py --pairs 'rcn_gru_s:preact_norm=null|rcn_gru_s:preact_norm=batch'
+    python benchmarks/rcn_options_cost.py --candidate stem_frames=3,stem_downsample=stride   # a candidate default
 
 A pair is ``A|B`` of variants ``MODEL[:key=value,...]``. Training step: forward + backward of a batch of 16 clips of
 16 frames at 32x32 (the study's step); clip forward: batch 1, 16 frames, eval; stream: one frame at batch 1 carrying
@@ -21,10 +22,15 @@ from vidrcnn.profiling import forward_backward, time_fn
 MODELS = ("rcn_rnn_s", "rcn_rcl_s", "rcn_gru_s", "rcn_lstm_s", "rcn_mingru_s")
 
 
-def default_pairs() -> list[str]:
+def default_pairs(candidate: str | None = None) -> list[str]:
+    """Every rcn_*_s: the reference (every option off) against today's default, and against today's default with
+    the ``candidate`` options (``key=value,...``) when given."""
     def off(model: str) -> str:  # every option as it was before the ablations (the reference rows)
         return ",".join(f"{k}={'null' if v is None else str(v).lower()}" for k, v in Variant("", model).options().items())
-    return [f"{m}:{off(m)}|{m}" for m in MODELS]
+    pairs = [f"{m}:{off(m)}|{m}" for m in MODELS]
+    if candidate:
+        pairs += [f"{m}:{off(m)}|{m}:{candidate}" for m in MODELS]
+    return pairs
 
 
 def timings(spec: str, args) -> dict[str, float]:
@@ -47,9 +53,11 @@ def timings(spec: str, args) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     ap = timing_parser(__doc__)
     ap.add_argument("--pairs", nargs="+", help="A|B variant pairs [every rcn_*_s: reference | today's default]")
+    ap.add_argument("--candidate", help="key=value,... added to today's default of every rcn_*_s as a second B "
+                    "(the reference against a candidate default); ignored with --pairs")
     ap.add_argument("--repeats", type=int, default=3, help="alternations of A and B; the median of each is kept")
     args = parse(ap, argv)
-    pairs = args.pairs or default_pairs()
+    pairs = args.pairs or default_pairs(args.candidate)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.stat} of {args.iters} calls, "
           f"{args.repeats} alternations\n")
     print("| A | B | train step A -> B (ms) | B/A | clip forward (ms) | B/A | stream frame (ms) | B/A |")
