@@ -96,7 +96,10 @@ def _stream_name_kw():
                     ("rcn_gru_s", {"stem_downsample": "pool", "activation": "relu"}),
                     ("rcn_lstm_s", {"stem_downsample": "pool", "activation": "relu"}),
                     ("rcn_rnn_s", {"stem_frames": 1, "stem_downsample": "pool", "activation": "relu"}),
-                    ("cnn_lstm_s", {"stem_downsample": "pool"})]
+                    ("cnn_lstm_s", {"stem_downsample": "pool"}),
+                    # the causal first layer strided instead of pooled
+                    ("rcn_gru_s", {"stem_frames": 3, "stem_downsample": "stride", "stem_first_downsample": "stride"}),
+                    ("cnn_lstm_s", {"stem_first_downsample": "stride"})]
 
 
 @pytest.mark.parametrize(("name", "kw"), _stream_name_kw())
@@ -268,6 +271,30 @@ def test_stem_downsample_pool_convolves_at_full_resolution_then_max_pools():
         build("rcn_gru_s", stem_downsample="avg")
     with pytest.raises(ConfigError, match="small stem only"):
         build("cnn_lstm_s", stem="resnet18", stem_downsample="pool")
+
+
+def test_stem_first_downsample_stride_evaluates_the_causal_layer_at_every_other_position():
+    torch.manual_seed(0)
+    pooled = build("rcn_gru_s", stem_frames=3, stem_downsample="stride").eval()
+    strided = build("rcn_gru_s", stem_frames=3, stem_downsample="stride", stem_first_downsample="stride").eval()
+    strided.load_state_dict(pooled.state_dict())  # the same parameters: only where the first layer is evaluated
+    assert isinstance(strided.stem.pool, nn.Identity) and isinstance(pooled.stem.pool, nn.MaxPool3d)
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        xp = torch.cat([x[:, :, :1].expand(-1, -1, 2, -1, -1), x], dim=2)
+        full = torch.relu(pooled.stem.bn(pooled.stem.conv(xp)))  # (2, 16, 4, 32, 32): every position
+        expected = pooled.stem.rest(full[..., ::2, ::2])
+        got, _ = strided.stem(x)
+        assert got.shape == pooled.stem(x)[0].shape == (2, 32, 4, 8, 8)  # the same grid as the pooled stem
+        torch.testing.assert_close(got, expected)
+        assert not torch.allclose(got, pooled.stem(x)[0])
+    assert strided.stem.conv.stride == (1, 2, 2) and pooled.stem.conv.stride == (1, 1, 1)
+    with pytest.raises(ConfigError, match="stem_first_downsample applies to the small stem with time"):
+        build("rcn_gru_s", stem_frames=1, stem_first_downsample="stride")
+    with pytest.raises(ConfigError, match="stem_first_downsample must be one of"):
+        build("rcn_gru_s", stem_first_downsample="avg")
+    with pytest.raises(ConfigError, match="stem_first_downsample applies"):
+        build("cnn_lstm_s", stem="resnet18", stem_frames=1, stem_first_downsample="pool")
 
 
 def test_cnn_lstm_takes_the_rcns_stem_by_default_and_the_per_frame_one_on_request():

@@ -55,12 +55,17 @@ STEM_FRAMES = 5
 # How the causal models' small stem coarsens the grid after its first layer (see small_stem): its later layers are
 # evaluated at every position, then max pooled, chosen by the ablation of 2026-12-02 (docs/rcn_training.md).
 STEM_DOWNSAMPLE = "pool"
+# How the causal stem's first layer coarsens the grid: "pool", its causal convolution at every position of the full
+# grid, then a max pool (the default, as above), or "stride", the same kernel evaluated at every other position (a
+# quarter of the layer's work; it still compares frames at full resolution, before the grid is coarsened).
+STEM_FIRST_DOWNSAMPLE = "pool"
 
 
 class CausalStem(nn.Module):
     """The small stem with time in its first layer: a causal ``(frames, 3, 3)`` convolution at full resolution (frame
     t and its ``frames - 1`` predecessors), BatchNorm, ReLU and a ``pool`` x ``pool`` max pool in place of the first
-    layer's stride, then the ``rest`` of the stem on every frame alone.
+    layer's stride, then the ``rest`` of the stem on every frame alone; ``first_downsample="stride"`` evaluates the
+    causal convolution at every ``pool``-th position instead (no max pool).
 
     Why (docs/rcn_training.md, "Zoom"): motion finer than the stem's output grid (rings a few pixels apart moving a
     fraction of a pixel) survived only where frames were compared before the grid was coarsened; the max pool after
@@ -74,14 +79,19 @@ class CausalStem(nn.Module):
     BatchNorms share batch statistics across frames, as everywhere in the stem).
     """
 
-    def __init__(self, in_channels: int, width: int, rest: nn.Module, *, frames: int, pool: int):
+    def __init__(self, in_channels: int, width: int, rest: nn.Module, *, frames: int, pool: int,
+                 first_downsample: str = "pool"):
         super().__init__()
         if not isinstance(frames, int) or frames < 2:
             raise ValueError(f"a causal stem needs stem_frames >= 2, got {frames!r}")
+        if first_downsample not in STEM_DOWNSAMPLES:
+            raise ValueError(f"stem_first_downsample must be one of {STEM_DOWNSAMPLES}, got {first_downsample!r}")
         self.frames = frames
-        self.conv = nn.Conv3d(in_channels, width, (frames, 3, 3), padding=(0, 1, 1), bias=False)
+        stride = pool if first_downsample == "stride" else 1
+        self.conv = nn.Conv3d(in_channels, width, (frames, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1),
+                              bias=False)
         self.bn = nn.BatchNorm3d(width)
-        self.pool = nn.MaxPool3d((1, pool, pool)) if pool > 1 else nn.Identity()
+        self.pool = nn.MaxPool3d((1, pool, pool)) if pool > 1 and stride == 1 else nn.Identity()
         self.rest = PerFrame(rest)
 
     def forward(self, x: Tensor, past: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -92,13 +102,13 @@ class CausalStem(nn.Module):
         return self.rest(y), xp[:, :, xp.shape[2] - (self.frames - 1):]
 
 
-def causal_small_stem(widths: Sequence[int], strides: Sequence[int], *, frames: int,
-                      downsample: str = "stride") -> tuple[CausalStem, int]:
+def causal_small_stem(widths: Sequence[int], strides: Sequence[int], *, frames: int, downsample: str = "stride",
+                      first_downsample: str = STEM_FIRST_DOWNSAMPLE) -> tuple[CausalStem, int]:
     """:class:`CausalStem` with the small stem's ``widths`` and ``strides``: the first stride becomes the max pool
-    after the full-resolution causal convolution, the others as ``downsample`` says (:func:`small_stem`); returns
-    ``(module, out_channels)``."""
+    after the full-resolution causal convolution (or its stride, ``first_downsample="stride"``), the others as
+    ``downsample`` says (:func:`small_stem`); returns ``(module, out_channels)``."""
     rest, c = small_stem(widths[1:], strides[1:], in_channels=widths[0], downsample=downsample)
-    return CausalStem(3, widths[0], rest, frames=frames, pool=strides[0]), c
+    return CausalStem(3, widths[0], rest, frames=frames, pool=strides[0], first_downsample=first_downsample), c
 
 
 def conv_stages(in_channels: int, widths: Sequence[int], *, convs_per_stage: int = 1,
@@ -155,13 +165,15 @@ def resnet18_stem(stage: int = 2, weights: str | os.PathLike | None = None) -> t
 
 def build_stem(kind: str, *, widths: Sequence[int], strides: Sequence[int], resnet_stage: int = 2,
                weights: str | os.PathLike | None = None, stem_strides: Sequence[int] | None = None,
-               frames: int | None = 1, downsample: str | None = "stride") -> tuple[nn.Module, int]:
+               frames: int | None = 1, downsample: str | None = "stride",
+               first_downsample: str | None = None) -> tuple[nn.Module, int]:
     """``kind="small"``: :func:`small_stem` with ``widths`` and ``strides`` (or ``stem_strides``, the user's choice,
     checked), or with ``frames > 1`` :func:`causal_small_stem` (a :class:`CausalStem`, which maps whole clips, not
     frames); ``"resnet18"``: :func:`resnet18_stem`; ``"none"``: identity on RGB (3 channels).
     ``frames=None``: the causal models' default, :data:`STEM_FRAMES` for the small stem and 1 for the others.
     ``downsample``: how the small stem's strided layers coarsen the grid (:func:`small_stem`); ``None``: the
-    causal models' default, :data:`STEM_DOWNSAMPLE`."""
+    causal models' default, :data:`STEM_DOWNSAMPLE`. ``first_downsample``: the same for the causal stem's first
+    layer (``frames > 1`` only); ``None``: :data:`STEM_FIRST_DOWNSAMPLE`."""
     if downsample is None:
         downsample = STEM_DOWNSAMPLE if kind == "small" else "stride"
     if downsample not in STEM_DOWNSAMPLES:
@@ -174,6 +186,13 @@ def build_stem(kind: str, *, widths: Sequence[int], strides: Sequence[int], resn
         raise ValueError(f"stem_frames must be an integer >= 1, got {frames!r}")
     if frames > 1 and kind != "small":
         raise ValueError(f"stem_frames applies to the small stem only, not stem={kind!r}")
+    if first_downsample is not None and (kind != "small" or frames == 1):
+        raise ValueError("stem_first_downsample applies to the small stem with time in its first layer "
+                         f"(stem_frames > 1) only, not stem={kind!r}, stem_frames={frames}")
+    if first_downsample is None:
+        first_downsample = STEM_FIRST_DOWNSAMPLE
+    if first_downsample not in STEM_DOWNSAMPLES:
+        raise ValueError(f"stem_first_downsample must be one of {STEM_DOWNSAMPLES}, got {first_downsample!r}")
     if stem_strides is not None:
         if kind != "small":
             raise ValueError(f"stem_strides applies to the small stem only, not stem={kind!r}")
@@ -186,7 +205,8 @@ def build_stem(kind: str, *, widths: Sequence[int], strides: Sequence[int], resn
         if weights is not None:
             raise ValueError("the small stem has no pretrained weights; use stem='resnet18'")
         if frames > 1:
-            return causal_small_stem(widths, strides, frames=frames, downsample=downsample)
+            return causal_small_stem(widths, strides, frames=frames, downsample=downsample,
+                                     first_downsample=first_downsample)
         return small_stem(widths, strides, downsample=downsample)
     if kind == "resnet18":
         return resnet18_stem(resnet_stage, weights)
@@ -205,14 +225,15 @@ FRAME_CNN_CONFIGS: dict[str, dict] = {
 
 def frame_cnn_parts(size: str, *, stem: str = "small", stem_weights: str | os.PathLike | None = None,
                     resnet_stage: int = 2, stem_strides: Sequence[int] | None = None,
-                    frames: int | None = 1, downsample: str | None = "stride") -> tuple[nn.Module, list[nn.Module], int]:
+                    frames: int | None = 1, downsample: str | None = "stride",
+                    first_downsample: str | None = None) -> tuple[nn.Module, list[nn.Module], int]:
     """The frame CNN in two parts: ``(stem, rest, C)``, ``rest`` the plain conv stages, global average pool and
     flatten that map the stem's output of one frame to a vector ``(N, C)``. Apart because a :class:`CausalStem`
     (``frames`` > 1, see :func:`build_stem`) maps whole clips and has to run before the per-frame ``rest``."""
     cfg = FRAME_CNN_CONFIGS[size]
     stem_module, c = build_stem(stem, widths=cfg["stem_widths"], strides=cfg["stem_strides"],
                                 resnet_stage=resnet_stage, weights=stem_weights, stem_strides=stem_strides,
-                                frames=frames, downsample=downsample)
+                                frames=frames, downsample=downsample, first_downsample=first_downsample)
     stages, c = conv_stages(c, cfg["widths"], convs_per_stage=cfg["convs_per_stage"])
     return stem_module, [stages, nn.AdaptiveAvgPool2d(1), nn.Flatten(1)], c
 

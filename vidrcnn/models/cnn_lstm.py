@@ -52,9 +52,10 @@ class CNNLSTM(nn.Module):
 
 def _cnn_lstm(size: str, hidden_size: int, *, num_classes: int, stem: str, stem_weights, resnet_stage: int,
               dropout: float, stem_strides: Sequence[int] | None, stem_frames: int | None,
-              stem_downsample: str | None) -> CNNLSTM:
+              stem_downsample: str | None, stem_first_downsample: str | None) -> CNNLSTM:
     first, rest, dim = frame_cnn_parts(size, stem=stem, stem_weights=stem_weights, resnet_stage=resnet_stage,
-                                       stem_strides=stem_strides, frames=stem_frames, downsample=stem_downsample)
+                                       stem_strides=stem_strides, frames=stem_frames, downsample=stem_downsample,
+                                       first_downsample=stem_first_downsample)
     # A causal stem (time in its first layer) runs on the clip before the per-frame rest; a 2-D one is its first part.
     causal = first if isinstance(first, CausalStem) else None
     net = nn.Sequential(*rest) if causal is not None else nn.Sequential(first, *rest)
@@ -65,22 +66,26 @@ def _cnn_lstm(size: str, hidden_size: int, *, num_classes: int, stem: str, stem_
 @register_model()
 def cnn_lstm_s(*, num_classes: int = 101, stem: str = "small", stem_weights: str | os.PathLike | None = None,
                resnet_stage: int = 2, dropout: float = 0.0, stem_strides: Sequence[int] | None = None,
-               stem_frames: int | None = None, stem_downsample: str | None = None) -> CNNLSTM:
+               stem_frames: int | None = None, stem_downsample: str | None = None,
+               stem_first_downsample: str | None = None) -> CNNLSTM:
     """CNN+LSTM for <= 64x64 frames (frame CNN as ``frame_avg_s``, LSTM with 128 units). ``stem_frames``: frames the
     small stem's first layer sees, a causal kernel at full resolution as in the RCNs (default: theirs,
     :data:`~vidrcnn.models.backbones.STEM_FRAMES`; 1 gives the per-frame CNN of ``frame_avg_s``); ``stem_downsample``: how the small stem's later
-    layers coarsen the grid, as in the RCNs (default theirs, :data:`~vidrcnn.models.backbones.STEM_DOWNSAMPLE`)."""
+    layers coarsen the grid, as in the RCNs (default theirs, :data:`~vidrcnn.models.backbones.STEM_DOWNSAMPLE`);
+    ``stem_first_downsample``: the same for its causal first layer (default
+    :data:`~vidrcnn.models.backbones.STEM_FIRST_DOWNSAMPLE`)."""
     return _cnn_lstm("s", 128, num_classes=num_classes, stem=stem, stem_weights=stem_weights,
                      resnet_stage=resnet_stage, dropout=dropout, stem_strides=stem_strides, stem_frames=stem_frames,
-                     stem_downsample=stem_downsample)
+                     stem_downsample=stem_downsample, stem_first_downsample=stem_first_downsample)
 
 
 @register_model()
 def cnn_lstm_m(*, num_classes: int = 101, stem: str = "small", stem_weights: str | os.PathLike | None = None,
                resnet_stage: int = 2, dropout: float = 0.0, stem_strides: Sequence[int] | None = None,
-               stem_frames: int | None = None, stem_downsample: str | None = None) -> CNNLSTM:
+               stem_frames: int | None = None, stem_downsample: str | None = None,
+               stem_first_downsample: str | None = None) -> CNNLSTM:
     """CNN+LSTM for 112x112 frames (frame CNN as ``frame_avg_m``, LSTM with 256 units; ``stem_frames`` as in
     :func:`cnn_lstm_s`)."""
     return _cnn_lstm("m", 256, num_classes=num_classes, stem=stem, stem_weights=stem_weights,
                      resnet_stage=resnet_stage, dropout=dropout, stem_strides=stem_strides, stem_frames=stem_frames,
-                     stem_downsample=stem_downsample)
+                     stem_downsample=stem_downsample, stem_first_downsample=stem_first_downsample)

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from vidrcnn.layers import ConvRecurrent, PerFrame, RecurrentCell, State
 from vidrcnn.layers.conv_recurrent import recomputed
-from vidrcnn.models.backbones import STEM_DOWNSAMPLE, STEM_FRAMES, CausalStem, build_stem
+from vidrcnn.models.backbones import STEM_DOWNSAMPLE, STEM_FIRST_DOWNSAMPLE, STEM_FRAMES, CausalStem, build_stem
 from vidrcnn.models.registry import register_model
 
 HEADS = ("last", "mean", "steps")
@@ -143,13 +143,14 @@ RCN_CONFIGS: dict[str, dict] = {
 
 def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_weights: str | os.PathLike | None,
          resnet_stage: int, channels: Sequence[int] | None, dropout: float, batch_input_conv: bool,
-         stem_strides: Sequence[int] | None, stem_frames: int | None, stem_downsample: str | None, residual: bool,
+         stem_strides: Sequence[int] | None, stem_frames: int | None, stem_downsample: str | None,
+         stem_first_downsample: str | None, residual: bool,
          checkpoint_every: int | None, cell_kwargs: dict) -> RCN:
     cfg = RCN_CONFIGS[size]
     stem_module, stem_channels = build_stem(stem, widths=cfg["stem_widths"], strides=cfg["stem_strides"],
                                             resnet_stage=resnet_stage, weights=stem_weights,
                                             stem_strides=stem_strides, frames=stem_frames,
-                                            downsample=stem_downsample)
+                                            downsample=stem_downsample, first_downsample=stem_first_downsample)
     pool_after = cfg["pool_after"]
     if channels is None:
         # A cell without its own entry (e.g. one added later) gets the RNN's widths: two convolutions per step.
@@ -177,12 +178,13 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
                 stem_weights: str | os.PathLike | None = None, resnet_stage: int = 2,
                 channels: Sequence[int] | None = None, dropout: float = 0.0, batch_input_conv: bool = True,
                 stem_strides: Sequence[int] | None = None, stem_frames: int | None = None,
-                stem_downsample: str | None = None, residual: bool = True, checkpoint_every: int | None = None,
-                **cell_kwargs) -> RCN:
+                stem_downsample: str | None = None, stem_first_downsample: str | None = None,
+                residual: bool = True, checkpoint_every: int | None = None, **cell_kwargs) -> RCN:
         return _rcn(cell, size, num_classes=num_classes, head=head, stem=stem, stem_weights=stem_weights,
                     resnet_stage=resnet_stage, channels=channels, dropout=dropout,
                     batch_input_conv=batch_input_conv, stem_strides=stem_strides, stem_frames=stem_frames,
-                    stem_downsample=stem_downsample, residual=residual, checkpoint_every=checkpoint_every,
+                    stem_downsample=stem_downsample, stem_first_downsample=stem_first_downsample,
+                    residual=residual, checkpoint_every=checkpoint_every,
                     cell_kwargs={**CELL_DEFAULTS.get(cell, {}), **cell_kwargs})
 
     builder.__name__ = builder.__qualname__ = f"rcn_{cell}_{size}"
@@ -193,7 +195,9 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
         f"``stem_strides`` replaces the small stem's {RCN_CONFIGS[size]['stem_strides']}; ``stem_frames=k > 1`` "
         "gives the small stem's first layer a causal k-frame kernel at full resolution (:class:`CausalStem`; "
         f"default {STEM_FRAMES} with the small stem, 1 otherwise); ``stem_downsample``: 'stride' or 'pool', how the "
-        f"small stem's later layers coarsen the grid (default {STEM_DOWNSAMPLE!r}). ``checkpoint_every=k``: "
+        f"small stem's later layers coarsen the grid (default {STEM_DOWNSAMPLE!r}); ``stem_first_downsample``: the "
+        "same for its first, causal layer ('pool': at full resolution, then a max pool; 'stride': a quarter of the "
+        f"work; default {STEM_FIRST_DOWNSAMPLE!r}). ``checkpoint_every=k``: "
         "gradient checkpointing over time in chunks of k steps (training memory for compute; off by default). "
         "Extra keyword arguments go to the cell (e.g. norm='bn' for rcl, peephole=True for lstm); the cell options "
         f"default to {CELL_DEFAULTS.get(cell, {})} (``preact_norm=None, residual=False, stem_frames=1, "
