@@ -189,10 +189,8 @@ def build_stem(kind: str, *, widths: Sequence[int], strides: Sequence[int], resn
     if first_downsample is not None and (kind != "small" or frames == 1):
         raise ValueError("stem_first_downsample applies to the small stem with time in its first layer "
                          f"(stem_frames > 1) only, not stem={kind!r}, stem_frames={frames}")
-    if first_downsample is None:
+    if first_downsample is None:  # its value is checked by CausalStem, the one place it is used
         first_downsample = STEM_FIRST_DOWNSAMPLE
-    if first_downsample not in STEM_DOWNSAMPLES:
-        raise ValueError(f"stem_first_downsample must be one of {STEM_DOWNSAMPLES}, got {first_downsample!r}")
     if stem_strides is not None:
         if kind != "small":
             raise ValueError(f"stem_strides applies to the small stem only, not stem={kind!r}")
