@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from vidrcnn.layers import (
     CELLS,
@@ -256,6 +256,36 @@ def test_chrono_initialisation_sets_the_memory_gate_biases():
     assert (b_f >= 0).all() and (b_f <= torch.log(torch.tensor(t_max - 1.0)) + 1e-6).all()
     plain = ConvRecurrent(C_IN, HIDDEN, cell="lstm").cell  # today's default: forget bias 1
     assert (plain.input_conv.bias[HIDDEN:2 * HIDDEN] == 1).all()
+
+
+@pytest.mark.parametrize("cell", ["rnn", "rcl", "gru", "lstm", "mingru"])
+def test_norm_scale_starts_every_norm_scale_there_and_changes_nothing_else(cell):
+    torch.manual_seed(0)
+    scaled = ConvRecurrent(C_IN, HIDDEN, cell=cell, preact_norm="group", norm_scale=0.1).cell
+    torch.manual_seed(0)
+    plain = ConvRecurrent(C_IN, HIDDEN, cell=cell, preact_norm="group").cell
+    norms = [n for n, m in scaled.named_modules() if isinstance(m, nn.GroupNorm)]
+    assert "input_norm" in norms and (len(norms) > 1) == (cell != "mingru")  # the state norms too, where there are
+    for name, p in scaled.named_parameters():
+        if name.removesuffix(".weight") in norms:
+            assert (p == 0.1).all(), name
+        else:  # the same draw for everything else, chrono and forget biases included
+            torch.testing.assert_close(p, dict(plain.named_parameters())[name])
+    with pytest.raises(ValueError, match="norm_scale=0.1 needs a preact_norm"):
+        ConvRecurrent(C_IN, HIDDEN, cell=cell, norm_scale=0.1)
+
+
+def test_identity_state_init_passes_the_state_through_unchanged():
+    """IRNN: with W_h the identity and a zero input term, one step of the ReLU cell returns its (non-negative)
+    state as it was."""
+    cell = ConvRecurrent(C_IN, HIDDEN, cell="rnn", activation="relu", state_init="identity").cell
+    state = torch.rand(2, HIDDEN, 6, 6)
+    h, _ = cell.step(torch.zeros(2, HIDDEN, 6, 6), state)
+    torch.testing.assert_close(h, state)
+    default = ConvRecurrent(C_IN, HIDDEN, cell="rnn", activation="relu").cell
+    assert not torch.allclose(default.step(torch.zeros(2, HIDDEN, 6, 6), state)[0], state)
+    with pytest.raises(ValueError, match="state_init must be"):
+        ConvRecurrent(C_IN, HIDDEN, cell="rnn", state_init="orthogonal")
 
 
 def test_preact_norm_keeps_frames_and_samples_apart():

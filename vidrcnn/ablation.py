@@ -161,6 +161,13 @@ VARIANTS: tuple[Variant, ...] = (
     _v("rcn_mingru_s", **NEW_DEFAULTS, **{**EVENING_DEFAULTS["mingru"], **CHEAP_STEM}, chrono=16),
     *(_v(f"rcn_{cell}_s", **NEW_DEFAULTS, **{**EVENING_DEFAULTS[cell], **FAST_STEM})
       for cell in ("gru", "mingru", "lstm", "rnn", "rcl")),
+    _v("rcn_mingru_s", **NEW_DEFAULTS, **{**EVENING_DEFAULTS["mingru"], **FAST_STEM}, chrono=16),
+    # 2026-12-04: the norms' scale started at 0.1 (Cooijmans et al. 2016), on the defaults of the three gated cells
+    # (the minGRU's with the chrono candidate): does starting the gates near their biases steady the ConvLSTM?
+    *(_v(f"rcn_{cell}_s", **NEW_DEFAULTS, **EVENING_DEFAULTS[cell], **kw, norm_scale=0.1)
+      for cell, kw in (("lstm", {}), ("gru", {}), ("mingru", {"chrono": 16}))),
+    # ... and the vanilla cell's state kernel started as the identity (IRNN, Le et al. 2015), on its defaults.
+    _v("rcn_rnn_s", **NEW_DEFAULTS, **EVENING_DEFAULTS["rnn"], state_init="identity"),
     _v("frame_avg_s", sizes=(64,)),
 )
 

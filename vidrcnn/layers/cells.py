@@ -22,6 +22,8 @@ Training options every cell shares, all off by default (the cells as they were; 
 - ``state_norm``: the same for the state pre-activations, scale only (``"group"``, ``"layer"`` or None; ``"auto"``:
   the input's kind for group/layer, none with ``"batch"``). The LSTM's cell state is never normalised (PredRNN,
   Cooijmans et al. 2016).
+- ``norm_scale``: the scale the norms above start with (default 1, PyTorch's); Cooijmans et al. 2016 start theirs
+  at 0.1, so the gates start near their biases. Initialisation only: the model's equations do not change.
 - ``chrono=T_max`` (gated cells): chrono initialisation of the gate biases (Tallec & Ollivier 2018), so the state
   starts out remembering over 1..T_max steps instead of halving every step.
 - ``input_frames=k``: the input term also sees the input's previous k - 1 frames (a causal 3-D kernel, E3D-LSTM's
@@ -94,7 +96,7 @@ class RecurrentCell(nn.Module):
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
                  input_kernel_size: int | None = None, preact_norm: str | None = None, input_frames: int = 1,
-                 state_norm: str | None = "auto"):
+                 state_norm: str | None = "auto", norm_scale: float | None = None):
         super().__init__()
         if not isinstance(input_frames, int) or input_frames < 1:
             raise ValueError(f"input_frames must be an integer >= 1, got {input_frames!r}")
@@ -119,6 +121,12 @@ class RecurrentCell(nn.Module):
         self.input_conv_past = (nn.Conv3d(in_channels, self.num_gates * hidden_channels, (input_frames - 1, k, k),
                                           padding=(0, k // 2, k // 2), bias=False) if input_frames > 1 else None)
         self.input_norm = make_preact_norm(preact_norm, self.num_gates, hidden_channels)
+        # norm_scale: the norms' scale at initialisation (Cooijmans et al. 2016 start theirs at 0.1, not 1, so that
+        # the gates start near their biases instead of spread over the sigmoid).
+        if norm_scale is not None and isinstance(self.input_norm, nn.Identity):
+            raise ValueError(f"norm_scale={norm_scale!r} needs a preact_norm: there is no norm to scale")
+        self.norm_scale = norm_scale
+        self._init_norm_scale(self.input_norm)
 
     def project_input(self, x: Tensor, past: Tensor | None = None) -> Tensor:
         """The input pre-activations ``(N, num_gates*C, H, W)`` of frames ``x`` ``(N, C_in, H, W)``: the input
@@ -135,7 +143,12 @@ class RecurrentCell(nn.Module):
         norm = make_preact_norm(self.state_norm_kind, num_gates, self.hidden_channels)
         if isinstance(norm, nn.GroupNorm):
             norm.register_parameter("bias", None)
+        self._init_norm_scale(norm)
         return norm
+
+    def _init_norm_scale(self, norm: nn.Module) -> None:
+        if self.norm_scale is not None and getattr(norm, "weight", None) is not None:
+            nn.init.constant_(norm.weight, self.norm_scale)
 
     def input_bias(self, gate: int) -> Tensor:
         """The parameter that holds gate ``gate``'s input bias (the norm's shift when the input is normalised: the
@@ -175,17 +188,24 @@ class RNNCell(RecurrentCell):
 
     With ``preact_norm``: ``h_t = tanh(N_x(W_x * x_t) + N_h(W_h * h_{t-1}))``; the state norm has a scale and no
     shift (the input norm's shift is the bias), so a zero state still contributes exactly nothing.
-    ``activation="relu"`` puts a ReLU where the equation has tanh.
+    ``activation="relu"`` puts a ReLU where the equation has tanh. ``state_init="identity"`` starts ``W_h`` as the
+    identity (a Dirac kernel: each map passes to itself, unchanged), the IRNN of Le et al. 2015, so that with a ReLU
+    the state starts out as a running sum of its inputs instead of a random mix that decays; initialisation only.
     """
 
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
                  input_kernel_size: int | None = None, preact_norm: str | None = None, input_frames: int = 1,
-                 state_norm: str | None = "auto", activation: str = "tanh"):
+                 state_norm: str | None = "auto", activation: str = "tanh",
+                 norm_scale: float | None = None, state_init: str = "default"):
         super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
                          preact_norm=preact_norm, input_frames=input_frames,
-                         state_norm=state_norm)
+                         state_norm=state_norm, norm_scale=norm_scale)
         self.activation, self.act = activation, get_activation(activation)
         self.state_conv = _same_conv(hidden_channels, hidden_channels, kernel_size, bias=False)
+        if state_init == "identity":
+            nn.init.dirac_(self.state_conv.weight)
+        elif state_init != "default":
+            raise ValueError(f"state_init must be 'default' or 'identity', got {state_init!r}")
         self.state_conv_norm = self.make_state_norm(1)
 
     def step(self, xin_t: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -208,10 +228,10 @@ class RCLCell(RecurrentCell):
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
                  input_kernel_size: int | None = None, norm: str | None = "lrn", preact_norm: str | None = None,
                  input_frames: int = 1,
-                 state_norm: str | None = "auto"):
+                 state_norm: str | None = "auto", norm_scale: float | None = None):
         super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
                          preact_norm=preact_norm, input_frames=input_frames,
-                         state_norm=state_norm)
+                         state_norm=state_norm, norm_scale=norm_scale)
         self.state_conv = _same_conv(hidden_channels, hidden_channels, kernel_size, bias=False)
         self.state_conv_norm = self.make_state_norm(1)
         if norm == "lrn":
@@ -251,10 +271,11 @@ class GRUCell(RecurrentCell):
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
                  input_kernel_size: int | None = None, preact_norm: str | None = None, chrono: int | None = None,
                  input_frames: int = 1,
-                 state_norm: str | None = "auto", activation: str = "tanh"):
+                 state_norm: str | None = "auto", activation: str = "tanh",
+                 norm_scale: float | None = None):
         super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
                          preact_norm=preact_norm, input_frames=input_frames,
-                         state_norm=state_norm)
+                         state_norm=state_norm, norm_scale=norm_scale)
         self.activation, self.act = activation, get_activation(activation)
         self.state_conv_zr = _same_conv(hidden_channels, 2 * hidden_channels, kernel_size, bias=False)
         self.state_conv_n = _same_conv(hidden_channels, hidden_channels, kernel_size, bias=False)
@@ -299,10 +320,11 @@ class LSTMCell(RecurrentCell):
                  input_kernel_size: int | None = None, peephole: bool = False,
                  peephole_size: tuple[int, int] | None = None, preact_norm: str | None = None,
                  chrono: int | None = None, input_frames: int = 1,
-                 state_norm: str | None = "auto", activation: str = "tanh"):
+                 state_norm: str | None = "auto", activation: str = "tanh",
+                 norm_scale: float | None = None):
         super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
                          preact_norm=preact_norm, input_frames=input_frames,
-                         state_norm=state_norm)
+                         state_norm=state_norm, norm_scale=norm_scale)
         self.activation, self.act = activation, get_activation(activation)
         self.state_conv = _same_conv(hidden_channels, 4 * hidden_channels, kernel_size, bias=False)
         self.state_conv_norm = self.make_state_norm(4)

@@ -58,12 +58,12 @@ class MinGRUCell(RecurrentCell):
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
                  input_kernel_size: int | None = None, scan: str = "auto", preact_norm: str | None = None,
                  chrono: int | None = None, input_frames: int = 1,
-                 state_norm: str | None = "auto"):
+                 state_norm: str | None = "auto", norm_scale: float | None = None):
         # No state convolution, so ``kernel_size`` is the input convolution's unless ``input_kernel_size`` is given,
         # and ``preact_norm`` normalises the input pre-activations only.
         super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
                          preact_norm=preact_norm, input_frames=input_frames,
-                         state_norm=state_norm)
+                         state_norm=state_norm, norm_scale=norm_scale)
         if chrono is not None:  # z is the share of the new candidate, as in the GRU
             self.input_bias(0).copy_(-chrono_bias(hidden_channels, chrono))
         if scan != "auto" and scan not in SCAN_METHODS:
