@@ -288,6 +288,22 @@ def test_identity_state_init_passes_the_state_through_unchanged():
         ConvRecurrent(C_IN, HIDDEN, cell="rnn", state_init="orthogonal")
 
 
+@pytest.mark.parametrize("cell, conv, block", [("rnn", "state_conv", 0), ("rcl", "state_conv", 0),
+                                                ("gru", "state_conv_n", 0), ("lstm", "state_conv", 2)])
+def test_identity_state_init_sets_the_candidates_state_kernel_and_nothing_else(cell, conv, block):
+    torch.manual_seed(0)
+    identity = ConvRecurrent(C_IN, HIDDEN, cell=cell, state_init="identity").cell
+    torch.manual_seed(0)
+    plain = ConvRecurrent(C_IN, HIDDEN, cell=cell).cell
+    dirac = nn.init.dirac_(torch.empty(HIDDEN, HIDDEN, 3, 3))
+    rows = slice(block * HIDDEN, (block + 1) * HIDDEN)
+    for name, p in identity.named_parameters():
+        expected = dict(plain.named_parameters())[name].detach().clone()
+        if name == f"{conv}.weight":
+            expected[rows] = dirac
+        torch.testing.assert_close(p, expected, msg=name)
+
+
 def test_preact_norm_keeps_frames_and_samples_apart():
     """Statistics of one frame of one sample only: changing another sample or a later frame changes nothing."""
     torch.manual_seed(0)

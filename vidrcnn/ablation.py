@@ -168,6 +168,10 @@ VARIANTS: tuple[Variant, ...] = (
       for cell, kw in (("lstm", {}), ("gru", {}), ("mingru", {"chrono": 16}))),
     # ... and the vanilla cell's state kernel started as the identity (IRNN, Le et al. 2015), on its defaults.
     _v("rcn_rnn_s", **NEW_DEFAULTS, **EVENING_DEFAULTS["rnn"], state_init="identity"),
+    # ... which lifted the vanilla cell by 20 points: the same for the other cells with a state kernel (the RCL's,
+    # the GRU's and the LSTM's candidate term).
+    *(_v(f"rcn_{cell}_s", **NEW_DEFAULTS, **EVENING_DEFAULTS[cell], state_init="identity")
+      for cell in ("rcl", "lstm", "gru")),
     _v("frame_avg_s", sizes=(64,)),
 )
 

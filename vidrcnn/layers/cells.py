@@ -150,6 +150,17 @@ class RecurrentCell(nn.Module):
         if self.norm_scale is not None and getattr(norm, "weight", None) is not None:
             nn.init.constant_(norm.weight, self.norm_scale)
 
+    def init_state_kernel(self, conv: nn.Conv2d, state_init: str, block: int = 0) -> None:
+        """``state_init="identity"``: start output block ``block`` (``hidden_channels`` maps) of the state
+        convolution ``conv`` as the identity, a Dirac kernel that passes each map to itself (IRNN, Le et al. 2015);
+        ``"default"``: leave PyTorch's initialisation. Initialisation only."""
+        if state_init == "identity":
+            c = self.hidden_channels
+            with torch.no_grad():
+                nn.init.dirac_(conv.weight[block * c:(block + 1) * c])
+        elif state_init != "default":
+            raise ValueError(f"state_init must be 'default' or 'identity', got {state_init!r}")
+
     def input_bias(self, gate: int) -> Tensor:
         """The parameter that holds gate ``gate``'s input bias (the norm's shift when the input is normalised: the
         conv bias before a norm is mostly removed by it), as a writable view for initialisation."""
@@ -202,10 +213,7 @@ class RNNCell(RecurrentCell):
                          state_norm=state_norm, norm_scale=norm_scale)
         self.activation, self.act = activation, get_activation(activation)
         self.state_conv = _same_conv(hidden_channels, hidden_channels, kernel_size, bias=False)
-        if state_init == "identity":
-            nn.init.dirac_(self.state_conv.weight)
-        elif state_init != "default":
-            raise ValueError(f"state_init must be 'default' or 'identity', got {state_init!r}")
+        self.init_state_kernel(self.state_conv, state_init)
         self.state_conv_norm = self.make_state_norm(1)
 
     def step(self, xin_t: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -228,11 +236,12 @@ class RCLCell(RecurrentCell):
     def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
                  input_kernel_size: int | None = None, norm: str | None = "lrn", preact_norm: str | None = None,
                  input_frames: int = 1,
-                 state_norm: str | None = "auto", norm_scale: float | None = None):
+                 state_norm: str | None = "auto", norm_scale: float | None = None, state_init: str = "default"):
         super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
                          preact_norm=preact_norm, input_frames=input_frames,
                          state_norm=state_norm, norm_scale=norm_scale)
         self.state_conv = _same_conv(hidden_channels, hidden_channels, kernel_size, bias=False)
+        self.init_state_kernel(self.state_conv, state_init)
         self.state_conv_norm = self.make_state_norm(1)
         if norm == "lrn":
             self.norm: nn.Module = nn.LocalResponseNorm(hidden_channels // 8 + 1, alpha=0.001, beta=0.75, k=1.0)
@@ -272,13 +281,14 @@ class GRUCell(RecurrentCell):
                  input_kernel_size: int | None = None, preact_norm: str | None = None, chrono: int | None = None,
                  input_frames: int = 1,
                  state_norm: str | None = "auto", activation: str = "tanh",
-                 norm_scale: float | None = None):
+                 norm_scale: float | None = None, state_init: str = "default"):
         super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
                          preact_norm=preact_norm, input_frames=input_frames,
                          state_norm=state_norm, norm_scale=norm_scale)
         self.activation, self.act = activation, get_activation(activation)
         self.state_conv_zr = _same_conv(hidden_channels, 2 * hidden_channels, kernel_size, bias=False)
         self.state_conv_n = _same_conv(hidden_channels, hidden_channels, kernel_size, bias=False)
+        self.init_state_kernel(self.state_conv_n, state_init)  # the candidate's state term
         self.state_norm_zr, self.state_norm_n = self.make_state_norm(2), self.make_state_norm(1)
         if chrono is not None:
             self.input_bias(0).copy_(-chrono_bias(hidden_channels, chrono))
@@ -321,12 +331,13 @@ class LSTMCell(RecurrentCell):
                  peephole_size: tuple[int, int] | None = None, preact_norm: str | None = None,
                  chrono: int | None = None, input_frames: int = 1,
                  state_norm: str | None = "auto", activation: str = "tanh",
-                 norm_scale: float | None = None):
+                 norm_scale: float | None = None, state_init: str = "default"):
         super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
                          preact_norm=preact_norm, input_frames=input_frames,
                          state_norm=state_norm, norm_scale=norm_scale)
         self.activation, self.act = activation, get_activation(activation)
         self.state_conv = _same_conv(hidden_channels, 4 * hidden_channels, kernel_size, bias=False)
+        self.init_state_kernel(self.state_conv, state_init, block=2)  # the candidate g's state term
         self.state_conv_norm = self.make_state_norm(4)
         if chrono is None:
             self.input_bias(1).fill_(1.0)
