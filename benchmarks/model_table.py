@@ -86,8 +86,9 @@ def main() -> None:
         "time axis is a parallel scan); causal, `stream()`-able. Widths differ per cell so every cell gets about the "
         "same budget. Each cell normalises its input pre-activations with BatchNorm by default (`preact_norm`, "
         "[docs/ablation.md](ablation.md)); `preact_norm=None` builds the models as they were before. Further options "
-        "in the model kwargs: `state_norm`, `chrono`, `residual`, `head` (`last`, `mean`, `steps`), `input_frames` "
-        "([docs/rcn_training.md](rcn_training.md))."),
+        "in the model kwargs: `state_norm`, `chrono` (on by default for the minGRU), `state_init` (`identity`, the "
+        "IRNN's, by default for the vanilla cell and the RCL), `norm_scale`, `residual`, `head` (`last`, `mean`, "
+        "`steps`), `input_frames` ([docs/rcn_training.md](rcn_training.md))."),
         "- `cnn_lstm_{s,m}`: LRCN-style per-frame CNN (same stem) + LSTM on pooled features; causal, `stream()`-able.",
         "- `frame_avg_{s,m}`: the same per-frame CNN, scores averaged over time: no temporal modelling.",
         ("- `c3d_{s,m}`: small C3D-style 3-D CNN; `r3d_18`, `mc3_18`, `r2plus1d_18`: torchvision's video ResNets "

@@ -29,14 +29,16 @@ from vidrcnn.profiling import diagnostics
 
 ROOT = Path(__file__).resolve().parent.parent
 # The models as they were on 2026-12-01, before the ablations (tanh, no norm, no residual, a per-frame strided stem);
-# the minGRU has no tanh to replace. A bare name is today's default.
+# the minGRU has no tanh to replace; the minGRU's gates started without chrono biases and the state kernel of the
+# vanilla cell and the RCL at PyTorch's default, not the identity (2026-12-04). A bare name is today's default.
 OFF = "preact_norm=null,residual=false,stem_frames=1,stem_downsample=stride"
 OFF_TANH = OFF + ",activation=tanh"
 DEFAULT_VARIANTS = [f"rcn_gru_s:{OFF_TANH}", f"rcn_gru_s:{OFF_TANH},preact_norm=group",
                     f"rcn_gru_s:{OFF_TANH},preact_norm=batch", "rcn_gru_s:activation=tanh",
                     "rcn_gru_s:stem_frames=1,stem_downsample=stride", "rcn_gru_s",
-                    f"rcn_lstm_s:{OFF_TANH}", "rcn_lstm_s", f"rcn_mingru_s:{OFF}", "rcn_mingru_s",
-                    "rcn_mingru_s:chrono=16"]
+                    f"rcn_lstm_s:{OFF_TANH}", "rcn_lstm_s", f"rcn_mingru_s:{OFF},chrono=null",
+                    "rcn_mingru_s:chrono=null", "rcn_mingru_s", f"rcn_rnn_s:{OFF_TANH},state_init=default",
+                    "rcn_rnn_s:state_init=default", "rcn_rnn_s"]
 
 
 def measure(model, x, y) -> dict:

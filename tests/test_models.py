@@ -365,6 +365,27 @@ def test_rcn_builders_default_to_input_batchnorm_and_residual_and_can_build_the_
         2 * layer.cell.input_conv.out_channels for layer in model.layers)  # a scale and a shift per map, no more
 
 
+@pytest.mark.parametrize("name", ["rcn_mingru_s", "rcn_mingru_m"])
+def test_the_mingru_builders_start_the_update_gate_with_chrono_biases(name):
+    hidden = build(name).layers[0].cell.hidden_channels
+    for layer in build(name).layers:  # z's bias is -log U[1, 15]: the state starts out kept over 1..15 steps
+        b_z = layer.cell.input_norm.bias[:layer.cell.hidden_channels]
+        assert (b_z <= 0).all() and (b_z >= -torch.log(torch.tensor(15.0)) - 1e-6).all() and b_z.std() > 0.1
+    plain = build(name, chrono=None).layers[0].cell.input_norm.bias[:hidden]  # the minGRU before 2026-12-04
+    assert (plain == 0).all()
+
+
+@pytest.mark.parametrize("name", ["rcn_rnn_s", "rcn_rnn_m", "rcn_rcl_s", "rcn_rcl_m"])
+def test_the_vanilla_and_rcl_builders_start_the_state_kernel_as_the_identity(name):
+    def is_dirac(w):
+        return torch.equal(w, nn.init.dirac_(torch.empty_like(w)))
+
+    assert all(is_dirac(layer.cell.state_conv.weight) for layer in build(name).layers)  # IRNN
+    assert not any(is_dirac(layer.cell.state_conv.weight) for layer in build(name, state_init="default").layers)
+    if name == "rcn_rcl_s":  # Liang & Hu's RCNN stays as in the paper
+        assert not is_dirac(build("rcnn_k96").rcl2.cell.state_conv.weight)
+
+
 def test_liang_and_hu_rcnn_has_no_preactivation_norm():
     model = build("rcnn_k96")
     assert not any(isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) for m in model.rcl2.cell.modules()

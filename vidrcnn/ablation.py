@@ -34,6 +34,9 @@ OFF: dict[str, Any] = {"preact_norm": None, "state_norm": "auto", "residual": Fa
 # ... and of the cells that have an ``activation`` option (the others have no tanh to replace).
 ACTIVATION_OFF: dict[str, Any] = {"activation": "tanh"}
 ACTIVATION_CELLS = ("rnn", "gru", "lstm")
+# ... and the initialisations the builders chose on 2026-12-04 (vidrcnn/models/rcn.py: INIT_DEFAULTS), per cell.
+INIT_OFF: dict[str, dict[str, Any]] = {"mingru": {"chrono": None}, "rnn": {"state_init": "default"},
+                                       "rcl": {"state_init": "default"}}
 
 # The CNN+LSTM baseline as it was before it took the RCNs' stem (2026-12-02).
 CNN_LSTM_OFF: dict[str, Any] = {"stem_frames": 1, "stem_downsample": "stride"}
@@ -57,6 +60,8 @@ class Variant:
         base = dict(OFF) if self.model.startswith("rcn_") else CNN_LSTM_OFF if self.model.startswith("cnn_lstm_") else {}
         if self.model.startswith("rcn_") and self.model.split("_")[1] in ACTIVATION_CELLS:
             base.update(ACTIVATION_OFF)
+        if self.model.startswith("rcn_"):
+            base.update(INIT_OFF.get(self.model.split("_")[1], {}))
         return {**base, **self.kwargs}
 
     def all_overrides(self) -> list[str]:
