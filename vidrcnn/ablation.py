@@ -161,7 +161,8 @@ VARIANTS: tuple[Variant, ...] = (
       for k, act, down in ((5, "relu", "pool"), (5, "tanh", "pool"), (5, "relu", "stride"))),
     _v("rcn_gru_s", **NEW_DEFAULTS, activation="relu"),  # the ReLU alone, no time in the stem: the cheapest
     # The two gated cells below 90%: gate biases for memory (chrono, Tallec & Ollivier) on top of their defaults.
-    *(_v(f"rcn_{cell}_s", **NEW_DEFAULTS, **EVENING_DEFAULTS[cell], chrono=16) for cell in ("lstm", "mingru")),
+    *(_v(f"rcn_{cell}_s", **NEW_DEFAULTS, **EVENING_DEFAULTS[cell], chrono=16,
+         sizes=(32, 64) if cell == "mingru" else (32,)) for cell in ("lstm", "mingru")),
     *(_v(f"rcn_{cell}_s", **NEW_DEFAULTS, **EVENING_DEFAULTS[cell], sizes=(32, 64) if cell in ("mingru", "lstm") else (32,))
       for cell in ("mingru", "lstm", "rnn", "rcl")),
     # 2026-12-03: every cell with its default at 32x32 (the ConvGRU's and its cheaper stem are in the leave-one-out
@@ -178,11 +179,11 @@ VARIANTS: tuple[Variant, ...] = (
     *(_v(f"rcn_{cell}_s", **NEW_DEFAULTS, **EVENING_DEFAULTS[cell], **kw, norm_scale=0.1)
       for cell, kw in (("lstm", {}), ("gru", {}), ("mingru", {"chrono": 16}))),
     # ... and the vanilla cell's state kernel started as the identity (IRNN, Le et al. 2015), on its defaults.
-    _v("rcn_rnn_s", **NEW_DEFAULTS, **EVENING_DEFAULTS["rnn"], state_init="identity"),
+    _v("rcn_rnn_s", **NEW_DEFAULTS, **EVENING_DEFAULTS["rnn"], state_init="identity", sizes=(32, 64)),
     # ... which lifted the vanilla cell by 20 points: the same for the other cells with a state kernel (the RCL's,
     # the GRU's and the LSTM's candidate term).
-    *(_v(f"rcn_{cell}_s", **NEW_DEFAULTS, **EVENING_DEFAULTS[cell], state_init="identity")
-      for cell in ("rcl", "lstm", "gru")),
+    *(_v(f"rcn_{cell}_s", **NEW_DEFAULTS, **EVENING_DEFAULTS[cell], state_init="identity",
+         sizes=(32, 64) if cell == "rcl" else (32,)) for cell in ("rcl", "lstm", "gru")),
     # 2026-12-04 (later): today's defaults at the engine's default rate (AdamW 1e-3, where users start; the 3-D CNN's
     # row at that rate is above), and the ConvLSTM's identity candidate kernel with tanh (with the ReLU it diverged).
     *(_v(f"rcn_{cell}_s", **NEW_DEFAULTS, **EVENING_DEFAULTS[cell], **INIT_DEFAULTS.get(cell, {}),
