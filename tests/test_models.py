@@ -99,7 +99,10 @@ def _stream_name_kw():
                     ("cnn_lstm_s", {"stem_downsample": "pool"}),
                     # the causal first layer strided instead of pooled
                     ("rcn_gru_s", {"stem_frames": 3, "stem_downsample": "stride", "stem_first_downsample": "stride"}),
-                    ("cnn_lstm_s", {"stem_first_downsample": "stride"})]
+                    ("cnn_lstm_s", {"stem_first_downsample": "stride"}),
+                    # the initialisations of 2026-12-04 (the rnn, rcl and mingru defaults are in CAUSAL above)
+                    ("rcn_gru_s", {"state_init": "identity", "norm_scale": 0.1}),
+                    ("rcn_lstm_s", {"state_init": "identity", "norm_scale": 0.1, "head": "mean"})]
 
 
 @pytest.mark.parametrize(("name", "kw"), _stream_name_kw())
