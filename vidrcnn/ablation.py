@@ -189,6 +189,8 @@ VARIANTS: tuple[Variant, ...] = (
     *(_v(f"rcn_{cell}_s", **NEW_DEFAULTS, **EVENING_DEFAULTS[cell], **INIT_DEFAULTS.get(cell, {}),
          overrides=("train.lr=1e-3",)) for cell in ("gru", "mingru", "lstm", "rnn", "rcl")),
     _v("rcn_lstm_s", **NEW_DEFAULTS, **{**EVENING_DEFAULTS["lstm"], "activation": "tanh"}, state_init="identity"),
+    # ... and, for the ConvLSTM, the peephole (Shi et al.'s ConvLSTM has one) and a loss on every step (LRCN).
+    *(_v("rcn_lstm_s", **NEW_DEFAULTS, **EVENING_DEFAULTS["lstm"], **kw) for kw in ({"peephole": True}, {"head": "steps"})),
     _v("frame_avg_s", sizes=(64,)),
 )
 
