@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from vidrcnn.data.datasets import build_split, collate
+from vidrcnn.data.datasets import collate
+from vidrcnn.data.splits import build_split
 from vidrcnn.engine.config import load_config
 from vidrcnn.engine.train import build_datasets, seed_everything
 from vidrcnn.io import ProbeCache

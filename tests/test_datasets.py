@@ -12,8 +12,10 @@ import torch
 from torch.utils.data import DataLoader
 
 import vidrcnn.data.datasets as datasets_module
-from vidrcnn.data import ucf101
-from vidrcnn.data.datasets import Sample, VideoClipDataset, build_split, collate
+from vidrcnn.data.datasets import VideoClipDataset, collate
+from vidrcnn.data.formats import common
+from vidrcnn.data.formats.common import Sample
+from vidrcnn.data.splits import build_split
 from vidrcnn.data.transforms import build_transform
 from vidrcnn.errors import DatasetError, VideoDecodeError
 from vidrcnn.io import open_video
@@ -73,8 +75,8 @@ def test_folder_split_follows_ucf101_groups(tmp_path):
         split = build_split(tmp_path, split=k)
         assert split.classes == ["Archery", "JumpingJack", "JumpRope"]  # UCF101's case-insensitive order
         tested = set(range(7 * (k - 1) + 1, 7 * k + 1))
-        assert {ucf101.parse_ucf_name(s.path)[1] for s in split.test} == tested
-        assert {ucf101.parse_ucf_name(s.path)[1] for s in split.train} == set(range(1, 26)) - tested
+        assert {common.parse_ucf_name(s.path)[1] for s in split.test} == tested
+        assert {common.parse_ucf_name(s.path)[1] for s in split.train} == set(range(1, 26)) - tested
         assert len(split.test) == 3 * 7 * 2 and len(split.train) == 3 * 18 * 2
         for s in split.train + split.test:
             assert Path(s.path).parent.name == split.classes[s.label]
@@ -87,8 +89,8 @@ def test_folder_split_of_other_names_is_by_a_stable_hash(tmp_path):
     assert split == again and split.classes == ["c0", "c1"]
     assert 0.15 < len(split.test) / 200 < 0.45  # about 7 groups of 25
     # MD5, not Python's salted hash(): the same value on every run and machine
-    assert [ucf101.stable_group(f"k/{i}") for i in range(5)] == [19, 21, 7, 11, 13]  # pinned: MD5-based
-    assert ucf101.stable_group("c0/clip 0.mp4") == ucf101.stable_group("C0/CLIP 0.MP4")
+    assert [common.stable_group(f"k/{i}") for i in range(5)] == [19, 21, 7, 11, 13]  # pinned: MD5-based
+    assert common.stable_group("c0/clip 0.mp4") == common.stable_group("C0/CLIP 0.MP4")
 
 
 def official_lists(root: Path, train: list[str], test: list[str], classes=("ApplyEyeMakeup", "HandstandPushups")):

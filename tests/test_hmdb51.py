@@ -7,7 +7,7 @@ import pytest
 from toolrun import train_then_test
 
 from vidrcnn.data import build_split, make_synthetic
-from vidrcnn.data.hmdb51 import SPLIT_FOLDER, split_hmdb51, write_split_files
+from vidrcnn.data.formats.hmdb51 import SPLIT_FOLDER, split_hmdb51, write_split_files
 from vidrcnn.errors import DatasetError
 
 # Names as the release spells them: a leading '#', '&', '(', ')', '!' and ';'.

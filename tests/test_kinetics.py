@@ -7,7 +7,7 @@ import pytest
 from toolrun import train_then_test
 
 from vidrcnn.data import build_split, make_synthetic
-from vidrcnn.data.kinetics import split_kinetics, video_name, write_annotations
+from vidrcnn.data.formats.kinetics import split_kinetics, video_name, write_annotations
 from vidrcnn.errors import DatasetError
 
 TRAIN = [("abseiling", "0347ZoDXyP0", 14, 24), ("passing American football (in game)", "-0DL0_hdvSg", 5, 15),
@@ -57,13 +57,19 @@ def test_malformed_lines_are_refused_with_the_file_and_the_line(tmp_path, name, 
         split_kinetics(root)
 
 
-def test_a_csv_without_the_header_is_not_taken_for_kinetics(tmp_path):
+def test_a_kinetics_csv_with_a_wrong_header_reports_its_header(tmp_path):
+    # Kinetics' own file is present but broken: its problem is reported, never a fall-through to the class folders
     root = _dataset(tmp_path)
     (root / "annotations" / "train.csv").write_text("label,url\nabseiling,x\n")
-    with pytest.raises(DatasetError, match="no class folders with video files"):
-        build_split(root / "annotations")
-    with pytest.raises(DatasetError, match=r"no Kinetics train.csv \(header label,youtube_id"):
+    header = r"train.csv: line 1: expected the header label,youtube_id,time_start,time_end,split\[,is_cc\]"
+    with pytest.raises(DatasetError, match=header):
+        build_split(root)
+    with pytest.raises(DatasetError, match=header):
+        build_split(root, split_dir=root / "annotations")
+    with pytest.raises(DatasetError, match=header):
         split_kinetics(root)
+    with pytest.raises(DatasetError, match="no class folders with video files"):
+        build_split(root / "annotations")  # the annotations folder is not a dataset root
 
 
 def test_train_and_test_run_on_kinetics_layout_and_list_missing_videos(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from toolrun import train_then_test
 
 from vidrcnn.data import build_split, make_synthetic
-from vidrcnn.data.ssv2 import LABELS, LISTS, class_of, split_ssv2
+from vidrcnn.data.formats.ssv2 import LABELS, LISTS, class_of, split_ssv2
 from vidrcnn.errors import DatasetError
 
 LABEL_IDS = {"Pushing something from left to right": "1", "Pushing something from right to left": "0",

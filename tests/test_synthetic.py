@@ -12,8 +12,8 @@ from toolrun import load_tool
 
 from vidrcnn.cli import run_tool
 from vidrcnn.data import synthetic
-from vidrcnn.data.datasets import build_split
 from vidrcnn.data.sampling import segment_clip
+from vidrcnn.data.splits import build_split
 from vidrcnn.errors import OutputError
 from vidrcnn.io import open_video
 

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tqdm import tqdm
 
-    from vidrcnn.data.ucf101 import scan_folders
+    from vidrcnn.data.formats.ucf101 import scan_folders
     from vidrcnn.io.frames import extract_frames
 
     folders = scan_folders(src)

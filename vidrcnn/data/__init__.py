@@ -7,10 +7,12 @@
 """
 
 from vidrcnn.data.datasets import VideoClipDataset, collate
+from vidrcnn.data.formats.common import Sample, Split
+from vidrcnn.data.formats.lists import read_list_file
 from vidrcnn.data.sampling import dense_clip, segment_clip, segment_clips, uniform_clips
+from vidrcnn.data.splits import build_split
 from vidrcnn.data.synthetic import make_synthetic, single_frame_ceiling
 from vidrcnn.data.transforms import MEAN, STD, VideoTransform, build_transform
-from vidrcnn.data.ucf101 import Sample, Split, build_split, read_list_file
 
 __all__ = [
     "MEAN",

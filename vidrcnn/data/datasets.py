@@ -1,4 +1,4 @@
-"""The map-style clip dataset, its collate function, and (re-exported) the split builders of :mod:`.ucf101`.
+"""The map-style clip dataset and its collate functions; the samples come from :func:`vidrcnn.data.splits.build_split`.
 
 ``VideoClipDataset`` opens no decoder and probes nothing at construction: each ``__getitem__`` opens the video,
 samples indices from the count that decoder reports, decodes them, closes the video. That makes it DataLoader-safe
@@ -16,12 +16,12 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from vidrcnn.data.formats.common import Sample
 from vidrcnn.data.sampling import dense_clip, segment_clip, segment_clips, uniform_clips
-from vidrcnn.data.ucf101 import Sample, Split, build_split, read_list_file
 from vidrcnn.errors import DatasetError, VideoDecodeError
 from vidrcnn.io import VideoInfo, open_video, probe_video
 
-__all__ = ["Sample", "Split", "VideoClipDataset", "build_split", "collate", "collate_repeats", "read_list_file"]
+__all__ = ["VideoClipDataset", "collate", "collate_repeats"]
 
 log = logging.getLogger(__name__)
 

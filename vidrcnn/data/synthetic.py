@@ -337,7 +337,7 @@ def _write_frame_list(out: Path, names: list[str], files: dict[str, list[tuple[i
 
 def _write_hmdb51_splits(out: Path, names: list[str], files: dict[str, list[tuple[int, str]]]) -> None:
     """HMDB51's split files in place of UCF101's lists: split k tests on the groups UCF101's split k tests on."""
-    from vidrcnn.data.hmdb51 import SPLIT_FOLDER, write_split_files
+    from vidrcnn.data.formats.hmdb51 import SPLIT_FOLDER, write_split_files
 
     marks = {name: [[(rel.rpartition("/")[2], 2 if 7 * (k - 1) < group <= 7 * k else 1) for group, rel in files[name]]
                     for k in (1, 2, 3)] for name in names}
@@ -346,7 +346,7 @@ def _write_hmdb51_splits(out: Path, names: list[str], files: dict[str, list[tupl
 
 def _video_path(format: str, name: str, group: int, clip: int) -> str:
     if format == "kinetics":  # <split>/<label>/<youtube_id>_<start>_<end>, as the ActivityNet crawler stores them
-        from vidrcnn.data.kinetics import video_name
+        from vidrcnn.data.formats.kinetics import video_name
 
         return f"{'val' if group <= 7 else 'train'}/{name}/{video_name(_youtube_id(name, group, clip), 0, 10, '.avi')}"
     if format == "ssv2":  # <id>.webm, flat; the id numbers class, group and clip
@@ -360,7 +360,7 @@ def _youtube_id(name: str, group: int, clip: int) -> str:
 
 def _write_kinetics_annotations(out: Path, names: list[str], files: dict[str, list[tuple[int, str]]]) -> None:
     """Kinetics' train.csv and validate.csv in ``out/annotations``: validation is split 1's test groups."""
-    from vidrcnn.data.kinetics import ANNOTATIONS, write_annotations
+    from vidrcnn.data.formats.kinetics import ANNOTATIONS, write_annotations
 
     rows: dict[str, list[tuple[str, str, int, int]]] = {"train.csv": [], "validate.csv": []}
     for name in names:
@@ -373,7 +373,7 @@ def _write_kinetics_annotations(out: Path, names: list[str], files: dict[str, li
 def _write_ssv2_annotations(out: Path, names: list[str], files: dict[str, list[tuple[int, str]]]) -> None:
     """SSv2's labels, train and validation JSON in ``out/labels``: each class a template with a placeholder
     (``"<Class> [something]"``), validation is split 1's test groups."""
-    from vidrcnn.data.ssv2 import LABELS, LISTS, class_of
+    from vidrcnn.data.formats.ssv2 import LABELS, LISTS, class_of
 
     labels = out / "labels"
     labels.mkdir(exist_ok=True)

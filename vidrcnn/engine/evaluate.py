@@ -202,7 +202,8 @@ def prepare_test(
     ``weights``: ``"ema"`` or ``"raw"``; None takes the checkpoint's default (the EMA when it has one)."""
     from torch.utils.data import DataLoader
 
-    from vidrcnn.data.datasets import VideoClipDataset, build_split, collate
+    from vidrcnn.data.datasets import VideoClipDataset, collate
+    from vidrcnn.data.splits import build_split
     from vidrcnn.data.transforms import build_transform
     from vidrcnn.engine.checkpoint import checkpoint_weights, load_checkpoint, model_from_checkpoint
     from vidrcnn.engine.distributed import resolve_device

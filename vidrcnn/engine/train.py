@@ -79,7 +79,8 @@ class DivergenceError(VidrcnnError):
 def build_datasets(data: DataConfig):
     """(split, train dataset, validation dataset): ``data.repeats`` random clips per training video (one by
     default), the centre clip per test one."""
-    from vidrcnn.data.datasets import VideoClipDataset, build_split
+    from vidrcnn.data.datasets import VideoClipDataset
+    from vidrcnn.data.splits import build_split
     from vidrcnn.data.transforms import build_transform
 
     split = build_split(data.root, split_dir=data.split_dir, split=data.split, list_file=data.list_file,

@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from vidrcnn.data.formats.common import DirIndex, Format, Sample, Split, check_no_leak, require_nonempty
 from vidrcnn.errors import DatasetError
 
 SPLIT_FOLDER = "testTrainMulti_7030_splits"
@@ -41,12 +42,16 @@ def split_files(split_dir: str | os.PathLike, split: int) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def is_hmdb51_split_dir(split_dir: str | os.PathLike) -> bool:
-    return bool(split_files(split_dir, 1))
+def detect(root: str, split_dir: str | None) -> str | None:
+    """HMDB51's split files in ``split_dir``; without one, the folder ``root/testTrainMulti_7030_splits``."""
+    if split_dir is not None:
+        found = any(split_files(split_dir, k) for k in (1, 2, 3))
+        return "<class>_test_split<k>.txt files (HMDB51)" if found else None
+    return f"{SPLIT_FOLDER}/ (HMDB51)" if os.path.isdir(os.path.join(root, SPLIT_FOLDER)) else None
 
 
 def _lines(path: str) -> list[tuple[int, str]]:
-    # Not vidrcnn.data.ucf101._read_lines: a leading '#' is part of a file name here.
+    # Not common.read_lines: a leading '#' is part of a file name here.
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -54,16 +59,14 @@ def _lines(path: str) -> list[tuple[int, str]]:
     return [(n, s.strip()) for n, s in enumerate(text.splitlines(), 1) if s.strip()]
 
 
-def split_hmdb51(root: str | os.PathLike, split_dir: str | os.PathLike | None = None, split: int = 1):
-    """Train and test :class:`~vidrcnn.data.ucf101.Sample` lists and the 51 class names of split ``split``."""
-    from vidrcnn.data.ucf101 import Sample, Split, _DirIndex, _require_nonempty, check_no_leak
-
+def split_hmdb51(root: str | os.PathLike, split_dir: str | os.PathLike | None = None, split: int = 1) -> Split:
+    """Train and test :class:`~vidrcnn.data.formats.common.Sample` lists and the 51 class names of split ``split``."""
     root = os.fspath(root)
     split_dir = os.fspath(split_dir) if split_dir is not None else os.path.join(root, SPLIT_FOLDER)
     files = split_files(split_dir, split)
     if not files:
         raise DatasetError(split_dir, f"no <class>_test_split{split}.txt files (HMDB51 ships splits 1, 2 and 3)")
-    index = _DirIndex(root)
+    index = DirIndex(root)
     train, test = [], []
     seen: dict[str, tuple[str, int]] = {}
     for label, (cls, path) in enumerate(files.items()):
@@ -85,7 +88,7 @@ def split_hmdb51(root: str | os.PathLike, split_dir: str | os.PathLike | None = 
                 raise DatasetError(path, f"line {n}: {cls}/{name} is listed but not found under {root}")
             (train if mark == TRAIN else test).append(Sample(os.path.join(root, on_disk), label))
     check_no_leak(train, test, split_dir)
-    return _require_nonempty(Split(train, test, list(files)), split_dir)
+    return require_nonempty(Split(train, test, list(files)), split_dir)
 
 
 def write_split_files(split_dir: str | os.PathLike, marks: Mapping[str, Sequence[Sequence[tuple[str, int]]]]) -> None:
@@ -98,4 +101,6 @@ def write_split_files(split_dir: str | os.PathLike, marks: Mapping[str, Sequence
                 f.writelines(f"{name} {mark} \n" for name, mark in rows)
 
 
-__all__ = ["SPLIT_FOLDER", "is_hmdb51_split_dir", "split_files", "split_hmdb51", "write_split_files"]
+FORMAT = Format("hmdb51", detect, split_hmdb51)
+
+__all__ = ["FORMAT", "SPLIT_FOLDER", "detect", "split_files", "split_hmdb51", "write_split_files"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 
+from vidrcnn.data.formats.common import DirIndex, Format, Sample, Split, check_no_leak, require_nonempty
 from vidrcnn.errors import DatasetError
 
 LABELS = "something-something-v2-labels.json"
@@ -26,6 +27,11 @@ def annotation_dir(root: str | os.PathLike, split_dir: str | os.PathLike | None)
     """The folder holding the labels file (``split_dir``, else ``root`` or ``root/labels``), or None."""
     candidates = [split_dir] if split_dir is not None else [root, os.path.join(os.fspath(root), "labels")]
     return next((os.fspath(c) for c in candidates if os.path.isfile(os.path.join(c, LABELS))), None)
+
+
+def detect(root: str, split_dir: str | None) -> str | None:
+    """Something-Something V2's labels file in ``split_dir``, or in ``root`` or ``root/labels``."""
+    return f"{LABELS} (Something-Something V2)" if annotation_dir(root, split_dir) is not None else None
 
 
 def class_of(template: str) -> str:
@@ -60,17 +66,15 @@ def read_labels(path: str) -> list[str]:
     return [by_id[i] for i in range(len(by_id))]
 
 
-def split_ssv2(root: str | os.PathLike, split_dir: str | os.PathLike | None = None):
+def split_ssv2(root: str | os.PathLike, split_dir: str | os.PathLike | None = None) -> Split:
     """Train and validation samples (as test) and the classes ordered by id."""
-    from vidrcnn.data.ucf101 import Sample, Split, _DirIndex, _require_nonempty, check_no_leak
-
     root = os.fspath(root)
     folder = annotation_dir(root, split_dir)
     if folder is None:
         raise DatasetError(split_dir or root, f"no {LABELS} here")
     classes = read_labels(os.path.join(folder, LABELS))
     label_of = {c: i for i, c in enumerate(classes)}
-    index = _DirIndex(root)
+    index = DirIndex(root)
     sets: dict[str, list] = {}
     for which, name in LISTS.items():
         path = os.path.join(folder, name)
@@ -90,7 +94,13 @@ def split_ssv2(root: str | os.PathLike, split_dir: str | os.PathLike | None = No
                 raise DatasetError(path, f"{where}: {entry['id']}.webm is not under {root}")
             sets[which].append(Sample(os.path.join(root, on_disk), label_of[cls]))
     check_no_leak(sets["train"], sets["test"], os.path.join(folder, LISTS["test"]))
-    return _require_nonempty(Split(sets["train"], sets["test"], classes), folder)
+    return require_nonempty(Split(sets["train"], sets["test"], classes), folder)
 
 
-__all__ = ["LABELS", "LISTS", "annotation_dir", "class_of", "read_labels", "split_ssv2"]
+def _split(root: str, split_dir: str | None, split: int) -> Split:
+    return split_ssv2(root, split_dir)  # one split: train, and validation as the test set (``split`` is UCF101's)
+
+
+FORMAT = Format("ssv2", detect, _split)
+
+__all__ = ["FORMAT", "LABELS", "LISTS", "annotation_dir", "class_of", "detect", "read_labels", "split_ssv2"]

@@ -9,7 +9,7 @@ Videos: ``<youtube_id>_<time_start:06d>_<time_end:06d>.<ext>`` anywhere under ``
 the ActivityNet crawler stores them, or flat as the CVDF downloads are), found by name in one walk of the tree.
 
 Missing videos are normal for Kinetics (some per cent have gone from the web): they are counted and returned in
-:attr:`~vidrcnn.data.ucf101.Split.missing` (``tools/train.py`` writes them to ``missing_videos.txt`` in the run
+:attr:`~vidrcnn.data.formats.common.Split.missing` (``tools/train.py`` writes them to ``missing_videos.txt`` in the run
 folder and logs the count), and the run goes on. A malformed line is a :class:`DatasetError` with file and line.
 """
 
@@ -19,6 +19,7 @@ import csv
 import os
 from collections.abc import Mapping, Sequence
 
+from vidrcnn.data.formats.common import Format, Sample, Split, check_no_leak, is_video, require_nonempty
 from vidrcnn.errors import DatasetError
 
 ANNOTATIONS = "annotations"
@@ -27,14 +28,17 @@ _VAL_NAMES = ("validate.csv", "val.csv")
 
 
 def annotation_dir(root: str | os.PathLike, split_dir: str | os.PathLike | None) -> str | None:
-    """The folder holding Kinetics' CSVs (``split_dir``, else ``root/annotations``), or None if it has none."""
+    """The folder holding Kinetics' ``train.csv`` (``split_dir``, else ``root/annotations``), or None if it has none.
+    Its header is checked when it is read: a wrong one is reported, never taken for another format."""
     folder = os.fspath(split_dir) if split_dir is not None else os.path.join(os.fspath(root), ANNOTATIONS)
-    path = os.path.join(folder, "train.csv")
-    if not os.path.isfile(path):
+    return folder if os.path.isfile(os.path.join(folder, "train.csv")) else None
+
+
+def detect(root: str, split_dir: str | None) -> str | None:
+    """Kinetics' ``train.csv`` in ``split_dir``, or in ``root/annotations``."""
+    if annotation_dir(root, split_dir) is None:
         return None
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        first = f.readline().strip().split(",")
-    return folder if tuple(first[:5]) == HEADER else None
+    return "train.csv (Kinetics)" if split_dir is not None else f"{ANNOTATIONS}/train.csv (Kinetics)"
 
 
 def _read_csv(path: str) -> list[tuple[int, str, str]]:
@@ -64,21 +68,17 @@ def _read_csv(path: str) -> list[tuple[int, str, str]]:
 
 
 def _index_videos(root: str) -> dict[str, str]:
-    from vidrcnn.data.ucf101 import _is_video
-
     found: dict[str, str] = {}
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != ANNOTATIONS)
         for name in sorted(files):
-            if _is_video(name):
+            if is_video(name):
                 found.setdefault(os.path.splitext(name)[0], os.path.join(folder, name))
     return found
 
 
-def split_kinetics(root: str | os.PathLike, split_dir: str | os.PathLike | None = None):
+def split_kinetics(root: str | os.PathLike, split_dir: str | os.PathLike | None = None) -> Split:
     """Train and validation samples, the classes, and the annotated videos not found (``Split.missing``)."""
-    from vidrcnn.data.ucf101 import Sample, Split, _require_nonempty, check_no_leak
-
     root = os.fspath(root)
     folder = annotation_dir(root, split_dir)
     if folder is None:
@@ -109,7 +109,7 @@ def split_kinetics(root: str | os.PathLike, split_dir: str | os.PathLike | None 
             else:
                 missing.append(f"{which} {label} {key}")
     check_no_leak(sets["train"], sets["test"], val_csv)
-    return _require_nonempty(Split(sets["train"], sets["test"], classes, missing), folder)
+    return require_nonempty(Split(sets["train"], sets["test"], classes, missing), folder)
 
 
 def write_annotations(folder: str | os.PathLike, rows: Mapping[str, Sequence[tuple[str, str, int, int]]]) -> None:
@@ -129,4 +129,10 @@ def video_name(youtube_id: str, start: int, end: int, ext: str = ".mp4") -> str:
     return f"{youtube_id}_{start:06d}_{end:06d}{ext}"
 
 
-__all__ = ["annotation_dir", "split_kinetics", "video_name", "write_annotations"]
+def _split(root: str, split_dir: str | None, split: int) -> Split:
+    return split_kinetics(root, split_dir)  # one split: train, and validation as the test set (``split`` is UCF101's)
+
+
+FORMAT = Format("kinetics", detect, _split)
+
+__all__ = ["FORMAT", "annotation_dir", "detect", "split_kinetics", "video_name", "write_annotations"]
