@@ -11,8 +11,8 @@ from videos import numbered_frames
 from vidrcnn.cli import run_tool
 from vidrcnn.data import build_split, make_synthetic, read_list_file
 from vidrcnn.errors import DatasetError, VideoDecodeError
-from vidrcnn.io import open_video, probe_video, write_video
-from vidrcnn.io.frames import extract_frames
+from vidrcnn.io import BACKENDS, open_video, probe_video, write_video
+from vidrcnn.io.extract import extract_frames
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,18 @@ def test_a_png_frame_folder_is_exactly_the_video_it_came_from(extracted):
         with pytest.raises(VideoDecodeError, match="frame index 30 out of range"):
             f.get_frames([30])
     assert probe_video(folder).num_frames == 30
+
+
+def test_every_backend_in_BACKENDS_is_accepted_and_frames_wants_a_folder(extracted):
+    video, folders = extracted
+    folder, _ = folders["png"]
+    for backend in BACKENDS:  # a folder of frames is read as one, whatever the backend
+        with open_video(folder, backend) as f:
+            assert f.backend == "frames" and f.num_frames == 30
+    with pytest.raises(VideoDecodeError, match=r"v_Biking_g01_c01.avi: no such frame folder"):
+        open_video(video, "frames")
+    with pytest.raises(ValueError, match="choose one of auto, pyav, decord, frames"):
+        open_video(video, "ffmpeg")
 
 
 def test_a_jpeg_folder_decodes_close_to_the_video(extracted):
@@ -95,7 +107,7 @@ def test_extract_frames_resumes_and_its_list_trains_and_tests(tmp_path, capsys):
 
 def test_png_folders_still_decode_once_decord_is_loaded(extracted):
     # decord ships its own zlib; torchvision's decode_png then failed on every file in that process
-    from vidrcnn.io.decord_ import decord_available
+    from vidrcnn.io.decord_backend import decord_available
 
     decord_available()  # imports decord where it is installed (it is, on x86-64 Linux)
     video, folders = extracted

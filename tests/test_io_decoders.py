@@ -14,7 +14,7 @@ from videos import GOOD_VIDEOS, frame_number, write_good_corpus
 
 from vidrcnn.errors import VideoDecodeError
 from vidrcnn.io import VideoDecoder, backends, open_video
-from vidrcnn.io.decord_ import DecordDecoder
+from vidrcnn.io.decord_backend import DecordDecoder
 from vidrcnn.io.pyav import PyAVDecoder, keyframe_indices
 
 # decord 0.6 returns wrong frames after seeks on these streams (all reorder frames: B-frames; the open-GOP ones

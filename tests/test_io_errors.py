@@ -14,7 +14,7 @@ from videos import noise_video, write_bad_corpus
 
 from vidrcnn.errors import VideoDecodeError
 from vidrcnn.io import open_video
-from vidrcnn.io.scan import find_videos
+from vidrcnn.io.decode_check import find_videos
 from vidrcnn.io.writer import write_video
 
 REPO = Path(__file__).resolve().parents[1]

@@ -28,8 +28,8 @@ from vidrcnn.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from vidrcnn.engine.config import load_config
 from vidrcnn.engine.logging import read_metrics
 from vidrcnn.engine.schedule import lr_at
-from vidrcnn.engine.train import BEST, LAST, DivergenceError, fit
-from vidrcnn.errors import CheckpointError, ConfigError, DatasetError, OutputError
+from vidrcnn.engine.train import BEST, LAST, fit
+from vidrcnn.errors import CheckpointError, ConfigError, DatasetError, DivergenceError, OutputError
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["MoveLeft", "MoveRight", "RotateCW", "Still"]

@@ -15,7 +15,7 @@ import torch
 
 from vidrcnn.cli import run_tool
 from vidrcnn.io.bench import make_ucf_like, markdown_table, run_benchmark
-from vidrcnn.io.decord_ import decord_available
+from vidrcnn.io.decord_backend import decord_available
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         videos = args.videos or make_ucf_like(tmp, num_videos=args.num_videos, seconds=args.seconds)
         frame_folders = None
         if args.frames:  # the same videos extracted to frame folders: what pre-extraction buys
-            from vidrcnn.io.frames import extract_frames
+            from vidrcnn.io.extract import extract_frames
 
             frame_folders = {}
             for fmt in ("jpg", "png"):

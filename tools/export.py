@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from vidrcnn.export import TOLERANCE, ExportError, export_onnx, verify
+    from vidrcnn.errors import ExportError
+    from vidrcnn.export import TOLERANCE, export_onnx, verify
     from vidrcnn.infer import load_predictor
 
     predictor = load_predictor(args.checkpoint, device="cpu", weights=args.weights)

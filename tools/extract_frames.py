@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from vidrcnn.data.formats.ucf101 import scan_folders
-    from vidrcnn.io.frames import extract_frames
+    from vidrcnn.io.extract import extract_frames
 
     folders = scan_folders(src)
     classes = list(folders)

@@ -14,8 +14,8 @@ import logging
 import sys
 
 from vidrcnn.cli import run_tool
+from vidrcnn.io.decode_check import VIDEO_EXTENSIONS, find_videos, scan_videos
 from vidrcnn.io.probe import ProbeCache
-from vidrcnn.io.scan import VIDEO_EXTENSIONS, find_videos, scan_videos
 from vidrcnn.outputs import check_output_file
 
 

@@ -49,3 +49,15 @@ class CheckpointError(_PathError):
 
 class OutputError(_PathError):
     """An output path cannot be written, or writing it would replace a file the user did not ask to replace."""
+
+
+class DecordUnsafe(VideoDecodeError):
+    """A readable video that decord would decode wrongly (frames reordered): use PyAV for it."""
+
+
+class ExportError(VidrcnnError):
+    """A model that cannot be exported, or an export that does not match PyTorch; names the part that failed."""
+
+
+class DivergenceError(VidrcnnError):
+    """The loss became NaN or infinite; the message says at which epoch and step."""

@@ -30,15 +30,11 @@ from torch import Tensor, nn
 from torch.utils._pytree import tree_flatten_with_path, tree_unflatten
 
 from vidrcnn.deploy import METADATA_KEY, STATE_IN, STATE_OUT, OnnxModel, read_metadata, session_for
-from vidrcnn.errors import VidrcnnError
+from vidrcnn.errors import ExportError
 from vidrcnn.models.cnn_lstm import CNNLSTM
 from vidrcnn.models.rcn import RCN, StreamState
 
 TOLERANCE = 1e-4  # max abs difference of the fp32 logits between onnxruntime and PyTorch
-
-
-class ExportError(VidrcnnError):
-    """A model that cannot be exported, or an export that does not match PyTorch; names the part that failed."""
 
 
 def is_streamable(model: nn.Module) -> bool:
@@ -162,7 +158,6 @@ def verify(path: str | os.PathLike, model: nn.Module, inputs: Sequence[Tensor]) 
 
 __all__ = [
     "TOLERANCE",
-    "ExportError",
     "StreamStep",
     "export_onnx",
     "verify",

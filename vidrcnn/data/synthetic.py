@@ -441,7 +441,7 @@ def make_synthetic(
                 frames = render_clip(by_name[name], seed=seed, group=group, clip=clip, num_frames=num_frames, size=size)
                 write_video(out / rel, frames, fps=fps, **(_VP9 if format == "ssv2" else _ENCODER))
                 if format == "frames":  # the encoded video, decoded into a folder of JPEGs, as extraction does
-                    from vidrcnn.io.frames import extract_frames
+                    from vidrcnn.io.extract import extract_frames
 
                     count = extract_frames(out / rel, out / rel.removesuffix(".avi"))
                     (out / rel).unlink()

@@ -49,7 +49,14 @@ from vidrcnn.engine.recipe import (
     recompute_ema_bn,
 )
 from vidrcnn.engine.schedule import lr_at
-from vidrcnn.errors import CheckpointError, ConfigError, DatasetError, OutputError, VidrcnnError
+from vidrcnn.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    DivergenceError,
+    OutputError,
+    VidrcnnError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +76,6 @@ RESUMABLE_KEYS = ("train.epochs", "train.eval_every", "data.root", "data.split_d
 
 
 MISSING = "missing_videos.txt"  # annotated videos not found, one "<set> <label> <video>" per line (Kinetics)
-
-
-class DivergenceError(VidrcnnError):
-    """The loss became NaN or infinite; the message says at which epoch and step."""
 
 
 # -- building blocks ------------------------------------------------------------------------------------------------

@@ -13,10 +13,13 @@ from __future__ import annotations
 import logging
 import os
 
+from vidrcnn.errors import DecordUnsafe
 from vidrcnn.io.base import VideoDecoder
+from vidrcnn.io.decord_backend import DecordDecoder, decord_available
+from vidrcnn.io.frames import FrameFolderDecoder
 from vidrcnn.io.pyav import PyAVDecoder
 
-BACKENDS = ("auto", "pyav", "decord")
+BACKENDS = ("auto", "pyav", "decord", "frames")
 log = logging.getLogger(__name__)
 _warned_no_decord = False
 _unsafe_seen = 0
@@ -43,14 +46,9 @@ def open_video(path: str | os.PathLike, backend: str = "auto", *, num_threads: i
     Raises ``VideoDecodeError`` (naming the file and the cause) for anything that is not a decodable video.
     """
     global _warned_no_decord
-    if backend in ("auto", "pyav", "decord", "frames") and os.path.isdir(path):
-        from vidrcnn.io.frames import FrameFolderDecoder  # a folder of extracted frames, whatever the backend
-
-        return FrameFolderDecoder(path)
+    if backend == "frames" or (backend in BACKENDS and os.path.isdir(path)):
+        return FrameFolderDecoder(path)  # a folder of extracted frames, whatever the backend
     if backend == "decord":
-        # lazy: decord may not be installed
-        from vidrcnn.io.decord_ import DecordDecoder, DecordUnsafe, decord_available
-
         if decord_available():
             try:
                 return DecordDecoder(path, num_threads=num_threads, orientation=orientation)

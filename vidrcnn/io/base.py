@@ -1,7 +1,7 @@
 """What every decoder backend shares: the :class:`VideoDecoder` protocol, :class:`VideoInfo`, argument checks.
 
 A decoder returns frames as ``torch.uint8`` tensors ``(T, H, W, 3)`` in RGB, indexed in display order from 0 to
-``num_frames - 1``. Backends live in their own modules (``pyav.py``, ``decord_.py``); ``open_video`` picks one.
+``num_frames - 1``. Backends live in their own modules (``pyav.py``, ``decord_backend.py``, ``frames.py``); ``open_video`` picks one.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import torch
+import torch.nn.functional as F
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -205,3 +206,12 @@ def check_file(path: str | os.PathLike) -> str:
 def empty_frames(height: int, width: int) -> torch.Tensor:
     """A ``(0, H, W, 3)`` uint8 tensor: what ``get_frames([])`` returns."""
     return torch.empty((0, height, width, 3), dtype=torch.uint8)
+
+
+def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of uint8 ``(T, H, W, 3)`` to ``size=(H, W)``."""
+    if tuple(frames.shape[1:3]) == tuple(size) or frames.shape[0] == 0:
+        return frames if frames.shape[0] else torch.empty((0, *size, 3), dtype=torch.uint8)
+    x = frames.permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()

@@ -2,7 +2,7 @@
 
 Layout: ``folder/img_00001.jpg``, ``img_00002.jpg``, ... (JPEG or PNG; the prefix, the digits and the first number
 are found from the files, so ``frame_000000.png`` works too), numbered without gaps: frame ``i`` of the video is the
-``i``-th file. ``folder/meta.json`` (written by ``tools/extract_frames.py``) gives the frame rate; without it the
+``i``-th file. ``folder/meta.json`` (written by :func:`vidrcnn.io.extract.extract_frames`) gives the frame rate; without it the
 rate is unknown (0.0). Only the wanted frames are read and decoded (JPEGs in one batched
 ``torchvision.io.decode_jpeg`` call). A missing frame file, a gap in the numbering and a corrupt image are
 :class:`~vidrcnn.errors.VideoDecodeError`\\ s naming the file.
@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from vidrcnn.errors import VideoDecodeError
-from vidrcnn.io.base import DecoderBase
+from vidrcnn.io.base import DecoderBase, resize_frames
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 # torchvision 0.29 deprecates its image codecs in favour of TorchCodec, which is not a dependency here; they still
@@ -29,7 +29,7 @@ _TV_IMAGE_DEPRECATION = "The image decoding and encoding capabilities of TorchVi
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet_image_codecs() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_TV_IMAGE_DEPRECATION, category=DeprecationWarning)
         yield
@@ -108,19 +108,19 @@ class FrameFolderDecoder(DecoderBase):
         data = []
         for f in files:
             try:
-                with _quiet():
+                with quiet_image_codecs():
                     data.append(read_file(f))
             except RuntimeError:
                 raise VideoDecodeError(f, "frame file is missing or unreadable") from None
         if not self._names[0].lower().endswith((".jpg", ".jpeg")):
             return [_decode_png(f, d) for f, d in zip(files, data)]
         try:
-            with _quiet():
+            with quiet_image_codecs():
                 return list(decode_jpeg(data, mode=ImageReadMode.RGB))  # one batched call
         except RuntimeError:
             for f, d in zip(files, data):  # name the bad file
                 try:
-                    with _quiet():
+                    with quiet_image_codecs():
                         decode_image(d, mode=ImageReadMode.RGB)
                 except RuntimeError as exc:
                     raise VideoDecodeError(f, f"corrupt image ({str(exc).splitlines()[0]})") from None
@@ -131,8 +131,6 @@ class FrameFolderDecoder(DecoderBase):
         got = dict(zip(wanted, self._decode(wanted)))
         frames = torch.stack([got[i] for i in idx]).permute(0, 2, 3, 1).contiguous()  # (T, H, W, 3)
         if size is not None:
-            from vidrcnn.io.decord_ import resize_frames
-
             frames = resize_frames(frames, size)
         return frames
 
@@ -161,43 +159,4 @@ def _decode_png(path: str, data: torch.Tensor) -> torch.Tensor:
         raise VideoDecodeError(path, f"corrupt image ({type(exc).__name__}: {exc})") from None
 
 
-def _encode_png(image: torch.Tensor) -> torch.Tensor:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(image.permute(1, 2, 0).numpy()).save(buf, format="PNG", compress_level=1)
-    return torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
-
-
-def extract_frames(video: str | os.PathLike, target: str | os.PathLike, *, fmt: str = "jpg", quality: int = 90) -> int:
-    """Write every frame of ``video`` into ``target`` as ``img_00001.<fmt>`` ..., then ``meta.json`` (last, so a
-    folder without it is unfinished); returns the frame count."""
-    from torchvision.io import encode_jpeg, write_file
-
-    from vidrcnn.io.backends import open_video
-
-    target = os.fspath(target)
-    os.makedirs(target, exist_ok=True)
-    meta = os.path.join(target, META)
-    if os.path.exists(meta):
-        os.unlink(meta)
-    count = 0
-    with open_video(video) as decoder:
-        fps = decoder.fps
-        for chunk in decoder.iter_frames(32):
-            images = list(chunk.permute(0, 3, 1, 2).contiguous())  # (3, H, W) each
-            with _quiet():
-                data = encode_jpeg(images, quality=quality) if fmt == "jpg" else [_encode_png(i) for i in images]
-                for d in data:
-                    count += 1
-                    write_file(os.path.join(target, f"img_{count:05d}.{fmt}"), d)
-    if count == 0:
-        raise VideoDecodeError(os.fspath(video), "no frames could be decoded")
-    with open(meta, "w", encoding="utf-8") as f:
-        json.dump({"fps": fps, "num_frames": count, "source": os.fspath(video)}, f)
-    return count
-
-
-__all__ = ["FrameFolderDecoder", "extract_frames", "is_frame_folder"]
+__all__ = ["FrameFolderDecoder", "is_frame_folder", "quiet_image_codecs"]

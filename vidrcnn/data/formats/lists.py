@@ -23,6 +23,7 @@ from vidrcnn.data.formats.common import (
     split_by_group,
 )
 from vidrcnn.errors import DatasetError, VidrcnnError
+from vidrcnn.io.frames import FrameFolderDecoder
 
 
 def read_list_file(path: str | os.PathLike, root: str | os.PathLike) -> list[Sample]:
@@ -77,8 +78,6 @@ def _frame_folder_entry(line: str, root: str, index: DirIndex) -> tuple[str, int
 
 
 def _check_frame_count(path: str, n: int, folder: str, count: int) -> None:
-    from vidrcnn.io.frames import FrameFolderDecoder
-
     try:
         found = FrameFolderDecoder(folder).num_frames
     except VidrcnnError as exc:

@@ -15,10 +15,9 @@ import os
 from collections.abc import Iterator
 
 import torch
-import torch.nn.functional as F
 
-from vidrcnn.errors import VideoDecodeError
-from vidrcnn.io.base import DecoderBase, check_file, check_size, checked_fps
+from vidrcnn.errors import DecordUnsafe, VideoDecodeError
+from vidrcnn.io.base import DecoderBase, check_file, check_size, checked_fps, resize_frames
 from vidrcnn.io.pyav import check_orientation, decord_hazard, display_quarter_turns
 
 
@@ -27,10 +26,6 @@ def _hazard(path: str, size: int, mtime_ns: int) -> str | None:
     """:func:`decord_hazard`, probed once per file version and process: a dataset opens each file every epoch, and
     the probe (0.4 ms) would add a quarter to decord's own open (1.5 ms, a 32x32 synthetic AVI)."""
     return decord_hazard(path)
-
-
-class DecordUnsafe(VideoDecodeError):
-    """A readable video that decord would decode wrongly (frames reordered): use PyAV for it."""
 
 
 def import_decord(path: str | os.PathLike | None = None):
@@ -57,15 +52,6 @@ def decord_available() -> bool:
     except VideoDecodeError:
         return False
     return True
-
-
-def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of uint8 ``(T, H, W, 3)`` to ``size=(H, W)``."""
-    if tuple(frames.shape[1:3]) == tuple(size) or frames.shape[0] == 0:
-        return frames if frames.shape[0] else torch.empty((0, *size, 3), dtype=torch.uint8)
-    x = frames.permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-    return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
 class DecordDecoder(DecoderBase):
