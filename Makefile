@@ -15,7 +15,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# lint-imports: the layering contracts of pyproject.toml (no upward import, formats independent, no circles).
 test: venv
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
 demo: venv
@@ -27,6 +29,7 @@ study: venv
 
 lint: venv
 	$(BIN)/ruff check vidrcnn tools tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
