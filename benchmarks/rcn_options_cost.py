@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from bench_args import parse, parse_variant, stat_ms, timing_parser
 
-from vidrcnn.ablation import Variant
+from vidrcnn.experiments.variants import Variant
 from vidrcnn.models import get_model
 from vidrcnn.profiling import forward_backward, time_fn
 

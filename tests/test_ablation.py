@@ -7,37 +7,37 @@ import json
 import pytest
 from toolrun import load_tool
 
-from vidrcnn import ablation
 from vidrcnn.data.synthetic import make_synthetic
 from vidrcnn.engine.config import load_config
 from vidrcnn.errors import VidrcnnError
+from vidrcnn.experiments import ablation, variants
+from vidrcnn.experiments.study import CONFIGS
 from vidrcnn.models import get_model
-from vidrcnn.study import CONFIGS
 
 
 def test_a_variant_switches_every_option_explicitly_and_merges_with_the_config_file():
-    v = ablation.Variant("gru+bn", "rcn_gru_s", {"preact_norm": "batch", "chrono": 16})
+    v = variants.Variant("gru+bn", "rcn_gru_s", {"preact_norm": "batch", "chrono": 16})
     cfg = load_config(CONFIGS / "synthetic_rcn_gru_s.yaml", v.all_overrides())
     assert cfg.model.name == "rcn_gru_s"
-    off = {**ablation.OFF, **ablation.ACTIVATION_OFF}  # the GRU has tanh to replace
+    off = {**variants.OFF, **variants.ACTIVATION_OFF}  # the GRU has tanh to replace
     assert cfg.model.kwargs == {**off, "preact_norm": "batch", "chrono": 16}
     model = get_model(cfg.model.name, num_classes=11, **cfg.model.kwargs)
     assert type(model.layers[0].cell.input_norm).__name__ == "BatchNorm2d"
     assert model.layers[0].cell.activation == "tanh" and model.stem.module[0][0].stride == (2, 2)  # as before
-    ref = ablation.Variant("gru", "rcn_gru_s")
+    ref = variants.Variant("gru", "rcn_gru_s")
     assert load_config(CONFIGS / "synthetic_rcn_gru_s.yaml", ref.all_overrides()).model.kwargs == off
-    assert "activation" not in ablation.Variant("rcl", "rcn_rcl_s").options()  # RCL has its ReLU by definition
-    get_model("rcn_rcl_s", num_classes=11, **ablation.Variant("rcl", "rcn_rcl_s").options())
+    assert "activation" not in variants.Variant("rcl", "rcn_rcl_s").options()  # RCL has its ReLU by definition
+    get_model("rcn_rcl_s", num_classes=11, **variants.Variant("rcl", "rcn_rcl_s").options())
     assert ref.describe() == "reference" and "chrono=16" in v.describe()
-    assert ablation.Variant("c3d", "c3d_s").all_overrides() == []  # the rcn options are not the 3-D CNN's
-    labels = [v.label for v in ablation.VARIANTS]
+    assert variants.Variant("c3d", "c3d_s").all_overrides() == []  # the rcn options are not the 3-D CNN's
+    labels = [v.label for v in variants.VARIANTS]
     assert len(labels) == len(set(labels))  # labels name the run folders: no two variants share one
 
 
-@pytest.mark.parametrize("cell", sorted(ablation.EVENING_DEFAULTS))
+@pytest.mark.parametrize("cell", sorted(variants.POOLED_STEM_RELU))
 def test_the_spelled_out_defaults_rebuild_the_default_model(cell):
     # The leave-one-out rows compare against the builders' defaults: spelled out, they must build the same network.
-    full = ablation.Variant("d", f"rcn_{cell}_s", {**ablation.NEW_DEFAULTS, **ablation.EVENING_DEFAULTS[cell]})
+    full = variants.Variant("d", f"rcn_{cell}_s", {**variants.NORMED_RESIDUAL, **variants.POOLED_STEM_RELU[cell]})
     assert repr(get_model(full.model, num_classes=11, **full.options())) == repr(get_model(full.model, num_classes=11))
     one_off = {**full.kwargs, "stem_downsample": "stride"}
     assert repr(get_model(full.model, num_classes=11, **{**full.options(), **one_off})) != repr(
@@ -64,16 +64,16 @@ def test_findings_compare_each_variant_with_its_models_reference():
 def test_tiny_ablation_end_to_end(tmp_path):
     data = make_synthetic(tmp_path / "data32", num_groups=8, clips_per_group=1, num_frames=16, size=32)
     quick = ("train.epochs=1", "data.num_workers=0")
-    variants = [ablation.Variant("rnn", "rcn_rnn_s", {}, quick),
-                ablation.Variant("rnn+bn", "rcn_rnn_s", {"preact_norm": "batch"}, quick)]
-    results = ablation.run_ablation({32: data}, tmp_path / "runs", variants=variants, seeds=[0])
+    runs = [variants.Variant("rnn", "rcn_rnn_s", {}, quick),
+            variants.Variant("rnn+bn", "rcn_rnn_s", {"preact_norm": "batch"}, quick)]
+    results = ablation.run_ablation({32: data}, tmp_path / "runs", variants=runs, seeds=[0])
     assert [r["variant"] for r in results[32]] == ["rnn", "rnn+bn"]
     assert (tmp_path / "runs" / "size32" / "rnn+bn" / "seed0" / "result.json").is_file()
-    assert ablation.collect(tmp_path / "runs", variants)[32] == json.loads(json.dumps(results[32]))  # from disk
+    assert ablation.collect(tmp_path / "runs", runs)[32] == json.loads(json.dumps(results[32]))  # from disk
     doc = tmp_path / "ablation.md"
     ablation.write_report(results, doc, command="python tools/study.py --ablation ...")
     text = doc.read_text(encoding="utf-8")
-    changed = [ablation.Variant("rnn", "rcn_rnn_s", {"chrono": 16}, quick)]  # same folder, other options
+    changed = [variants.Variant("rnn", "rcn_rnn_s", {"chrono": 16}, quick)]  # same folder, other options
     with pytest.raises(VidrcnnError, match="produced with overrides"):
         ablation.collect(tmp_path / "runs", changed)
     assert "## 32x32 pixels" in text and "| `rnn+bn` | preact_norm=batch; train.epochs=1" in text and "**`rcn_rnn_s`**" in text

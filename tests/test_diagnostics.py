@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from vidrcnn.experiments import diagnostics
 from vidrcnn.models import get_model
-from vidrcnn.profiling import diagnostics
 
 K, T = 5, 6
 

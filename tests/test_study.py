@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from vidrcnn import study
 from vidrcnn.data.synthetic import make_synthetic
 from vidrcnn.errors import VidrcnnError
+from vidrcnn.experiments import study
 
 
 def _result(model: str, seed: int, top1: float, local: float, order: float, early=None) -> dict:

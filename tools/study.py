@@ -29,7 +29,7 @@ def _csv(text: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vidrcnn import study
+    from vidrcnn.experiments import study
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", help="runs and the generated dataset [outputs/study]")
@@ -41,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in _csv(s)], default=list(study.SEEDS),
                         help="comma-separated [0,1,2]")
     parser.add_argument("--ablation", action="store_true",
-                        help="run the RCN design ablation (vidrcnn/ablation.py) instead; --doc defaults to "
+                        help="run the RCN design ablation (vidrcnn/experiments/ablation.py) instead; --doc defaults to "
                              "docs/ablation.md, --out to outputs/ablation")
     parser.add_argument("--recipe", action="store_true",
-                        help="run the training-recipe report (vidrcnn/recipe_study.py) instead; --doc defaults to "
+                        help="run the training-recipe report (vidrcnn/experiments/recipe_report.py) instead; --doc defaults to "
                              "docs/recipe.md, --out to outputs/recipe, --sizes to 64")
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in _csv(s)],
                         help="ablation, recipe: frame sizes, each with its own synthetic dataset under OUT "
@@ -97,19 +97,19 @@ def _check_doc(args: argparse.Namespace) -> None:
 
 
 def _ablation(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> int:
-    """The ablation (``--ablation``) or the recipe report (``--recipe``): variants of vidrcnn/ablation.py or
-    vidrcnn/recipe_study.py, run by the same runner."""
-    from vidrcnn import ablation, recipe_study
+    """The ablation (``--ablation``) or the recipe report (``--recipe``): variants of vidrcnn/experiments/ablation.py or
+    vidrcnn/experiments/recipe_report.py, run by the same runner."""
+    from vidrcnn.experiments import ablation, recipe_report, variants
 
     flag, name = ("--recipe", "recipe") if args.recipe else ("--ablation", "ablation")
-    pool, report = (recipe_study.VARIANTS, recipe_study.write_report) if args.recipe else (ablation.VARIANTS, None)
+    pool, report = (recipe_report.VARIANTS, recipe_report.write_report) if args.recipe else (variants.VARIANTS, None)
     if args.overrides or args.data:
         parser.error(f"{flag} takes no config overrides and no --data: its variants say what they change")
     known = {v.label: v for v in pool}
     unknown = [label for label in args.variants or [] if label not in known]
     if unknown:
         parser.error(f"unknown variant(s): {', '.join(unknown)}; known: {', '.join(known)}")
-    sizes = args.sizes or (list(recipe_study.SIZES) if args.recipe else [32, 64])
+    sizes = args.sizes or (list(recipe_report.SIZES) if args.recipe else [32, 64])
     if any(s < 32 or s % 2 for s in sizes):
         parser.error("--sizes must be even frame sizes >= 32")
     args.doc = args.doc or f"docs/{name}.md"

@@ -37,9 +37,9 @@ WEIGHTS = ("ema", "raw")  # which weights of a checkpoint test and inference loa
 # option, its value before). fit() records the version it trained at ("defaults_version"); a checkpoint without
 # one predates them all. model_from_checkpoint rebuilds each older checkpoint with the values it was trained with.
 DEFAULT_CHANGES: tuple[tuple[int, tuple[str, ...], str, Any], ...] = (
-    (1, ("rcn_gru_", "rcn_rnn_", "rcn_lstm_"), "activation", "tanh"),  # 2026-12-02: ReLU (docs/rcn_training.md)
-    (1, ("rcn_", "cnn_lstm_"), "stem_downsample", "stride"),  # 2026-12-02: the stem's later layers pool
-    (1, ("rcn_", "cnn_lstm_"), "stem_frames", 3),  # 2026-12-02: 5 frames (a shape change: it would fail, not mislead)
+    (1, ("rcn_gru_", "rcn_rnn_", "rcn_lstm_"), "activation", "tanh"),  # now ReLU (docs/rcn_training.md)
+    (1, ("rcn_", "cnn_lstm_"), "stem_downsample", "stride"),  # now the stem's later layers pool
+    (1, ("rcn_", "cnn_lstm_"), "stem_frames", 3),  # now 5 frames (a shape change: it would fail, not mislead)
 )
 DEFAULTS_VERSION = max(v for v, *_ in DEFAULT_CHANGES)
 
@@ -158,12 +158,12 @@ def model_from_checkpoint(ckpt: dict[str, Any], *, weights: str | None = None) -
     state = unwrap_state_dict(checkpoint_weights(ckpt, weights)[1])
     kwargs = model_kwargs(ckpt)
     if name.startswith("rcn_") and "preact_norm" not in kwargs and not any(".input_norm." in k for k in state):
-        # Trained before the rcn builders' defaults gained input BatchNorm and residual layers (2026-12-01): rebuild
+        # Trained before the rcn builders' defaults gained input BatchNorm and residual layers: rebuild
         # it as it was.
         kwargs = {"preact_norm": None, "residual": any(k.startswith("skips.") for k in state), **kwargs}
     if "stem_frames" not in kwargs and (name.startswith("rcn_") and any(k.startswith("stem.module.") for k in state)
                                         or name.startswith("cnn_lstm_") and not any(k.startswith("stem.") for k in state)):
-        # Trained before the small stem's first layer saw 3 frames (2026-12-02): a per-frame stem.
+        # Trained before the small stem's first layer saw 3 frames: a per-frame stem.
         kwargs = {**kwargs, "stem_frames": 1}
     version = ckpt.get("defaults_version", 0)
     for changed_at, prefixes, key, before in DEFAULT_CHANGES:

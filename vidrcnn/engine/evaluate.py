@@ -252,7 +252,7 @@ def prepare_test(
                 # None: the checkpoint predates the record of its training videos, so overlap was not checked
                 "checked_against_training_videos": "train_videos" in ckpt}
     if "train_videos" not in ckpt:
-        log.warning("%s does not record its training videos (saved before 2026-12-02): cannot check that the test "
+        log.warning("%s does not record its training videos (saved by an older vidrcnn): cannot check that the test "
                     "set is held out", path)
     meta = {"checkpoint": path, "model_name": ckpt["model_name"], "epoch": ckpt.get("epoch"), "weights": which}
     return TestSetup(model.to(device).eval(), classes, loader, cfg, protocol, meta, device)

@@ -24,7 +24,7 @@ Training options every cell shares, all off by default (the cells as they were; 
   Cooijmans et al. 2016).
 - ``norm_scale``: the scale the norms above start with (default 1, PyTorch's); Cooijmans et al. 2016 start theirs
   at 0.1, so the gates start near their biases. Initialisation only: the model's equations do not change. (With
-  the rcn builders' residual layers and ReLU it breaks training: docs/rcn_training.md, "Since 2026-12-04".)
+  the rcn builders' residual layers and ReLU it breaks training: docs/rcn_training.md, "the state kernel as the identity".)
 - ``state_init`` (cells with a state kernel): ``"identity"`` starts the state kernel as a Dirac kernel (the IRNN
   of Le et al. 2015): the vanilla cell's and the RCL's state kernel, the GRU's and the LSTM's candidate term.
   Initialisation only; the rcn builders use it for the vanilla cell and the RCL.

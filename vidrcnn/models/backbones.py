@@ -49,11 +49,11 @@ def small_stem(widths: Sequence[int], strides: Sequence[int], *, in_channels: in
 
 
 # Frames the small stem's first convolution sees by default in the causal models (rcn_*, cnn_lstm_*): a causal 5-frame
-# kernel at full resolution (CausalStem), chosen by the ablations of 2026-12-02 (3 frames, then 5: docs/rcn_training.md).
+# kernel at full resolution (CausalStem), chosen by the ablations (3 frames, then 5: docs/rcn_training.md).
 # A pretrained 2-D stem (resnet18) keeps seeing one frame; ``stem_frames=1`` gives the per-frame stem of before.
 STEM_FRAMES = 5
 # How the causal models' small stem coarsens the grid after its first layer (see small_stem): its later layers are
-# evaluated at every position, then max pooled, chosen by the ablation of 2026-12-02 (docs/rcn_training.md).
+# evaluated at every position, then max pooled, chosen by the ablation (docs/rcn_training.md).
 STEM_DOWNSAMPLE = "pool"
 # How the causal stem's first layer coarsens the grid: "pool", its causal convolution at every position of the full
 # grid, then a max pool (the default, as above), or "stride", the same kernel evaluated at every other position (a

@@ -167,9 +167,9 @@ def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_w
 # no norm on the state's), and a ReLU where the vanilla, GRU and LSTM cells have tanh (IRNN, Li-GRU;
 # docs/rcn_training.md, "a rectifying activation"). ``preact_norm=None, residual=False, activation="tanh"`` gives the models as they
 # were before (the ablation's reference rows); the cells' own defaults stay off (Liang & Hu's RCNN uses them).
-# Since 2026-12-04, two initialisations (so checkpoints are unaffected): the minGRU's update gate starts with chrono
+# Two initialisations too (so checkpoints are unaffected): the minGRU's update gate starts with chrono
 # biases over the study's 16 frames (Tallec & Ollivier 2018), and the state kernel of the vanilla cell and of the RCL
-# as the identity (IRNN, Le et al. 2015); docs/rcn_training.md, "Since 2026-12-04". Liang & Hu's rcnn_k* keep theirs.
+# as the identity (IRNN, Le et al. 2015); docs/rcn_training.md, "the state kernel as the identity". Liang & Hu's rcnn_k* keep theirs.
 RELU_CELLS = ("rnn", "gru", "lstm")
 INIT_DEFAULTS: dict[str, dict] = {"mingru": {"chrono": 16}, "rnn": {"state_init": "identity"},
                                   "rcl": {"state_init": "identity"}}
@@ -208,8 +208,7 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
         "Extra keyword arguments go to the cell (e.g. norm='bn' for rcl, peephole=True for lstm); the cell options "
         f"default to {CELL_DEFAULTS.get(cell, {})} (``preact_norm=None, residual=False, stem_frames=1, "
         "stem_downsample='stride'``, ``activation='tanh'`` for the cells that have it, ``chrono=None`` for the "
-        "minGRU and ``state_init='default'`` for the vanilla cell and the RCL: the model before the ablations of 2026-12-01 to "
-        "2026-12-04).")
+        "minGRU and ``state_init='default'`` for the vanilla cell and the RCL: the model before the ablations).")
     return builder
 
 

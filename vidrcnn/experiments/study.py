@@ -40,7 +40,7 @@ KINDS = {"local": "local motion", "global": "long-range order", "static": "no mo
 # The control may beat the single-frame ceiling by chance on a finite test set, not by more than this.
 LEAK_TOLERANCE = 0.05
 UNDERFIT = 0.9  # training top-1 below this at the last epoch: the model is still learning
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 # -- one run ---------------------------------------------------------------------------------------------------------

@@ -3,13 +3,13 @@
 Each option of :mod:`vidrcnn.engine.recipe` alone (Mixup, CutMix, an EMA of the weights, repeated augmentation) and
 all of them together, on one RCN (the default ``rcn_gru_s``) and the 3-D CNN ``c3d_s``, against the plain recipe at
 the same epochs: the study's recipe (``configs/synthetic_<model>.yaml``) on the synthetic dataset at 64x64, through
-the ablation's runner (:func:`vidrcnn.ablation.ablate`), so a stopped report continues where it left off and a later
+the ablation's runner (:func:`vidrcnn.experiments.ablation.ablate`), so a stopped report continues where it left off and a later
 call with more seeds adds to it. The models keep their builders' defaults: this measures the recipe, not the model.
 
 The option values are the usual ones for video: alpha 0.2 for Mixup and for CutMix (MMAction2's ``MixupBlending`` /
 ``CutmixBlending`` defaults), an EMA decay of 0.99 (the recipe has about 300 optimiser steps, so 0.999 would still
 weigh the initial weights by about 0.74 at the end) with its BatchNorm statistics recomputed after each epoch
-over 16 batches (the runs before 2026-12-03 kept averaged statistics and are not in the report), two clips per
+over 16 batches (older runs kept averaged statistics and are not in the report), two clips per
 decoded video.
 """
 
@@ -20,7 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vidrcnn.ablation import Variant, ledger_path, report_sections
+from vidrcnn.experiments.ablation import ledger_path, report_sections
+from vidrcnn.experiments.variants import Variant
 
 MODELS = ("rcn_gru_s", "c3d_s")
 SIZES = (64,)

@@ -1,4 +1,4 @@
-"""The training-recipe report (vidrcnn/recipe_study.py, ``tools/study.py --recipe``): its variants switch on what they
+"""The training-recipe report (vidrcnn/experiments/recipe_report.py, ``tools/study.py --recipe``): its variants switch on what they
 say on the builders' own defaults, a tiny report runs end to end, and the tool refuses bad arguments first."""
 
 from __future__ import annotations
@@ -9,18 +9,18 @@ import shutil
 import pytest
 from toolrun import load_tool
 
-from vidrcnn import ablation, recipe_study
 from vidrcnn.cli import run_tool
 from vidrcnn.data.synthetic import make_synthetic
 from vidrcnn.engine.config import load_config
 from vidrcnn.errors import VidrcnnError
-from vidrcnn.study import CONFIGS
+from vidrcnn.experiments import ablation, recipe_report, variants
+from vidrcnn.experiments.study import CONFIGS
 
 
 def test_each_variant_adds_its_options_to_the_plain_recipe_of_its_model():
-    labels = [v.label for v in recipe_study.VARIANTS]
+    labels = [v.label for v in recipe_report.VARIANTS]
     assert labels == [f"{m}{o}" for m in ("gru", "c3d") for o in ("", "+mixup", "+cutmix", "+ema", "+repeats", "+all")]
-    for v in recipe_study.VARIANTS:
+    for v in recipe_report.VARIANTS:
         cfg = load_config(CONFIGS / f"synthetic_{v.model}.yaml", ["data.root=/nowhere", *v.size_overrides(64)])
         assert cfg.model.kwargs == {} and cfg.data.size == 64  # the builder's defaults: the recipe is measured
         option = v.label.partition("+")[2]
@@ -33,12 +33,12 @@ def test_tiny_recipe_report_end_to_end(tmp_path):
     # ablate() finds the dataset of each size at OUT/synthetic<size>
     make_synthetic(tmp_path / "synthetic32", num_groups=8, clips_per_group=1, num_frames=16, size=32)
     quick = ("train.epochs=1", "data.num_workers=0")
-    variants = [ablation.Variant("c3d", "c3d_s", {}, quick, sizes=(32,), builder_defaults=True),
-                ablation.Variant("c3d+all", "c3d_s", {}, (*quick, *recipe_study.OPTIONS["all"]), sizes=(32,),
-                                 builder_defaults=True)]
-    doc = ablation.ablate(tmp_path, tmp_path / "recipe.md", sizes=[32], variants=variants, seeds=[0],
-                          command="python tools/study.py --recipe ...", pool=variants,
-                          report=recipe_study.write_report)
+    runs = [variants.Variant("c3d", "c3d_s", {}, quick, sizes=(32,), builder_defaults=True),
+            variants.Variant("c3d+all", "c3d_s", {}, (*quick, *recipe_report.OPTIONS["all"]), sizes=(32,),
+                             builder_defaults=True)]
+    doc = ablation.ablate(tmp_path, tmp_path / "recipe.md", sizes=[32], variants=runs, seeds=[0],
+                          command="python tools/study.py --recipe ...", pool=runs,
+                          report=recipe_report.write_report)
     text = doc.read_text(encoding="utf-8")
     assert text.startswith("# Training recipe") and "## 32x32 pixels" in text
     assert "| `c3d` | builder defaults; train.epochs=1" in text
@@ -51,16 +51,16 @@ def test_tiny_recipe_report_end_to_end(tmp_path):
     assert [json.loads(line)["variant"] for line in ledger.read_text(encoding="utf-8").splitlines()] == ["c3d", "c3d+all"]
     shutil.rmtree(tmp_path / "size32")
     for train in (True, False):  # asked to train, it finds the runs in the ledger; or asked for the report only
-        again = ablation.ablate(tmp_path, doc, sizes=[32], variants=variants, seeds=[0], train=train,
-                                command="python tools/study.py --recipe ...", pool=variants,
-                                report=recipe_study.write_report)
+        again = ablation.ablate(tmp_path, doc, sizes=[32], variants=runs, seeds=[0], train=train,
+                                command="python tools/study.py --recipe ...", pool=runs,
+                                report=recipe_report.write_report)
         assert not (tmp_path / "size32").exists() and again.read_text(encoding="utf-8") == text
 
     # A damaged ledger is refused by file and line, before any training.
     ledger.write_text(ledger.read_text(encoding="utf-8") + "{not json\n", encoding="utf-8")
     with pytest.raises(VidrcnnError, match=r"recipe\.runs\.jsonl:3: not a JSON line"):
-        ablation.ablate(tmp_path, doc, sizes=[32], variants=variants, seeds=[0, 1], command="...", pool=variants,
-                        report=recipe_study.write_report)
+        ablation.ablate(tmp_path, doc, sizes=[32], variants=runs, seeds=[0, 1], command="...", pool=runs,
+                        report=recipe_report.write_report)
     assert not (tmp_path / "size32").exists()
 
 
