@@ -2,7 +2,7 @@
 
     python benchmarks/onnx_stream.py [--models rcn_gru_s,rcn_mingru_s,cnn_lstm_s,c3d_s] [--threads 2] [--iters 50]
 
-Each model is exported as ``tools/export.py`` exports it (vidrcnn/export.py), at 32x32 and 16 frames, with random
+Each model is exported as ``tools/export.py`` exports it (vidrcnn/inference/export.py), at 32x32 and 16 frames, with random
 weights (the timing does not depend on them). A causal model: *frame* is one streaming step (PyTorch:
 ``model.stream`` on one frame with the state of 15 frames before it; onnxruntime: the exported step), *clip* is 16
 frames (PyTorch: ``model(clip)``, whose input convolutions run over all frames at once; onnxruntime: 16 steps).
@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from bench_args import parse, stat_ms, timing_parser
 
-from vidrcnn.deploy import OnnxModel, read_metadata, session_for
-from vidrcnn.export import export_onnx
+from vidrcnn.inference.export import export_onnx
+from vidrcnn.inference.onnx_runtime import OnnxModel, read_metadata, session_for
 from vidrcnn.models import get_model
 from vidrcnn.profiling import time_fn
 

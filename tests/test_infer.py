@@ -20,16 +20,10 @@ from videos import numbered_frames, write_bad_corpus
 
 from vidrcnn.data.transforms import MEAN, STD
 from vidrcnn.errors import OutputError
-from vidrcnn.infer import (
-    VideoPrediction,
-    draw_label,
-    load_predictor,
-    model_stride,
-    predict_video,
-    render_video,
-    stream_steps,
-    window_steps,
-)
+from vidrcnn.inference.predictor import load_predictor, model_stride
+from vidrcnn.inference.render import draw_label, render_video
+from vidrcnn.inference.scoring import VideoPrediction, predict_video
+from vidrcnn.inference.steps import stream_steps, window_steps
 from vidrcnn.io import VideoWriter, open_video, write_video
 from vidrcnn.models import get_model
 
@@ -130,7 +124,7 @@ def test_streaming_a_real_rcn_in_chunks_equals_one_pass():
 
 
 def reference_windows(model, video: torch.Tensor, num_frames: int, stride: int, step: int):
-    """Windows computed directly on the whole video (the definition in vidrcnn.infer's docstring)."""
+    """Windows computed directly on the whole video (the definition in vidrcnn.inference.steps' docstring)."""
     sub = to_clip(video[::stride])  # (C, n, H, W)
     n = sub.shape[1]
     if n < num_frames:

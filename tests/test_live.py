@@ -15,8 +15,9 @@ import pytest
 from checkpoints import write_checkpoint
 from toolrun import TOOLS
 
-from vidrcnn.infer import load_predictor, predict_video
-from vidrcnn.live import LiveStats, is_live, predict_live
+from vidrcnn.inference.live import LiveStats, is_live, predict_live
+from vidrcnn.inference.predictor import load_predictor
+from vidrcnn.inference.scoring import predict_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

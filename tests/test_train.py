@@ -289,7 +289,7 @@ def ema_run(tiny_data, tmp_path_factory) -> Path:
 
 def test_ema_is_validated_checkpointed_and_what_test_and_infer_load(ema_run, caplog):
     from vidrcnn.engine.evaluate import prepare_test
-    from vidrcnn.infer import load_predictor
+    from vidrcnn.inference.predictor import load_predictor
 
     history = read_metrics(ema_run / "metrics.jsonl")
     assert all(m["val_weights"] == "ema" for m in history)

@@ -3,7 +3,7 @@
     python tools/export.py --checkpoint CKPT --out model.onnx [--video VIDEO] [--overwrite]
 
 Causal models (``rcn_*``, ``cnn_lstm_*``) become one streaming step with the state as named tensors; the others the
-clip model with a dynamic batch (vidrcnn/export.py says how). The file carries the model name, class names and
+clip model with a dynamic batch (vidrcnn/inference/export.py says how). The file carries the model name, class names and
 preprocessing in its metadata. The export is checked with onnxruntime on random clips, and on the first clip of
 ``--video`` when given, chunk after chunk for a stream: the largest difference of the logits is printed, and above
 1e-4 the export fails and no file is written. Needs ``pip install -e '.[deploy]'``.
@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from vidrcnn.errors import ExportError
-    from vidrcnn.export import TOLERANCE, export_onnx, verify
-    from vidrcnn.infer import load_predictor
+    from vidrcnn.inference.export import TOLERANCE, export_onnx, verify
+    from vidrcnn.inference.predictor import load_predictor
 
     predictor = load_predictor(args.checkpoint, device="cpu", weights=args.weights)
     pre = predictor.preprocess

@@ -3,7 +3,7 @@
     python tools/infer.py VIDEO --checkpoint CKPT [--topk K] [--json] [--out-video OUT.mp4 [--overwrite]]
     python tools/infer.py VIDEO --onnx MODEL.onnx ...   # a model of tools/export.py, on onnxruntime
 
-Causal models stream frame by frame with carried state; others run sliding windows (see vidrcnn/infer.py for how
+Causal models stream frame by frame with carried state; others run sliding windows (see vidrcnn/inference/ for how
 the video-level top-K is formed). ``--json`` prints exactly one JSON object on stdout; progress goes to stderr.
 """
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.onnx and importlib.util.find_spec("onnxruntime") is None:
         parser.error("--onnx needs onnxruntime: pip install -e '.[deploy]'")
 
-    from vidrcnn.live import is_live
+    from vidrcnn.inference.live import is_live
 
     if is_live(args.video):
         if args.json or args.out_video:
@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--jsonl is for live sources; a video file takes --json")
 
     # Imported here so that --help and argument errors answer without loading torch.
-    from vidrcnn.infer import OUTPUT_CODECS, format_topk, predict_video, render_video
+    from vidrcnn.inference.render import OUTPUT_CODECS, render_video
+    from vidrcnn.inference.scoring import format_topk, predict_video
     from vidrcnn.io import probe_video
     from vidrcnn.outputs import check_output_file
 
@@ -97,17 +98,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load(args):
     if args.onnx:
-        from vidrcnn.deploy import load_onnx_predictor
+        from vidrcnn.inference.onnx_runtime import load_onnx_predictor
 
         return load_onnx_predictor(args.onnx)
-    from vidrcnn.infer import load_predictor
+    from vidrcnn.inference.predictor import load_predictor
 
     return load_predictor(args.checkpoint, device=args.device, weights=args.weights)
 
 
 def _live(args, parser: argparse.ArgumentParser) -> int:
     """Predict a live source until it ends or Ctrl-C; a summary on stderr (and as the last line of --jsonl)."""
-    from vidrcnn.live import LiveStats, live_frames, open_live, predict_live
+    from vidrcnn.inference.live import LiveStats, live_frames, open_live, predict_live
 
     predictor = _load(args)
     if not predictor.is_causal:

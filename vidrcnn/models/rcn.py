@@ -120,7 +120,7 @@ class RCN(nn.Module):
             csum = pooled.cumsum(dim=1)
             if state.pooled_sum is not None:
                 csum = csum + state.pooled_sum.unsqueeze(1)
-            # ``steps`` is an int, or a tensor in an exported step (vidrcnn/export.py): the same sum either way.
+            # ``steps`` is an int, or a tensor in an exported step (vidrcnn/inference/export.py): the same sum either way.
             counts = (state.steps + torch.arange(1, t + 1, device=x.device)).to(pooled.dtype)
             feats, pooled_sum = csum / counts.view(1, t, 1), csum[:, -1]
         else:

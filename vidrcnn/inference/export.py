@@ -29,8 +29,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_flatten_with_path, tree_unflatten
 
-from vidrcnn.deploy import METADATA_KEY, STATE_IN, STATE_OUT, OnnxModel, read_metadata, session_for
 from vidrcnn.errors import ExportError
+from vidrcnn.inference.onnx_runtime import METADATA_KEY, STATE_IN, STATE_OUT, OnnxModel, read_metadata, session_for
 from vidrcnn.models.cnn_lstm import CNNLSTM
 from vidrcnn.models.rcn import RCN, StreamState
 

@@ -2,8 +2,8 @@
 
 :class:`OnnxModel` offers what inference uses of a PyTorch model: ``stream(frames, state)`` for an exported
 streaming step (it feeds the chunk's frames one at a time and carries the named state), or a call on a batch of
-clips for an exported clip model. :func:`load_onnx_predictor` builds the same :class:`~vidrcnn.infer.Predictor`
-as a checkpoint does, from the file's metadata (vidrcnn/export.py describes the graph and its metadata).
+clips for an exported clip model. :func:`load_onnx_predictor` builds the same :class:`~vidrcnn.inference.predictor.Predictor`
+as a checkpoint does, from the file's metadata (vidrcnn/inference/export.py describes the graph and its metadata).
 """
 
 from __future__ import annotations
@@ -71,10 +71,10 @@ class OnnxModel:
 
 
 def load_onnx_predictor(path: str | os.PathLike):
-    """A :class:`~vidrcnn.infer.Predictor` on onnxruntime from an ONNX file of ``tools/export.py``; every problem
+    """A :class:`~vidrcnn.inference.predictor.Predictor` on onnxruntime from an ONNX file of ``tools/export.py``; every problem
     with the file is a :class:`CheckpointError` naming it."""
     from vidrcnn.data.transforms import build_transform
-    from vidrcnn.infer import Predictor, model_stride
+    from vidrcnn.inference.predictor import Predictor, model_stride
 
     path = os.fspath(path)
     if not os.path.isfile(path):

@@ -5,7 +5,7 @@ camera device (``/dev/video0``, PyAV's v4l2 input) or a URL PyAV opens (``rtsp:/
 Its frames are decoded as they arrive and resampled by their timestamps to the model's spacing (``stride`` frames
 of the training frame rate, 25 fps when the checkpoint does not record it); each kept frame is one step of the
 causal model's ``stream`` with carried state, so the cost per frame and the memory stay the same however long the
-stream runs (nothing is kept per frame: the video-level scores are a running mean, as in vidrcnn/infer.py).
+stream runs (nothing is kept per frame: the video-level scores are a running mean, as in vidrcnn/inference/scoring.py).
 
 Latency: *model* is the time of one step; *lag* is how far the prediction is behind the source, the wall-clock time
 since the first frame minus the stream time since it. When the lag exceeds ``max_lag_s`` the model cannot keep up:
@@ -27,7 +27,7 @@ from vidrcnn.errors import VideoDecodeError
 if TYPE_CHECKING:  # torch is imported where it runs: tools/infer.py answers argument errors without it
     import numpy as np
 
-    from vidrcnn.infer import StepMean
+    from vidrcnn.inference.scoring import StepMean
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://", "rtp://")
 
@@ -83,16 +83,16 @@ class LiveStats:
     max_lag_s: float = -math.inf
     first_t: float | None = None
     last_t: float = 0.0
-    # The video-level scores, as for a file: the mean of the steps after the warm-up (vidrcnn/infer.py)
+    # The video-level scores, as for a file: the mean of the steps after the warm-up (vidrcnn/inference/scoring.py)
     probs: StepMean = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        from vidrcnn.infer import StepMean
+        from vidrcnn.inference.scoring import StepMean
 
         self.probs = StepMean(len(self.classes), self.warmup)
 
     def topk(self, k: int) -> list[dict[str, Any]]:
-        from vidrcnn.infer import top_labels
+        from vidrcnn.inference.scoring import top_labels
 
         return top_labels(self.probs.mean(), self.classes, k) if self.fed else []
 
