@@ -14,68 +14,10 @@ count is printed and the tool exits 1).
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from pathlib import Path
-
 from vidrcnn.cli import run_tool
-from vidrcnn.errors import OutputError, VideoDecodeError
+from vidrcnn.commands.extract_frames import main
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("videos", help="folder of class folders of videos (UCF101 layout)")
-    parser.add_argument("out", help="folder to write the frame folders, list.txt and classes.txt into")
-    parser.add_argument("--format", default="jpg", choices=("jpg", "png"), help="image format [%(default)s]")
-    parser.add_argument("--quality", type=int, default=90, help="JPEG quality, 1-100 [%(default)s]")
-    args = parser.parse_args(argv)
-    if not 1 <= args.quality <= 100:
-        parser.error("--quality must be in 1..100")
-    src, out = Path(args.videos), Path(args.out)
-    if not src.is_dir():
-        raise VideoDecodeError(src, "not a folder of videos")
-    if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
-        raise OutputError(out, f"is inside the videos folder {src}: write the frames elsewhere")
-    if out.exists() and any(out.iterdir()) and not (out / "classes.txt").is_file() and not _has_meta(out):
-        raise OutputError(out, "is not empty and holds no extracted frames; choose an empty folder")
-
-    from tqdm import tqdm
-
-    from vidrcnn.data.formats.ucf101 import scan_folders
-    from vidrcnn.io.extract import extract_frames
-
-    folders = scan_folders(src)
-    classes = list(folders)
-    jobs = [(label, c, name) for label, c in enumerate(classes) for name in folders[c]]
-    lines, failed, skipped = [], [], 0
-    for label, cls, name in tqdm(jobs, desc="extracting", unit="video", disable=not sys.stderr.isatty()):
-        target = out / cls / Path(name).stem
-        if (target / "meta.json").is_file():
-            count = json.loads((target / "meta.json").read_text(encoding="utf-8"))["num_frames"]
-            skipped += 1
-        else:
-            try:
-                count = extract_frames(src / cls / name, target, fmt=args.format, quality=args.quality)
-            except VideoDecodeError as exc:
-                failed.append(str(exc))
-                continue
-        lines.append(f"{cls}/{Path(name).stem} {count} {label}\n")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "list.txt").write_text("".join(lines), encoding="utf-8")
-    (out / "classes.txt").write_text("".join(f"{c}\n" for c in classes), encoding="utf-8")
-    print(f"{len(lines)} videos in {len(classes)} classes as frame folders in {out} ({skipped} already done); "
-          f"list: {out / 'list.txt'}")
-    for f in failed:
-        print(f"error: {f}", file=sys.stderr)
-    if failed:
-        print(f"{len(failed)} videos could not be read and are not in the list", file=sys.stderr)
-    return 1 if failed else 0
-
-
-def _has_meta(out: Path) -> bool:
-    return any(out.glob("*/*/meta.json"))
-
+__all__ = ["main", "run_tool"]  # `vidrcnn extract-frames` runs the same main
 
 if __name__ == "__main__":
     raise SystemExit(run_tool(main))

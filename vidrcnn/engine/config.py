@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import math
 import os
 import sys
@@ -261,6 +262,25 @@ def _coerce(value: Any, tp: Any, key: str, where: str | os.PathLike | None, meta
 
 
 # -- loading ---------------------------------------------------------------------------------------------------------
+def config_dir() -> Path:
+    """The folder of the configs shipped with vidrcnn: the repository's ``configs/``, installed as the package data
+    ``vidrcnn.configs`` (so a wheel install finds them too)."""
+    spec = importlib.util.find_spec("vidrcnn.configs")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(None, "the configs shipped with vidrcnn are not installed (package vidrcnn.configs)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def resolve_config(path: str | os.PathLike) -> Path:
+    """``path`` when it exists or names a folder; else the shipped config of that name (``synthetic_rcn_gru_s`` or
+    ``synthetic_rcn_gru_s.yaml``, :func:`config_dir`) when there is one; else ``path`` (which then fails to read)."""
+    given = Path(path)
+    if given.exists() or given.parent != Path("."):
+        return given
+    shipped = config_dir() / (given.name if given.suffix in (".yaml", ".yml") else f"{given.name}.yaml")
+    return shipped if shipped.is_file() else given
+
+
 def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[Path, dict]]:
     """The layers of ``path``: its ``_base_`` files' layers first (recursively), then its own mapping."""
     if path.resolve() in chain:
@@ -334,6 +354,7 @@ def load_config(
     base: dict[str, Any] | None = None,
 ) -> Config:
     """The run's configuration: defaults, then the YAML file ``path`` (with its ``_base_`` chain), then ``overrides``.
+    ``path`` may also name a config shipped with vidrcnn (:func:`resolve_config`).
 
     ``base``: a nested dict applied before the file, e.g. a checkpoint's ``config`` that test-time overrides refine.
 
@@ -345,7 +366,7 @@ def load_config(
     values: dict[str, Any] = {}
     layers = [(path, base)] if base is not None else []
     if path is not None:
-        layers += _read_yaml(Path(path))
+        layers += _read_yaml(resolve_config(path))
     for where, data in layers:
         if not isinstance(data, dict):
             raise ConfigError(where, f"a config is a mapping of keys, not a {type(data).__name__}")

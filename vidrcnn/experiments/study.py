@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vidrcnn.engine.config import config_dir
 from vidrcnn.engine.evaluate import accuracy_by_group, evaluate, prepare_test, write_result
 from vidrcnn.errors import VidrcnnError
 from vidrcnn.outputs import save_png
@@ -40,7 +41,7 @@ KINDS = {"local": "local motion", "global": "long-range order", "static": "no mo
 # The control may beat the single-frame ceiling by chance on a finite test set, not by more than this.
 LEAK_TOLERANCE = 0.05
 UNDERFIT = 0.9  # training top-1 below this at the last epoch: the model is still learning
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = config_dir()
 
 
 # -- one run ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,99 @@
+"""Export a trained checkpoint to ONNX and check it against PyTorch before reporting success.
+
+    python tools/export.py --checkpoint CKPT --out model.onnx [--video VIDEO] [--overwrite]
+
+Causal models (``rcn_*``, ``cnn_lstm_*``) become one streaming step with the state as named tensors; the others the
+clip model with a dynamic batch (vidrcnn/inference/export.py says how). The file carries the model name, class names and
+preprocessing in its metadata. The export is checked with onnxruntime on random clips, and on the first clip of
+``--video`` when given, chunk after chunk for a stream: the largest difference of the logits is printed, and above
+1e-4 the export fails and no file is written. Needs ``pip install -e '.[deploy]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import tempfile
+from pathlib import Path
+
+from vidrcnn.errors import OutputError
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="checkpoint written by tools/train.py")
+    parser.add_argument("--out", required=True, help="the ONNX file to write")
+    parser.add_argument("--video", help="also check the export on the first clip of this video")
+    parser.add_argument("--weights", choices=("ema", "raw"), help="the EMA or the raw weights (default: the checkpoint's)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    args = parser.parse_args(argv)
+    missing = [m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None]
+    if missing:
+        parser.error(f"needs {', '.join(missing)}: pip install -e '.[deploy]'")
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise OutputError(out, "already exists; pass --overwrite to replace it")
+    if out.exists() and not out.is_file():
+        raise OutputError(out, "is not a file")
+
+    import torch
+
+    from vidrcnn.errors import ExportError
+    from vidrcnn.inference.export import TOLERANCE, export_onnx, verify
+    from vidrcnn.inference.predictor import load_predictor
+
+    predictor = load_predictor(args.checkpoint, device="cpu", weights=args.weights)
+    pre = predictor.preprocess
+    size = int(pre["size"])
+    metadata = {"model": predictor.name, "classes": predictor.classes, "preprocess": pre,
+                "num_frames": predictor.num_frames, "stride": predictor.stride, "train_fps": predictor.train_fps}
+    generator = torch.Generator().manual_seed(0)
+    checks = {"random input": [torch.randn(1, 3, predictor.num_frames, size, size, generator=generator)
+                               for _ in range(2)]}
+    if args.video:
+        checks[args.video] = [_first_clip(predictor, args.video)]
+
+    # Written beside the target and moved into place only once it checks out: a failed export leaves nothing behind.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=out.parent, prefix=f".{out.stem}-")
+    os.close(fd)
+    try:
+        meta = export_onnx(predictor.model, tmp, frame_size=(size, size), num_frames=predictor.num_frames,
+                           metadata=metadata)
+        diffs = {what: verify(tmp, predictor.model, clips) for what, clips in checks.items()}
+        worst = max(diffs.values())
+        report = "; ".join(f"{d:.2e} on {what}" for what, d in diffs.items())
+        if not worst <= TOLERANCE:
+            raise ExportError(f"onnxruntime and PyTorch disagree on {meta['model']}: max abs logit difference "
+                              f"{report} (tolerance {TOLERANCE:g})")
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    kind = (f"one streaming step, {len(meta['state'])} state tensors" if meta["kind"] == "stream"
+            else f"the clip model, {predictor.num_frames} frames, dynamic batch")
+    print(f"wrote {out} ({meta['model']}: {kind}, {out.stat().st_size / 1e6:.1f} MB)")
+    print(f"onnxruntime vs PyTorch, max abs logit difference: {report} (tolerance {TOLERANCE:g}"
+          + (", frame by frame)" if meta["kind"] == "stream" else ")"))
+    return 0
+
+
+def _first_clip(predictor, video: str):
+    """The first ``num_frames`` frames the model would see of ``video`` (its stride), transformed: ``(1, 3, T, H, W)``."""
+    import torch
+
+    from vidrcnn.errors import VideoDecodeError
+    from vidrcnn.io import open_video
+
+    with open_video(video) as decoder:
+        stride = predictor.frame_stride(float(decoder.fps) if decoder.fps and decoder.fps > 0 else 25.0)
+        frames = []
+        for chunk in decoder.iter_frames(32):
+            frames.extend(chunk)
+            if len(frames) >= predictor.num_frames * stride:
+                break
+    picked = frames[::stride][: predictor.num_frames]
+    if not picked:
+        raise VideoDecodeError(video, "no video frames could be decoded")
+    return predictor.transform(torch.stack(picked))[None]
