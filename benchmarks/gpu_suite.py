@@ -7,8 +7,10 @@ Runs ``vidrcnn.profiling.profile_models`` (what ``tools/profile.py`` runs) for `
 ``rcn_mingru_s`` with its sequential scan and with the log scan, ``cnn_lstm_s``, ``c3d_s`` and ``r2plus1d_18`` at
 T = 8, 16, 32, 64, 128, batch 1, in fp32, bf16 autocast, ``torch.compile`` and, on CUDA, ``torch.compile(mode=
 "reduce-overhead")`` (CUDA graphs); then a few AMP training steps with channels-last for ``rcn_gru_s`` and
-``c3d_s`` at T = 16, batch 8. Every row carries its peak memory. Writes ``DIR/suite.md`` (a table per configuration,
-the configurations skipped and why), ``DIR/suite.json`` and a latency-against-T plot per configuration. A
+``c3d_s`` at T = 16, batch 8 (bf16 autocast only on CUDA: on the CPU its backward corrupts the heap). Every row
+carries its peak memory. Writes ``DIR/suite.md`` (a table per configuration, the configurations skipped and why),
+``DIR/suite.json`` and a latency-against-T plot per configuration, rewritten after every configuration, so that a
+suite stopped early (a killed run, a device lent for less time) still leaves the tables it measured. A
 configuration that would start after ``--budget-s`` is skipped and listed as skipped, so the suite ends in time.
 The report ends with the measured fp32 latencies beside the projection of ``benchmarks/latency_model.py`` (an
 H100's published throughput and a cited launch cost, the operators of each forward pass counted here): on the GPU
@@ -50,9 +52,10 @@ def configs(device: str, quick: bool) -> list[tuple[str, ProfileOptions, tuple[s
         if device == "cuda":
             out.append(("compile + CUDA graphs", replace(base, compile=True, compile_mode="reduce-overhead"), models,
                         lengths))
-    out.append(("training, AMP + channels-last, batch 8", replace(base, train=True, amp=True, channels_last=True,
-                                                                   batch=2 if quick else 8, stream=False),
-                TRAIN_MODELS, [4] if quick else [16]))
+    # bf16 autocast in training only on CUDA: on the CPU its backward corrupts the heap (profiling.run.CPU_AMP_TRAIN)
+    amp = device == "cuda"
+    train = replace(base, train=True, amp=amp, channels_last=True, batch=2 if quick else 8, stream=False)
+    out.append((f"training, {'AMP + ' if amp else ''}channels-last, batch 8", train, TRAIN_MODELS, [4] if quick else [16]))
     return out
 
 
@@ -65,6 +68,8 @@ def run_suite(out: Path, *, device: str, quick: bool, budget_s: float) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     done, skipped = [], []
+    result = {"machine": report.machine_info(device), "quick": quick, "seconds": 0.0, "configs": done,
+              "skipped": skipped, "complete": False}
     for name, opts, models, lengths in configs(device, quick):
         if done and time.perf_counter() - start > budget_s:  # the first always runs
             skipped.append(f"{name}: not started, the budget of {budget_s:.0f} s was spent")
@@ -76,11 +81,16 @@ def run_suite(out: Path, *, device: str, quick: bool, budget_s: float) -> dict:
         done.append({"config": name, "options": asdict(opts), "seconds": time.perf_counter() - t0, "rows": rows})
         if any(not r.get("error") for r in rows):
             report.plot(rows, out / f"{name.split(',')[0].replace(' ', '_').replace('+', 'plus')}.png")
-    result = {"machine": report.machine_info(device), "quick": quick, "seconds": time.perf_counter() - start,
-              "configs": done, "skipped": skipped, "projection": projection(done[0]["rows"])}
+        _write(out, result, start)  # what is measured so far, before the next configuration starts
+    result.update(complete=True, projection=projection(done[0]["rows"]))
+    _write(out, result, start)
+    return result
+
+
+def _write(out: Path, result: dict, start: float) -> None:
+    result["seconds"] = time.perf_counter() - start
     (out / "suite.json").write_text(json.dumps(result, indent=1, default=str))
     (out / "suite.md").write_text(markdown(result))
-    return result
 
 
 def projection(rows: list[dict]) -> list[dict]:
@@ -102,6 +112,9 @@ def markdown(result: dict) -> str:
     lines = [f"# GPU suite{' (quick)' if result['quick'] else ''}", "",
              (f"{m.get('gpu', m['cpu'])}, torch {m['torch']}, {m['date']}; {result['seconds']:.0f} s in all "
              "(`python benchmarks/gpu_suite.py`)."), ""]
+    if not result.get("complete", True):
+        lines += [(f"**Incomplete**: the suite stopped after {len(result['configs'])} configuration(s); the tables "
+                   "below are what it measured."), ""]
     for c in result["configs"]:
         lines += [f"## {c['config']} ({c['seconds']:.0f} s)", "", report.markdown_table(c["rows"]), ""]
     if result.get("projection"):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,7 +20,8 @@ def test_the_quick_suite_runs_every_configuration_and_reports_it(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads((out / "suite.json").read_text())
     names = [c["config"] for c in result["configs"]]
-    assert names == ["fp32", "bf16 autocast", "training, AMP + channels-last, batch 8"] and not result["skipped"]
+    assert names == ["fp32", "bf16 autocast", "training, channels-last, batch 8"] and not result["skipped"]
+    assert result["complete"] and "Incomplete" not in (out / "suite.md").read_text()
     for c in result["configs"]:
         assert c["rows"] and all(not r["error"] and r["latency_median_ms"] > 0 for r in c["rows"]), c["config"]
     fp32 = result["configs"][0]["rows"]
@@ -42,3 +46,26 @@ def test_a_spent_budget_skips_the_rest_and_says_so(tmp_path):
     result = json.loads((out / "suite.json").read_text())
     assert [c["config"] for c in result["configs"]] == ["fp32"] and len(result["skipped"]) == 2
     assert "## Skipped" in (out / "suite.md").read_text()
+
+
+def test_a_suite_stopped_after_its_first_configuration_has_written_that_table(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("gpu_suite", REPO / "benchmarks" / "gpu_suite.py")
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # it imports latency_model from beside itself
+    suite = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(suite)
+    measured = suite.profile_models
+    calls = []
+
+    def killed_after_one(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise KeyboardInterrupt  # the run is stopped while the second configuration runs
+        return measured(*args, **kwargs)
+
+    monkeypatch.setattr(suite, "profile_models", killed_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        suite.run_suite(tmp_path, device="cpu", quick=True, budget_s=600)
+    result = json.loads((tmp_path / "suite.json").read_text())
+    assert [c["config"] for c in result["configs"]] == ["fp32"] and not result["complete"]
+    text = (tmp_path / "suite.md").read_text()
+    assert "**Incomplete**: the suite stopped after 1 configuration(s)" in text and "## fp32" in text

@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     from vidrcnn.models import list_models
     from vidrcnn.outputs import check_output_dir, check_output_file, is_json_with, is_own_png
     from vidrcnn.profiling import DEFAULT_LENGTHS, DEFAULT_MODELS, ProfileOptions, profile_models, summary, write_all
+    from vidrcnn.profiling.run import CPU_AMP_TRAIN
 
     ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", help=f"comma-separated registered model names [{','.join(DEFAULT_MODELS)}]")
@@ -87,6 +88,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         raise ConfigError(None, "--iters must be >= 1, --warmup >= 0, --size >= 8")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device", "cuda requested but torch sees no GPU")
+    if args.train and args.amp and args.device == "cpu":
+        raise ConfigError("--amp --train", CPU_AMP_TRAIN)
     # A file or an unwritable place as --out, or files there that an earlier profile did not write: refused now,
     # not after the profiling.
     out = check_output_dir(args.out, overwrite=True)

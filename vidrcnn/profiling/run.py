@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidrcnn.errors import ConfigError
 from vidrcnn.profiling.measure import count_flops, count_steps, peak_memory, synchronize, time_fn
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,18 @@ class ProfileOptions:
     channels_last: bool = False
     stream: bool = True          # time one new frame with carried state for causal models
     num_classes: int = 10
+
+    def __post_init__(self) -> None:
+        if self.train and self.amp and torch.device(self.device).type == "cpu":
+            raise ConfigError("--amp --train", CPU_AMP_TRAIN)
+
+
+# PyTorch 2.14.1 on the CPU: the backward of a Conv3d(3, 16, (5, 3, 3)) + BatchNorm3d under bf16 autocast on a
+# (4, 3, 6, 112, 112) input segfaults or corrupts the heap ("free(): invalid next size"); smaller shapes may corrupt
+# it silently. Training is timed under bf16 autocast only on CUDA (tests/test_profiling.py runs the repro).
+CPU_AMP_TRAIN = ("bf16 autocast in training is refused on the CPU: PyTorch's bf16 backward of a Conv3d + BatchNorm3d "
+                 "corrupts the heap there (free(): invalid next size); time training in fp32 on the CPU (no --amp), "
+                 "or with --amp on --device cuda")
 
 
 def natural_size(name: str, model: nn.Module) -> int:
