@@ -12,8 +12,9 @@ import torch
 from checkpoints import CLASSES, write_checkpoint
 from toolrun import TOOLS, load_tool
 
-from vidrcnn.inference.export import TOLERANCE, StreamStep, export_onnx, verify
+from vidrcnn.inference.export import TOLERANCE, export_onnx, verify
 from vidrcnn.inference.onnx_runtime import OnnxModel, read_metadata, session_for
+from vidrcnn.inference.stream_step import StreamStep
 from vidrcnn.models import get_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -112,14 +112,18 @@ def _peak_rss_mb() -> float:
 
 
 def predict_live(predictor, frames: Iterable[tuple[float, np.ndarray]], stats: LiveStats, *, every_s: float = 1.0,
-                 max_lag_s: float = 1.0, clock: Callable[[], float] = time.perf_counter) -> Iterator[dict[str, Any]]:
+                 max_lag_s: float = 1.0, clock: Callable[[], float] = time.perf_counter,
+                 step_mode: str | None = None) -> Iterator[dict[str, Any]]:
     """Feed ``frames`` to the causal ``predictor`` at its spacing; yield a report every ``every_s`` of stream time:
     ``t`` (stream seconds), the current ``label`` and ``score`` (the last step's top-1), ``model_ms`` (mean step time
-    since the last report), ``lag_s`` and the ``dropped`` count so far. ``stats`` is updated as frames come."""
+    since the last report), ``lag_s`` and the ``dropped`` count so far. ``stats`` is updated as frames come.
+    ``step_mode``: how the model is stepped (:mod:`.stream_runner`; None: a CUDA graph on CUDA)."""
     import torch
 
+    from vidrcnn.inference.stream_runner import make_stepper
+
     interval = max(1, predictor.stride) / (predictor.train_fps or 25.0)
-    state = None
+    stepper = make_stepper(predictor.model, step_mode, predictor.device)
     next_t = next_report = None
     wall0 = 0.0
     window_s, window_n = 0.0, 0
@@ -139,7 +143,7 @@ def predict_live(predictor, frames: Iterable[tuple[float, np.ndarray]], stats: L
                 continue
             start = clock()
             x = predictor.transform(torch.from_numpy(rgb)[None])[None].to(predictor.device)  # (1, C, 1, H, W)
-            logits, state = predictor.model.stream(x, state)
+            logits = stepper(x)
             probs = logits[0, -1].float().softmax(-1).cpu()
             spent = clock() - start
             stats.model_s += spent

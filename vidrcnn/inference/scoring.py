@@ -141,9 +141,10 @@ class StepMean:
 
 def predict_video(
     predictor: Predictor, path: str | os.PathLike, *, chunk_size: int = 32, window_step: int | None = None,
-    batch_size: int = 8, backend: str = "auto", progress: bool = False,
+    batch_size: int = 8, backend: str = "auto", progress: bool = False, step_mode: str | None = None,
 ) -> VideoPrediction:
-    """Run ``predictor`` over the whole video at ``path`` (decoded ``chunk_size`` frames at a time)."""
+    """Run ``predictor`` over the whole video at ``path`` (decoded ``chunk_size`` frames at a time); ``step_mode``
+    steps a causal model (:mod:`.stream_runner`: None is a CUDA graph per frame on CUDA, whole chunks elsewhere)."""
     path = os.fspath(path)
     with open_video(path, backend) as decoder:
         fps = float(decoder.fps) if decoder.fps and decoder.fps > 0 else 25.0
@@ -151,7 +152,7 @@ def predict_video(
         chunks = _Counted(decoder.iter_frames(chunk_size), decoder.num_frames, progress)
         common = {"transform": predictor.transform, "stride": stride, "device": predictor.device}
         if predictor.is_causal:
-            steps = stream_steps(predictor.model, chunks, **common)
+            steps = stream_steps(predictor.model, chunks, step_mode=step_mode, **common)
         else:
             steps = window_steps(predictor.model, chunks, num_frames=predictor.num_frames, window_step=window_step,
                                  batch_size=batch_size, **common)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from vidrcnn.inference.predictor import Transform
+from vidrcnn.inference.stream_runner import make_stepper
 
 
 def _subsample(chunk: torch.Tensor, seen: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,15 +32,16 @@ def _subsample(chunk: torch.Tensor, seen: int, stride: int) -> tuple[torch.Tenso
 @torch.inference_mode()
 def stream_steps(
     model: nn.Module, chunks: Iterable[torch.Tensor], *, transform: Transform, stride: int = 1,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "cpu", step_mode: str | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Causal streaming: yield ``(starts, probs)`` per chunk, one step per frame fed to ``model.stream``.
 
     ``chunks`` yields uint8 ``(n, H, W, 3)`` frames in order (any chunk sizes); ``starts`` ``(s,)`` are the video
     indices of the frames fed, ``probs`` ``(s, K)`` the per-frame softmax. The state is carried across chunks, so the
-    result does not depend on how the video is cut into chunks.
+    result does not depend on how the video is cut into chunks. ``step_mode``: how the model is stepped
+    (:mod:`.stream_runner`; None: a CUDA graph replayed per frame on CUDA, ``model.stream`` per chunk elsewhere).
     """
-    state = None
+    stepper = make_stepper(model, step_mode, device)
     seen = 0
     for chunk in chunks:
         picked, starts = _subsample(chunk, seen, stride)
@@ -47,7 +49,7 @@ def stream_steps(
         if picked.shape[0] == 0:
             continue
         x = transform(picked)[None].to(device)  # (1, C, s, H, W)
-        logits, state = model.stream(x, state)  # (1, s, K)
+        logits = stepper(x)  # (1, s, K)
         yield starts, logits[0].float().softmax(-1).cpu()
 
 
