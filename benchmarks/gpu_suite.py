@@ -7,8 +7,10 @@ Runs ``vidrcnn.profiling.profile_models`` (what ``tools/profile.py`` runs) for `
 ``rcn_mingru_s`` with its sequential scan and with the log scan, ``cnn_lstm_s``, ``c3d_s`` and ``r2plus1d_18`` at
 T = 8, 16, 32, 64, 128, batch 1, in fp32, bf16 autocast, ``torch.compile`` and, on CUDA, ``torch.compile(mode=
 "reduce-overhead")`` (CUDA graphs); then a few AMP training steps with channels-last for ``rcn_gru_s`` and
-``c3d_s`` at T = 16, batch 8 (bf16 autocast only on CUDA: on the CPU its backward corrupts the heap). Every row
-carries its peak memory. Writes ``DIR/suite.md`` (a table per configuration, the configurations skipped and why),
+``c3d_s`` at T = 16, batch 8 (bf16 autocast only on CUDA: on the CPU its backward corrupts the heap); then one
+streamed frame of ``rcn_gru_m``, ``rcn_lstm_m`` and ``rcn_mingru_m`` eager and replayed as a CUDA graph, the most
+streams one batched step serves at 25 fps, and ``c3d_m`` and ``r2plus1d_18`` re-running a window per frame
+(``benchmarks/stream_frame.py``). Every row carries its peak memory. Writes ``DIR/suite.md`` (a table per configuration, the configurations skipped and why),
 ``DIR/suite.json`` and a latency-against-T plot per configuration, rewritten after every configuration, so that a
 suite stopped early (a killed run, a device lent for less time) still leaves the tables it measured. A
 configuration that would start after ``--budget-s`` is skipped and listed as skipped, so the suite ends in time.
@@ -27,7 +29,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
-from latency_model import GPU_TFLOPS, LAUNCH_US, UTILISATION, project  # benchmarks/, beside this file
+import stream_frame  # benchmarks/, beside this file
+from latency_model import GPU_TFLOPS, LAUNCH_US, UTILISATION, project
 
 from vidrcnn.models import get_model
 from vidrcnn.profiling import report
@@ -82,6 +85,13 @@ def run_suite(out: Path, *, device: str, quick: bool, budget_s: float) -> dict:
         if any(not r.get("error") for r in rows):
             report.plot(rows, out / f"{name.split(',')[0].replace(' ', '_').replace('+', 'plus')}.png")
         _write(out, result, start)  # what is measured so far, before the next configuration starts
+    if time.perf_counter() - start > budget_s:
+        skipped.append(f"streamed frame: not started, the budget of {budget_s:.0f} s was spent")
+    else:
+        print(f"[{time.perf_counter() - start:5.0f} s] streamed frame", flush=True)
+        result["streamed"] = (stream_frame.measure(device, ["rcn_gru_s"], ["c3d_s"], size=32, warmup=1, iters=2,
+                                                   max_streams=4) if quick else
+                              stream_frame.measure(device, stream_frame.STREAM_MODELS, stream_frame.WINDOW_MODELS))
     result.update(complete=True, projection=projection(done[0]["rows"]))
     _write(out, result, start)
     return result
@@ -117,6 +127,10 @@ def markdown(result: dict) -> str:
                    "below are what it measured."), ""]
     for c in result["configs"]:
         lines += [f"## {c['config']} ({c['seconds']:.0f} s)", "", report.markdown_table(c["rows"]), ""]
+    if result.get("streamed"):
+        lines += ["## Streamed frame (`benchmarks/stream_frame.py`)", "",
+                  "One new frame with carried state, per step mode, against a 3-D CNN re-running its window; and the "
+                  "most streams one batched step serves at 25 fps.", "", stream_frame.markdown(result["streamed"]), ""]
     if result.get("projection"):
         gpu = m.get("gpu", "")
         same = "H100" in gpu

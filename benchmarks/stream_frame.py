@@ -1,0 +1,114 @@
+"""One streamed frame: what stepping a causal model by one frame with carried state costs in each step mode
+(``vidrcnn.inference.stream_runner``), against a 3-D CNN re-running its 16-frame window for every new frame; and
+how many streams K one batched step serves within a frame's budget (40 ms: 25 fps).
+
+    python benchmarks/stream_frame.py [--device cuda] [--models rcn_gru_m,...] [--windows c3d_m,...] [--quick]
+
+The modes: on CUDA ``chunk`` (eager ``model.stream``) and ``graph`` (the step replayed as a CUDA graph), on the CPU
+``chunk`` and ``frame`` (the graph's fixed buffers, stepped eagerly). A window model is timed eagerly and, on CUDA,
+as a replayed graph of its forward pass. Part of ``benchmarks/gpu_suite.py``, whose report shows the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+from collections.abc import Callable, Sequence
+
+import torch
+
+from vidrcnn.inference.stream_runner import make_stepper
+from vidrcnn.models import get_model
+from vidrcnn.profiling.measure import time_fn
+from vidrcnn.profiling.run import natural_size
+
+STREAM_MODELS = ("rcn_gru_m", "rcn_lstm_m", "rcn_mingru_m")
+WINDOW_MODELS = ("c3d_m", "r2plus1d_18")
+WINDOW = 16  # frames a window model re-runs for every new frame
+
+
+def modes(device: str) -> tuple[str, str]:
+    """The eager mode first, the fast one second."""
+    return ("chunk", "graph") if torch.device(device).type == "cuda" else ("chunk", "frame")
+
+
+def graphed(fn: Callable[[], torch.Tensor], device: str) -> Callable[[], torch.Tensor]:
+    """``fn`` (reading fixed input tensors) captured once as a CUDA graph; the returned call replays it."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn()
+    return lambda: (graph.replay(), out)[1]
+
+
+@torch.no_grad()
+def measure(device: str, models: Sequence[str], windows: Sequence[str], *, size: int | None = None, warmup: int = 3,
+            iters: int = 20, budget_ms: float = 40.0, max_streams: int = 1024) -> list[dict]:
+    """One row per (model, what is timed): ``ms`` is the median time of one call."""
+    rows = []
+
+    def row(name: str, what: str, batch: int, timing) -> None:
+        rows.append({"model": name, "what": what, "batch": batch, "ms": round(timing.median_ms, 4)})
+
+    for name in models:
+        model = get_model(name, num_classes=10).to(device).eval()
+        side = size or natural_size(name, model)
+        for mode in modes(device):
+            stepper = make_stepper(model, mode, device)
+            frame = torch.randn(1, 3, 1, side, side, device=device)
+            row(name, f"one streamed frame ({mode})", 1, time_fn(functools.partial(stepper, frame), device=device,
+                                                                   warmup=warmup, iters=iters))
+        fast, streams, best = modes(device)[1], 1, None
+        while streams <= max_streams:  # K streams stepped together: one batched step per frame
+            stepper = make_stepper(model, fast, device)
+            frames = torch.randn(streams, 3, 1, side, side, device=device)
+            timing = time_fn(functools.partial(stepper, frames), device=device, warmup=warmup, iters=max(2, iters // 4))
+            if timing.median_ms > budget_ms:
+                break
+            best, streams = (streams, timing), streams * 4
+        if best is not None:
+            row(name, f"most streams in one step within {budget_ms:g} ms ({fast}; tried x4 up to {max_streams})",
+                best[0], best[1])
+    for name in windows:
+        model = get_model(name, num_classes=10).to(device).eval()
+        side = size or natural_size(name, model)
+        clip = torch.randn(1, 3, WINDOW, side, side, device=device)
+        row(name, f"a {WINDOW}-frame window per new frame (eager)", 1,
+            time_fn(functools.partial(model, clip), device=device, warmup=warmup, iters=iters))
+        if torch.device(device).type == "cuda":
+            replay = graphed(functools.partial(model, clip), device)
+            row(name, f"a {WINDOW}-frame window per new frame (graph)", 1,
+                time_fn(replay, device=device, warmup=warmup, iters=iters))
+    return rows
+
+
+def markdown(rows: Sequence[dict]) -> str:
+    lines = ["| model | what | batch | median ms |", "|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['what']} | {r['batch']} | {r['ms']:.4g} |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--models", default=",".join(STREAM_MODELS))
+    ap.add_argument("--windows", default=",".join(WINDOW_MODELS))
+    ap.add_argument("--quick", action="store_true", help="rcn_gru_s and c3d_s at 32x32, two calls each (tested)")
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON, not a table")
+    args = ap.parse_args(argv)
+    if args.quick:
+        rows = measure(args.device, ["rcn_gru_s"], ["c3d_s"], size=32, warmup=1, iters=2, max_streams=4)
+    else:
+        rows = measure(args.device, [m for m in args.models.split(",") if m], [m for m in args.windows.split(",") if m])
+    print(json.dumps(rows, indent=1) if args.json else markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
