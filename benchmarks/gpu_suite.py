@@ -28,8 +28,8 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import stream_frame  # benchmarks/, beside this file (as latency_model is)
 import torch
-import stream_frame  # benchmarks/, beside this file
 from latency_model import GPU_TFLOPS, LAUNCH_US, UTILISATION, project
 
 from vidrcnn.models import get_model
@@ -129,8 +129,8 @@ def markdown(result: dict) -> str:
         lines += [f"## {c['config']} ({c['seconds']:.0f} s)", "", report.markdown_table(c["rows"]), ""]
     if result.get("streamed"):
         lines += ["## Streamed frame (`benchmarks/stream_frame.py`)", "",
-                  "One new frame with carried state, per step mode, against a 3-D CNN re-running its window; and the "
-                  "most streams one batched step serves at 25 fps.", "", stream_frame.markdown(result["streamed"]), ""]
+                  ("One new frame with carried state, per step mode, against a 3-D CNN re-running its window; and the "
+                   "most streams one batched step serves at 25 fps."), "", stream_frame.markdown(result["streamed"]), ""]
     if result.get("projection"):
         gpu = m.get("gpu", "")
         same = "H100" in gpu

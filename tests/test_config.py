@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from vidrcnn.data.splits import build_split
 from vidrcnn.engine.config import (
     Config,
     config_from_dict,
@@ -93,10 +95,10 @@ def test_file_errors_name_the_file(tmp_path):
     latin1.write_bytes("# caf\xe9\nseed: 1\n".encode("latin-1"))
     with pytest.raises(ConfigError, match=f"{latin1}: not UTF-8 text \\(byte 5"):
         load_config(latin1)
-    # An override error names the config file it was applied to.
+    # An override error names the override, not the config file it was applied to (issue 30, item 9).
     good = tmp_path / "good.yaml"
     good.write_text("seed: 1\n")
-    with pytest.raises(ConfigError, match=f"{good}: unknown key"):
+    with pytest.raises(ConfigError, match=r"^nope=1 \(command line\): unknown key"):
         load_config(good, ["nope=1"])
 
 
@@ -188,3 +190,31 @@ def test_a_device_that_is_not_there_is_refused_before_any_work():
             resolve_device("cuda", "train.device")
     with pytest.raises(ConfigError, match="cuda:99 requested"):
         resolve_device("cuda:99")
+
+
+def test_a_train_test_pair_of_lists_is_taken_from_yaml_and_from_the_command_line(tmp_path):
+    root = tmp_path / "data"
+    for name in ("walk/a.avi", "walk/b.avi", "run/c.avi", "run/d.avi"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+    (root / "train.txt").write_text("walk/a.avi 0\nrun/c.avi 1\n")
+    (root / "val.txt").write_text("walk/b.avi 0\nrun/d.avi 1\n")
+    yaml_file = tmp_path / "pair.yaml"
+    yaml_file.write_text(f"data:\n  root: {root}\n  list_file: [{root / 'train.txt'}, {root / 'val.txt'}]\n")
+    from_yaml = load_config(yaml_file)
+    from_cli = load_config(None, [f"data.root={root}", f"data.list_file=[{root / 'train.txt'},{root / 'val.txt'}]"])
+    assert from_yaml.data.list_file == from_cli.data.list_file == [str(root / "train.txt"), str(root / "val.txt")]
+    split = build_split(root, list_file=from_cli.data.list_file)
+    assert [os.path.basename(s.path) for s in split.test] == ["b.avi", "d.avi"] and split.classes == ["walk", "run"]
+    with pytest.raises(ConfigError, match=r"data.list_file: one list, or a \[train, test\] pair of two lists"):
+        load_config(None, ["data.list_file=[a.txt,b.txt,c.txt]"])
+
+
+def test_an_override_error_names_the_override_not_the_config_file(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("train:\n  epochs: 2\n")
+    for override, words in (("train.lr=fast", "train.lr=fast (command line): train.lr: expected float"),
+                            ("train.lrr=1", "train.lrr=1 (command line): unknown key 'train.lrr'")):
+        with pytest.raises(ConfigError) as error:
+            load_config(config, [override])
+        assert str(error.value).startswith(words) and str(config) not in str(error.value)

@@ -102,6 +102,24 @@ def test_the_tool_writes_a_checked_file_and_never_replaces_one_unasked(tmp_path,
     assert err.startswith(f"error: {bad}: ") and err.count("\n") == 1 and not (tmp_path / "x.onnx").exists()
 
 
+def test_the_tool_never_writes_over_its_own_inputs_nor_a_file_that_is_not_onnx(tmp_path, capsys):
+    export = load_tool("export")
+    ckpt = write_checkpoint(tmp_path / "rcn.pt", "rcn_gru_s", favour=None)
+    video = tmp_path / "clip.onnx"  # an input that happens to end in .onnx
+    video.write_bytes(b"a video")
+    kept = {p: p.read_bytes() for p in (ckpt, video)}
+    link = tmp_path / "link.onnx"
+    link.symlink_to(ckpt.name)
+    for out, words in ((ckpt, "an ONNX file name ends in .onnx"), (video, "is an input of this run"),
+                       (link, "is an input of this run"), (tmp_path, "is a folder, not an ONNX file name"),
+                       (tmp_path / "model.pt", "an ONNX file name ends in .onnx")):
+        args = ["--checkpoint", str(ckpt if out != link else link), "--out", str(out), "--overwrite"]
+        assert export.run_tool(export.main, [*args, "--video", str(video)] if out == video else args) == 2, out
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {out}: ") and words in err and err.count("\n") == 1, err
+    assert {p: p.read_bytes() for p in kept} == kept and not (tmp_path / "model.pt").exists()
+
+
 _INFER_ALONE = """import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location("infer", sys.argv[1])
 tool = importlib.util.module_from_spec(spec)

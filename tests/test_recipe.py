@@ -283,14 +283,14 @@ def test_each_repeated_clip_gets_its_own_augmentation(numbered_video):
 
 # -- config -----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("override", "words"), [
-    ("train.mix_prob=1.5", "train.mix_prob (command line): must be <= 1.0, got 1.5"),
-    ("train.mix_prob=-0.1", "train.mix_prob (command line): must be >= 0.0"),
-    ("train.mixup_alpha=-1", "train.mixup_alpha (command line): must be >= 0.0"),
-    ("train.cutmix_alpha=lots", "train.cutmix_alpha (command line): expected float"),
-    ("train.ema_decay=1", "train.ema_decay (command line): must be < 1.0, got 1.0"),
-    ("train.ema_decay=-0.5", "train.ema_decay (command line): must be >= 0.0"),
-    ("data.repeats=0", "data.repeats (command line): must be >= 1, got 0"),
-    ("data.repeats=2.5", "data.repeats (command line): expected int"),
+    ("train.mix_prob=1.5", "train.mix_prob=1.5 (command line): train.mix_prob: must be <= 1.0, got 1.5"),
+    ("train.mix_prob=-0.1", "train.mix_prob=-0.1 (command line): train.mix_prob: must be >= 0.0"),
+    ("train.mixup_alpha=-1", "train.mixup_alpha=-1 (command line): train.mixup_alpha: must be >= 0.0"),
+    ("train.cutmix_alpha=lots", "train.cutmix_alpha=lots (command line): train.cutmix_alpha: expected float"),
+    ("train.ema_decay=1", "train.ema_decay=1 (command line): train.ema_decay: must be < 1.0, got 1.0"),
+    ("train.ema_decay=-0.5", "train.ema_decay=-0.5 (command line): train.ema_decay: must be >= 0.0"),
+    ("data.repeats=0", "data.repeats=0 (command line): data.repeats: must be >= 1, got 0"),
+    ("data.repeats=2.5", "data.repeats=2.5 (command line): data.repeats: expected int"),
 ])
 def test_recipe_keys_are_checked(override, words):
     with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):

@@ -366,3 +366,22 @@ def test_repeats_train_k_clips_of_each_video_per_epoch(tiny_data, tmp_path, capl
         final = fit(load_config(None, overrides(tiny_data, "train.epochs=1", "data.repeats=2")), tmp_path / "rep")
     assert final["train_clips"] == 48  # 24 videos, 2 clips each, in the same 3 steps of 8 videos
     assert any("3 steps/epoch" in r.getMessage() for r in caplog.records)
+
+
+def test_resume_with_nothing_to_resume_is_refused_or_starts_as_asked(tiny_data, tmp_path, capsys):
+    from vidrcnn.cli import run_tool
+
+    tool = load_tool("train")
+    typo = tmp_path / "runs" / "gru_mm"  # a mistyped --out on a long run
+    assert run_tool(tool.main, ["--out", str(typo), "--resume", *overrides(tiny_data, "train.epochs=1")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {typo}: no checkpoint to resume (checkpoint_last.pt is not there): check --out, or pass " \
+                  "--resume-if-any to start a new run when there is none\n" and not typo.exists()
+    killed = tmp_path / "killed"  # killed before its first checkpoint: the same case
+    killed.mkdir()
+    (killed / "metrics.jsonl").write_text("")
+    assert run_tool(tool.main, ["--out", str(killed), "--resume", *overrides(tiny_data, "train.epochs=1")]) == 2
+    assert "no checkpoint to resume" in capsys.readouterr().err
+    assert run_tool(tool.main, ["--out", str(killed), "--resume-if-any", *overrides(tiny_data, "train.epochs=1")]) == 0
+    assert f"--resume-if-any: no checkpoint_last.pt in {killed}: starting a new run" in capsys.readouterr().out
+    assert (killed / LAST).is_file()

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from vidrcnn.errors import OutputError
+from vidrcnn.outputs import check_output_file
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -32,10 +33,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if missing:
         parser.error(f"needs {', '.join(missing)}: pip install -e '.[deploy]'")
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise OutputError(out, "already exists; pass --overwrite to replace it")
-    if out.exists() and not out.is_file():
-        raise OutputError(out, "is not a file")
+    if out.is_dir():
+        raise OutputError(out, "is a folder, not an ONNX file name (give a file ending in .onnx)")
+    if out.suffix.lower() != ".onnx":
+        raise OutputError(out, "an ONNX file name ends in .onnx; refusing to write another kind of file")
+    if out.absolute().parent.is_dir():  # else the folder is made below, and nothing in it can be an input
+        check_output_file(out, overwrite=args.overwrite, inputs=[p for p in (args.checkpoint, args.video) if p])
 
     import torch
 

@@ -19,7 +19,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0], formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--config", help="YAML file with the values that differ from the defaults")
     parser.add_argument("--out", help="run folder (default: outputs/<config name>)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint_last.pt")
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true",
+                        help="continue from OUT/checkpoint_last.pt (refused when there is none: a mistyped --out)")
+    resume.add_argument("--resume-if-any", action="store_true",
+                        help="continue from OUT/checkpoint_last.pt when there is one, else start a new run there")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=3e-4 data.num_workers=0")
     args = parser.parse_args(argv)
@@ -33,10 +37,17 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    from vidrcnn.engine.train import fit
+    from vidrcnn.engine.train import LAST, fit
+    from vidrcnn.errors import CheckpointError
 
     out = Path(args.out) if args.out else Path("outputs") / (Path(args.config).stem if args.config else "default")
-    final = fit(cfg, out, resume=args.resume)
+    if (args.resume or args.resume_if_any) and not (out / LAST).is_file():
+        if args.resume:
+            raise CheckpointError(out, f"no checkpoint to resume ({LAST} is not there): check --out, or pass "
+                                       "--resume-if-any to start a new run when there is none")
+        if rank == 0:
+            print(f"--resume-if-any: no {LAST} in {out}: starting a new run", flush=True)
+    final = fit(cfg, out, resume=args.resume or args.resume_if_any)
     if rank == 0:
         print(f"done: val top1 {final.get('val_top1', float('nan')):.4f} (best {final['best_top1']:.4f}), "
               f"{len(final['skipped_videos'])} skipped video(s); checkpoints in {out}")

@@ -52,7 +52,9 @@ class DataConfig:
         "<class>_test_splitN.txt. None: `root/ucfTrainTestlist` or `root/testTrainMulti_7030_splits` if present, else "
         "split by the group number in the file names (docs/data.md).")
     split: int = _opt(1, "UCF101 or HMDB51 split (1, 2 or 3).", choices=(1, 2, 3))
-    list_file: str | None = _opt(None, "Annotation list (`path label` lines, 0-based labels) instead of split_dir.")
+    list_file: str | list | None = _opt(  # noqa: RUF009 (the default is None; ruff sees the list type)
+        None, "Annotation list (`path label` lines, 0-based labels) instead of split_dir, split like a folder; or a "
+              "[train, test] pair of lists, used as given (`data.list_file=[train.txt,val.txt]`).")
     classes_file: str | None = _opt(
         None, "With list_file: class names, one per line (line k names label k); labels at or above their count are "
         "refused. None: classes are named from the folders and the labels must run 0..max without gaps.")
@@ -215,7 +217,9 @@ def _coerce(value: Any, tp: Any, key: str, where: str | os.PathLike | None, meta
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        tp = next(a for a in args if a is not type(None))
+        kinds = [a for a in args if a is not type(None)]
+        # str | list (data.list_file): a list where a list is given, else the first type
+        tp = list if list in kinds and isinstance(value, (list, tuple)) else kinds[0]
 
     def bad(extra: str = "") -> ConfigError:
         return ConfigError(where, f"{key}: expected {_type_name(tp)}, got {value!r}{extra}")
@@ -376,8 +380,8 @@ def load_config(
             if key in FREEFORM and isinstance(values.get(key), dict):
                 value = {**values[key], **value}  # a derived file adds builder options, it does not drop them
             values[key] = value
-    where_cli = path
     for text in overrides:
+        where_cli = f"{text} (command line)"  # the override at fault, not the config file
         key, value = _parse_override(text, where_cli)
         parent = key.rsplit(".", 1)[0]
         if key not in leaves and parent in FREEFORM:  # model.kwargs.dropout=0.2
@@ -389,7 +393,7 @@ def load_config(
         f, tp = leaves[key]
         if isinstance(value, (int, float)) and not isinstance(value, bool) and tp is str:
             value = text.partition("=")[2].strip()  # model.name=123 is the string "123"
-        values[key] = _coerce(value, tp, f"{key} (command line)", where_cli, dict(f.metadata))
+        values[key] = _coerce(value, tp, key, where_cli, dict(f.metadata))
     cfg = config_from_dict(_nest(values), where=path)
     _check(cfg, path)
     return cfg
@@ -423,6 +427,9 @@ def _check(cfg: Config, where: str | os.PathLike | None) -> None:
         raise ConfigError(where, f"data.resize ({cfg.data.resize}) must be >= data.size ({cfg.data.size})")
     if cfg.data.list_file is not None and cfg.data.split_dir is not None:
         raise ConfigError(where, "set data.split_dir or data.list_file, not both")
+    pair = cfg.data.list_file
+    if isinstance(pair, list) and (len(pair) != 2 or not all(isinstance(p, str) and p for p in pair)):
+        raise ConfigError(where, f"data.list_file: one list, or a [train, test] pair of two lists, got {pair!r}")
     if len(cfg.optim.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in cfg.optim.betas):
         raise ConfigError(where, f"optim.betas: expected two numbers in [0, 1), got {cfg.optim.betas!r}")
     if cfg.train.min_lr > cfg.train.lr:
