@@ -148,3 +148,32 @@ def test_infer_on_onnx_agrees_with_the_checkpoint_without_the_model_code(tmp_pat
     assert [t["label"] for t in got["topk"]] == [t["label"] for t in expected["topk"]]
     assert [t["score"] for t in got["topk"]] == pytest.approx([t["score"] for t in expected["topk"]], abs=1e-5)
     assert [s["label"] for s in got["segments"]] == [s["label"] for s in expected["segments"]]
+
+
+@pytest.mark.parametrize(("metadata", "words"), [
+    (None, "carries no vidrcnn metadata (not written by tools/export.py)"),
+    ("{not json", "its vidrcnn metadata is not JSON (Expecting property name enclosed in double quotes at character 1)"),
+    ('["a list"]', "its vidrcnn metadata is a JSON list, not an object"),
+    ('{"model": "rcn_gru_s", "kind": "stream", "preprocess": {"size": 32}}',
+     "its vidrcnn metadata lacks classes, preprocess.num_frames (written by another version of tools/export.py"),
+])
+def test_an_onnx_file_without_usable_metadata_says_what_it_lacks(tmp_path, metadata, words):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from vidrcnn.errors import CheckpointError
+    from vidrcnn.inference.onnx_runtime import load_onnx_predictor
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if metadata is not None:
+        helper.set_model_props(model, {"vidrcnn": metadata})
+    path = tmp_path / "foreign.onnx"
+    onnx.save(model, path)
+    with pytest.raises(CheckpointError) as error:
+        load_onnx_predictor(path)
+    assert str(error.value) == f"{path}: the ONNX model {words}" if metadata is None else \
+        str(error.value).startswith(f"{path}: {words}"), str(error.value)

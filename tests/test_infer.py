@@ -381,3 +381,19 @@ def test_a_missing_gpu_is_refused_before_the_checkpoint_is_read(tmp_path):
     with pytest.raises(ConfigError, match="--device: cuda requested but torch sees no GPU"):
         tool.main([str(tmp_path / "no_video.mp4"), "--checkpoint", str(tmp_path / "no.pt"), "--device", "cuda"])
     assert run_tool(tool.main, [str(tmp_path / "v.mp4"), "--checkpoint", "x.pt", "--device", "cuda"]) == 2
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["v.mp4", "--checkpoint", "x.pt", "--topk", "0"], "error: --topk, --chunk-size, --batch-size: must be >= 1"),
+    (["v.mp4", "--onnx", "m.onnx", "--weights", "ema"], "error: --onnx: runs the exported weights on the CPU"),
+    (["v.mp4", "--checkpoint", "x.pt", "--jsonl"], "error: --jsonl: is for live sources; a video file takes --json"),
+    (["-", "--checkpoint", "x.pt", "--json"], "error: -: a live source has no end to wait for"),
+    (["-", "--checkpoint", "x.pt", "--every", "0"], "error: --every, --max-lag: must be > 0"),
+    (["v.mp4", "--checkpoint", "x.pt", "--out-video", "v.txt"], "error: v.txt: --out-video must end in one of"),
+])
+def test_each_refusal_is_one_error_line_not_a_usage_dump(args, line, capsys):
+    from vidrcnn.cli import run_tool
+
+    assert run_tool(load_tool("infer").main, args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(line) and err.count("\n") == 1 and "usage:" not in err, err

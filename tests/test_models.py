@@ -182,8 +182,11 @@ def test_rcn_options():
     assert model(tiny_input("rcn_rcl_s")).shape == (2, K)
     with pytest.raises(ConfigError, match="cannot build model 'rcn_gru_s' with head='max': .*head"):
         build("rcn_gru_s", head="max")
-    with pytest.raises(ConfigError, match="cannot build model 'c3d_s' with stem_strides=.*stem_strides"):
-        build("c3d_s", stem_strides=(1, 2))  # an option another family has
+    with pytest.raises(ConfigError, match=r"model 'c3d_s' has no option 'stem_strides' \(given stem_strides=\(1, 2\)\); "
+                                          r"the models that take it: .*rcn_gru_s"):
+        build("c3d_s", stem_strides=(1, 2))  # an option another family has: say which models take it
+    with pytest.raises(ConfigError, match=r"model 'c3d_s' has no option 'checkpoint_every' .* rcn_gru_m, rcn_gru_s"):
+        build("c3d_s", checkpoint_every=2)
 
 
 def test_residual_adds_each_layers_input_through_a_projection():

@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from vidrcnn.errors import ConfigError
+
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
@@ -45,22 +47,23 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                       help="seconds behind the source beyond which frames are dropped (counted) [1]")
     args = parser.parse_args(argv)
     if args.topk < 1 or args.chunk_size < 1 or args.batch_size < 1:
-        parser.error("--topk, --chunk-size and --batch-size must be >= 1")
+        raise ConfigError("--topk, --chunk-size, --batch-size", "must be >= 1")
     if args.onnx and (args.weights or args.device not in ("auto", "cpu")):
-        parser.error("--onnx runs the exported weights on the CPU: no --weights, no --device cuda")
+        raise ConfigError("--onnx", "runs the exported weights on the CPU: no --weights, no --device cuda")
     if args.onnx and importlib.util.find_spec("onnxruntime") is None:
-        parser.error("--onnx needs onnxruntime: pip install -e '.[deploy]'")
+        raise ConfigError("--onnx", "needs onnxruntime: pip install -e '.[deploy]'")
 
     from vidrcnn.inference.live import is_live
 
     if is_live(args.video):
         if args.json or args.out_video:
-            parser.error("a live source has no end to wait for: use --jsonl (not --json), and no --out-video")
+            raise ConfigError(args.video, "a live source has no end to wait for: use --jsonl (not --json), and no "
+                                          "--out-video")
         if not args.every > 0 or not args.max_lag > 0:
-            parser.error("--every and --max-lag must be > 0")
+            raise ConfigError("--every, --max-lag", "must be > 0")
         return _live(args, parser)
     if args.jsonl:
-        parser.error("--jsonl is for live sources; a video file takes --json")
+        raise ConfigError("--jsonl", "is for live sources; a video file takes --json")
 
     # Imported here so that --help and argument errors answer without loading torch.
     from vidrcnn.inference.render import OUTPUT_CODECS, render_video
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     from vidrcnn.outputs import check_output_file
 
     if args.out_video and Path(args.out_video).suffix.lower() not in OUTPUT_CODECS:
-        parser.error(f"--out-video must end in one of {', '.join(OUTPUT_CODECS)}")
+        raise ConfigError(args.out_video, f"--out-video must end in one of {', '.join(OUTPUT_CODECS)}")
 
     from vidrcnn.engine.distributed import resolve_device
 
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         check_output_file(args.out_video, overwrite=args.overwrite, inputs=[args.video])
     predictor = _load(args)
     if args.window_step is not None and not 1 <= args.window_step <= predictor.num_frames:
-        parser.error(f"--window-step must be in [1, {predictor.num_frames}] for this model")
+        raise ConfigError("--window-step", f"must be in [1, {predictor.num_frames}] for this model")
     prediction = predict_video(predictor, args.video, chunk_size=args.chunk_size, window_step=args.window_step,
                                batch_size=args.batch_size, backend=args.backend, progress=True)
     if args.out_video:
@@ -110,7 +113,8 @@ def _live(args, parser: argparse.ArgumentParser) -> int:
 
     predictor = _load(args)
     if not predictor.is_causal:
-        parser.error("a live source needs a causal model (rcn_*, cnn_lstm_*): it is predicted frame by frame")
+        raise ConfigError(args.video, "a live source needs a causal model (rcn_*, cnn_lstm_*): it is predicted frame "
+                                      "by frame")
     stats = LiveStats(predictor.classes, warmup=predictor.num_frames - 1)
     container = open_live(args.video)
     try:

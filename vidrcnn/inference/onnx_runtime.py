@@ -20,6 +20,8 @@ from vidrcnn.errors import CheckpointError
 
 METADATA_KEY = "vidrcnn"
 STATE_IN, STATE_OUT = "state.", "next_state."
+METADATA_KEYS = ("model", "kind", "classes", "preprocess")  # what inference reads from the metadata
+PREPROCESS_KEYS = ("size", "num_frames")
 
 
 def session_for(path: str | os.PathLike, *, threads: int | None = None):
@@ -37,7 +39,23 @@ def read_metadata(session) -> dict[str, Any]:
     raw = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
     if raw is None:
         raise ValueError("the ONNX model carries no vidrcnn metadata (not written by tools/export.py)")
-    return json.loads(raw)
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"its vidrcnn metadata is not JSON ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"its vidrcnn metadata is a JSON {type(meta).__name__}, not an object")  # noqa: TRY004 (a bad file, reported as such)
+    return meta
+
+
+def check_metadata(meta: Mapping[str, Any]) -> None:
+    """ValueError naming the keys inference needs that ``meta`` lacks."""
+    pre = meta.get("preprocess")
+    missing = [k for k in METADATA_KEYS if k not in meta] + [
+        f"preprocess.{k}" for k in PREPROCESS_KEYS if isinstance(pre, dict) and k not in pre]
+    if missing:
+        raise ValueError(f"its vidrcnn metadata lacks {', '.join(missing)} (written by another version of "
+                         "tools/export.py, or edited)")
 
 
 class OnnxModel:
@@ -86,6 +104,7 @@ def load_onnx_predictor(path: str | os.PathLike):
         raise CheckpointError(path, f"not a readable ONNX model ({first})") from None
     try:
         meta = read_metadata(session)
+        check_metadata(meta)
         pre = meta["preprocess"]
         transform = build_transform(train=False, size=int(pre["size"]), resize=pre.get("resize"),
                                     **{k: pre[k] for k in ("mean", "std") if pre.get(k) is not None})
@@ -93,8 +112,10 @@ def load_onnx_predictor(path: str | os.PathLike):
                          transform=transform, num_frames=int(pre["num_frames"]), stride=model_stride(pre),
                          train_fps=float(pre["fps"]) if pre.get("fps") else None, name=str(meta["model"]),
                          preprocess=dict(pre))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(path, f"incompatible ONNX model ({type(exc).__name__}: {exc})") from None
+    except ValueError as exc:  # read_metadata's own findings
+        raise CheckpointError(path, str(exc)) from None
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(path, f"incompatible vidrcnn metadata ({type(exc).__name__}: {exc})") from None
 
 
 __all__ = ["METADATA_KEY", "OnnxModel", "load_onnx_predictor", "read_metadata", "session_for"]

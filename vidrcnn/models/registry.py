@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import inspect
+import re
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -50,4 +52,14 @@ def get_model(name: str, *, num_classes: int, **kwargs) -> nn.Module:
         return fn(num_classes=num_classes, **kwargs)
     except (TypeError, ValueError) as exc:  # from the builder's signature or its checks: the caller's options
         options = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no options"
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        takers = models_taking(unknown[1]) if unknown and unknown[1] in kwargs else []
+        if takers:  # an option of other models' builders (a cell's own options are not listed here)
+            raise ConfigError(None, f"model {name!r} has no option {unknown[1]!r} (given {options}); the models "
+                                    f"that take it: {', '.join(takers)}") from None
         raise ConfigError(None, f"cannot build model {name!r} with {options}: {exc}") from None
+
+
+def models_taking(option: str) -> list[str]:
+    """The registered models whose builder names ``option`` among its parameters."""
+    return [n for n in list_models() if option in inspect.signature(BUILTIN_MODELS[n]).parameters]
