@@ -3,6 +3,9 @@ frame file, lists of 'folder num_frames label' train, and tools/extract_frames.p
 
 from __future__ import annotations
 
+import os
+
+import numpy as np
 import pytest
 import torch
 from toolrun import load_tool, train_then_test
@@ -122,3 +125,45 @@ def test_make_synthetic_writes_frame_folders_with_their_list(tmp_path):
     assert len(split.classes) == 11 and len(split.train) == 11 and len(split.test) == 77
     with open_video(split.test[0].path) as f:
         assert (f.backend, f.num_frames, f.fps) == ("frames", 16, 25.0)
+
+
+def _videos(root, seed: int, frames: int = 12):
+    """Two classes of one tiny video each, their pixels set by ``seed``."""
+    for cls in ("Walk", "Run"):
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        video = numbered_frames(frames, 32, 32)
+        write_video(root / cls / f"v_{cls}_g01_c01.avi", np.clip(video.astype(int) + 37 * seed, 0, 255).astype(np.uint8),
+                    fps=25, codec="mpeg4")
+    return root
+
+
+def test_a_resumed_extraction_takes_only_its_own_frames(tmp_path, capsys):
+    tool = load_tool("extract_frames")
+    a, b, out = _videos(tmp_path / "A", 0), _videos(tmp_path / "B", 1, frames=8), tmp_path / "frames"
+    assert run_tool(tool.main, [str(a), str(out)]) == 0
+    capsys.readouterr()
+    folder = out / "Run" / "v_Run_g01_c01"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    for args, words in (([str(b), str(out)], "made from another video of that name"),  # another dataset, same OUT
+                        ([str(a), str(out), "--format", "png"], "its frames are jpg"),
+                        ([str(a), str(out), "--quality", "50"], "JPEG quality 90")):
+        assert run_tool(tool.main, args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {folder}: holds frames that do not match") and words in err, err
+        assert "pass --overwrite to extract it again" in err and err.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing touched
+    os.utime(a / "Run" / "v_Run_g01_c01.avi", ns=(1, 1))  # the source replaced under the same name
+    assert run_tool(tool.main, [str(a), str(out)]) == 2 and "before this one changed" in capsys.readouterr().err
+    assert run_tool(tool.main, [str(b), str(out), "--overwrite"]) == 0
+    assert "(0 already done)" in capsys.readouterr().out
+    assert sorted(p.name for p in folder.iterdir()) == [*(f"img_{i:05d}.jpg" for i in range(1, 9)), "meta.json"]
+    assert (out / "list.txt").read_text() == "Run/v_Run_g01_c01 8 0\nWalk/v_Walk_g01_c01 8 1\n"
+    assert run_tool(tool.main, [str(b), str(out)]) == 0 and "(2 already done)" in capsys.readouterr().out
+
+
+def test_an_unreadable_video_leaves_no_folder_behind(tmp_path, capsys):
+    src = _videos(tmp_path / "A", 0)
+    (src / "Walk" / "v_Walk_g02_c01.avi").write_bytes(b"not a video")
+    out = tmp_path / "frames"
+    assert run_tool(load_tool("extract_frames").main, [str(src), str(out)]) == 1
+    assert "v_Walk_g02_c01.avi" in capsys.readouterr().err and not (out / "Walk" / "v_Walk_g02_c01").exists()

@@ -397,3 +397,25 @@ def test_each_refusal_is_one_error_line_not_a_usage_dump(args, line, capsys):
     assert run_tool(load_tool("infer").main, args) == 2
     err = capsys.readouterr().err
     assert err.startswith(line) and err.count("\n") == 1 and "usage:" not in err, err
+
+
+def test_a_truncated_file_and_a_short_video_are_classified_with_a_note(files, tmp_path, capsys):
+    full = tmp_path / "full.mkv"
+    write_video(full, numbered_frames(240, 32, 32), fps=25)
+    cut = tmp_path / "cut.mkv"  # cut in half: it still decodes, and its header still says 9.6 s
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    tool = load_tool("infer")
+    assert tool.main([str(cut), "--checkpoint", str(files["causal"]), "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["duration_s"] < 5 and len(out["notes"]) == 1
+    assert out["notes"][0].startswith("the file may be truncated: it promises 9.60 s of video, ")
+    assert captured.err.startswith(f"warning: {cut}: the file may be truncated: it promises 9.60 s")
+    assert tool.main([str(full), "--checkpoint", str(files["causal"]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["notes"] == []  # the whole file: nothing to say
+    short = tmp_path / "short.avi"
+    write_video(short, numbered_frames(5, 32, 32), fps=25, codec="mpeg4")
+    assert tool.main([str(short), "--checkpoint", str(files["window"])]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == ("note: 5 frames (3 at the model's spacing of 2), shorter than the model's 4-frame clip; the "
+                        "last frame is repeated to fill the clip"), lines

@@ -154,3 +154,15 @@ def test_scan_flags_readable_videos_with_an_absurd_frame_rate(tmp_path, capsys):
     assert sorted(line.split(": warning: ")[0] for line in out.splitlines()) == sorted(map(str, files.values()))
     assert all("no plausible frame rate" in line for line in out.splitlines())
     assert "2 readable (60 frames, 2 with warnings)" in err
+
+
+def test_scan_reports_a_file_that_decodes_only_in_part_as_damaged(tmp_path, capsys):
+    full = tmp_path / "full.mkv"
+    write_video(full, np.zeros((240, 32, 32, 3), np.uint8), fps=25)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    assert scan_videos.main([str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [f"{cut}: damaged: the file may be truncated: it promises 9.60 s of video, "
+                                + out.split("of video, ", 1)[1].splitlines()[0]]
+    assert "scanned 2 videos: 1 readable" in err and "1 unreadable or damaged" in err

@@ -44,7 +44,7 @@ def test_cache_probes_each_file_once_and_persists(video, tmp_path, monkeypatch):
     with ProbeCache(cache_file) as cache:
         first = cache.get(video)
         assert cache.get(str(video)) == first and (cache.hits, cache.misses) == (1, 1)
-    assert first.num_frames == 12 and json.loads(cache_file.read_text())["version"] == 2
+    assert first.num_frames == 12 and json.loads(cache_file.read_text())["version"] == 3
 
     def no_probe(*args, **kwargs):
         raise AssertionError("probed again")

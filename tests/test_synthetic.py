@@ -14,7 +14,7 @@ from vidrcnn.cli import run_tool
 from vidrcnn.data import synthetic
 from vidrcnn.data.sampling import segment_clip
 from vidrcnn.data.splits import build_split
-from vidrcnn.errors import OutputError
+from vidrcnn.errors import DatasetError, OutputError
 from vidrcnn.io import open_video
 
 TINY = {"num_groups": 8, "clips_per_group": 1, "num_frames": 16, "size": 32}
@@ -61,6 +61,16 @@ def test_layout_and_split_files_are_ucf101s(tiny):
         assert build_split(tiny) == official  # the folder-and-group rule gives the same split
     finally:
         (tiny.parent / "lists-away").rename(lists)
+
+
+def test_a_split_without_test_groups_says_so_in_its_list_and_is_refused_with_the_reason(tiny):
+    # 8 groups: split 3 tests on groups 15-21, which this dataset does not have
+    text = (tiny / "ucfTrainTestlist" / "testlist03.txt").read_text()
+    assert text.startswith("# split 3 tests on groups 15-21; this dataset has groups 1-8") and text.count("\n") == 1
+    with pytest.raises(DatasetError, match=r"testlist03.txt: lists no video: split 3 \(test groups 15-21\) has no "
+                                           r"test set here; choose another data.split"):
+        build_split(tiny, split=3)
+    assert len(build_split(tiny, split=2).test) == 11  # group 8 is split 2's
 
 
 def test_videos_are_mpeg4_part2_with_the_requested_shape(tiny):

@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         render_video(prediction, args.out_video, chunk_size=args.chunk_size, backend=args.backend,
                      overwrite=args.overwrite)
         print(f"wrote {args.out_video}", file=sys.stderr)
+    for note in prediction.notes:  # on stderr too, where a --json run is still seen by a person
+        print(f"warning: {args.video}: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(prediction.to_dict(args.topk)))
     else:

@@ -14,6 +14,7 @@ import sys
 
 from vidrcnn.io.decode_check import VIDEO_EXTENSIONS, find_videos, scan_videos
 from vidrcnn.io.probe import ProbeCache
+from vidrcnn.io.pyav import TRUNCATED
 from vidrcnn.outputs import check_output_file
 
 
@@ -33,7 +34,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     bad = frames = flagged = 0
     with ProbeCache(args.cache) as cache:
         for result in scan_videos(files, cache=cache, verify=not args.quick):
-            if result.ok:
+            damage = [n for n in result.info.notes if n.startswith(TRUNCATED)] if result.ok else []
+            if result.ok and not damage:
                 frames += result.info.num_frames
                 for note in result.info.notes:  # readable, but its metadata is wrong (e.g. an absurd frame rate)
                     print(f"{result.path}: warning: {note}", flush=True)
@@ -41,9 +43,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 if args.verbose:
                     info = result.info
                     print(f"ok {result.path}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps")
-            else:
+            else:  # unreadable, or readable only in part (it decodes, but less than the file promises)
                 bad += 1
-                print(f"{result.path}: {result.error}", flush=True)
+                print(f"{result.path}: {result.error or 'damaged: ' + '; '.join(damage)}", flush=True)
     print(f"scanned {len(files)} videos: {len(files) - bad} readable ({frames} frames, {flagged} with warnings), "
-          f"{bad} unreadable", file=sys.stderr)
+          f"{bad} unreadable or damaged", file=sys.stderr)
     return 1 if bad else 0

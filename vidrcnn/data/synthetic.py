@@ -324,6 +324,11 @@ def _write_lists(out: Path, names: list[str], files: dict[str, list[tuple[int, s
         for label, name in enumerate(names, 1):
             for group, rel in files[name]:
                 (test.append(f"{rel}{crlf}") if group in tested else train.append(f"{rel} {label}{crlf}"))
+        if not test:  # fewer groups than the split tests on: say so in the list (a comment), and the reader refuses
+            groups = max(g for name in names for g, _ in files[name])
+            test.append(f"# split {k} tests on groups {tested.start}-{tested.stop - 1}; this dataset has groups "
+                        f"1-{groups}, so split {k} has no test set here (make it with --groups {tested.start} or more)"
+                        f"{crlf}")
         (lists / f"trainlist{k:02d}.txt").write_bytes("".join(train).encode())
         (lists / f"testlist{k:02d}.txt").write_bytes("".join(test).encode())
 

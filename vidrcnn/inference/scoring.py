@@ -17,7 +17,7 @@ import itertools
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -42,6 +42,7 @@ class VideoPrediction:
     scores: torch.Tensor  # (S,) float: its probability
     mode: str  # "stream" or "window"
     frame_stride: int
+    notes: list[str] = field(default_factory=list)  # what the caller should know (a truncated file, a short video)
 
     @property
     def duration(self) -> float:
@@ -82,6 +83,7 @@ class VideoPrediction:
             "fps": self.fps,
             "mode": self.mode,
             "frame_stride": self.frame_stride,
+            "notes": list(self.notes),
         }
 
 
@@ -147,6 +149,7 @@ def predict_video(
     steps a causal model (:mod:`.stream_runner`: None is a CUDA graph per frame on CUDA, whole chunks elsewhere)."""
     path = os.fspath(path)
     with open_video(path, backend) as decoder:
+        notes = list(getattr(decoder, "notes", ()))  # e.g. a file that promises more than it holds
         fps = float(decoder.fps) if decoder.fps and decoder.fps > 0 else 25.0
         stride = predictor.frame_stride(fps)
         chunks = _Counted(decoder.iter_frames(chunk_size), decoder.num_frames, progress)
@@ -169,16 +172,23 @@ def predict_video(
             scores.append(top.values)
     if chunks.frames == 0 or not starts:
         raise VideoDecodeError(path, "no video frames could be decoded")
+    seen = -(-chunks.frames // stride)  # frames the model saw, at its spacing
+    if seen < predictor.num_frames:
+        spacing = f" ({seen} at the model's spacing of {stride})" if stride > 1 else ""
+        notes.append(f"{chunks.frames} frames{spacing}, shorter than the model's {predictor.num_frames}-frame clip; "
+                     + ("its prediction has less context than any training clip" if predictor.is_causal else
+                        "the last frame is repeated to fill the clip"))
     return VideoPrediction(
         video=path, classes=predictor.classes, fps=fps, num_frames=chunks.frames, probs=video_probs.mean(),
         starts=torch.cat(starts).long(), labels=torch.cat(labels), scores=torch.cat(scores),
-        mode="stream" if predictor.is_causal else "window", frame_stride=stride,
+        mode="stream" if predictor.is_causal else "window", frame_stride=stride, notes=notes,
     )
 
 
 def format_topk(prediction: VideoPrediction, k: int = 5, max_segments: int = 30) -> str:
     """Human-readable top-K and the timeline (its first ``max_segments`` segments; the JSON has them all)."""
     lines = [f"{prediction.video}: {prediction.num_frames} frames, {prediction.duration:.1f} s ({prediction.mode})"]
+    lines += [f"note: {note}" for note in prediction.notes]
     lines += [f"  {entry['score']:.3f}  {entry['label']}" for entry in prediction.topk(k)]
     segments = prediction.segments()
     if len(segments) > 1:

@@ -25,7 +25,7 @@ from vidrcnn.io.pyav import PyAVDecoder
 
 log = logging.getLogger(__name__)
 
-_CACHE_VERSION = 2  # 2: VideoInfo.notes (e.g. an implausible frame rate)
+_CACHE_VERSION = 3  # 2: VideoInfo.notes (e.g. an implausible frame rate); 3: the truncation note
 
 
 def probe_video(path: str | os.PathLike, *, verify: bool = False) -> VideoInfo:

@@ -92,6 +92,32 @@ def stream_fps(stream: av.video.stream.VideoStream, pts: Sequence[int] | None = 
     return checked_fps(path, stated, from_pts)
 
 
+# A stream this much shorter than its container says (seconds, or this share of the promise) is called truncated:
+# a file cut short still demuxes, and its header still promises the whole length.
+TRUNCATION_TOLERANCE = (0.5, 0.05)
+TRUNCATED = "the file may be truncated"  # how the note starts (tools/scan_videos.py reports such files as damaged)
+
+
+def declared_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
+    """What the file says the video lasts: the stream's own duration, else the container's when no other stream
+    could make it longer (an audio track may outlast the video); None when it says nothing."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration and not container.streams.audio and len(container.streams.video) == 1:
+        return container.duration / av.time_base
+    return None
+
+
+def truncation_note(declared: float | None, num_frames: int, fps: float) -> str | None:
+    """A note when the frames found fall short of the declared duration by more than :data:`TRUNCATION_TOLERANCE`."""
+    if not declared or fps <= 0:
+        return None
+    found = num_frames / fps
+    if declared - found <= max(TRUNCATION_TOLERANCE[0], TRUNCATION_TOLERANCE[1] * declared):
+        return None
+    return (f"{TRUNCATED}: it promises {declared:.2f} s of video, {found:.2f} s ({num_frames} frames) are there")
+
+
 ORIENTATIONS = ("display", "raw")
 
 
@@ -226,6 +252,8 @@ class PyAVDecoder(DecoderBase):
             self._index = PacketIndex(self.path, self._container, stream)
             self.num_frames = self._index.count
             self.fps, self.notes = stream_fps(stream, self._index.pts, path=self.path)
+            note = truncation_note(declared_duration(self._container, stream), self.num_frames, self.fps)
+            self.notes = (*self.notes, note) if note else self.notes
             # The display matrix (phone videos): frames come out as they are meant to be seen, unless "raw". FFmpeg
             # attaches it to every decoded frame, so it is read from the first frame decoded anyway (None: not yet).
             self._turns: int | None = None if orientation == "display" else 0

@@ -25,6 +25,7 @@ from vidrcnn.data.formats.common import (
     read_lines,
     require_nonempty,
     split_by_group,
+    ucf_test_groups,
 )
 from vidrcnn.errors import DatasetError
 
@@ -140,6 +141,10 @@ def split_official(root: str | os.PathLike, split_dir: str | os.PathLike, split:
     index = DirIndex(root)
     train = _read_official_list(train_list, root, classes, index, labelled=True)
     test = _read_official_list(test_list, root, classes, index, labelled=False)
+    if not test:  # e.g. a dataset with fewer groups than UCF101's 25: split 3 tests on groups 15-21
+        groups = ucf_test_groups(split)
+        raise DatasetError(test_list, f"lists no video: split {split} (test groups {groups.start}-{groups.stop - 1}) "
+                                      "has no test set here; choose another data.split")
     check_no_leak(train, test, test_list)
     return require_nonempty(Split(train, test, classes), split_dir)
 
