@@ -156,8 +156,73 @@ def test_a_network_stream_url_is_predicted_frame_by_frame(ckpt, tmp_path):
         url = f"http://127.0.0.1:{server.server_address[1]}/live.ts"
         run = subprocess.run([sys.executable, str(TOOLS / "infer.py"), url, "--checkpoint", str(ckpt), "--jsonl",
                               "--max-lag", "1e9"], capture_output=True, text=True, timeout=300, check=False)
+        # A file served over http:// is read as live: frames the model cannot keep up with are dropped, and said so
+        hurried = subprocess.run([sys.executable, str(TOOLS / "infer.py"), url, "--checkpoint", str(ckpt),
+                                  "--max-lag", "1e-6"], capture_output=True, text=True, timeout=300, check=False)
     finally:
         server.shutdown()
+    assert hurried.returncode == 0 and "frames dropped: the model fell more than --max-lag 1e-06 s behind" in \
+        hurried.stderr and "a larger --max-lag keeps them" in hurried.stderr, hurried.stderr
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout.splitlines()[-1])
     assert summary["event"] == "summary" and summary["frames_decoded"] == 100 and summary["frames_fed"] == 50
+
+
+def test_a_source_ahead_of_real_time_has_no_negative_lag(ckpt):
+    predictor = load_predictor(ckpt)
+    ticks = iter(np.arange(0, 1e4, 0.001))  # the machine is fast: the stream's clock runs ahead of the wall's
+    frames = ((i / 25, np.zeros((48, 64, 3), np.uint8)) for i in range(50))
+    stats = LiveStats(predictor.classes, warmup=3)
+    reports = list(predict_live(predictor, frames, stats, every_s=0.5, max_lag_s=1.0, clock=lambda: next(ticks)))
+    assert reports and all(0.0 <= r["lag_s"] < 0.01 for r in reports)  # not -1.5 s: ahead is not behind
+    assert 0.0 <= stats.max_lag_s < 0.01 and stats.dropped == 0
+
+
+def _silent_server(send: bytes = b""):
+    """A TCP server that answers every connection with ``send`` and then says nothing more; (url, stop)."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    held = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.recv(4096)  # the request
+            if send:
+                conn.sendall(send)
+            held.append(conn)  # kept open, silent
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    def stop():
+        listener.close()
+        for conn in held:
+            conn.close()
+
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/live.ts", stop
+
+
+def test_a_silent_source_and_a_stall_say_that_they_timed_out(ckpt):
+    url, stop = _silent_server()
+    try:
+        run = subprocess.run([sys.executable, str(TOOLS / "infer.py"), url, "--checkpoint", str(ckpt), "--timeout",
+                              "1"], capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        stop()
+    assert run.returncode == 2 and run.stderr == (f"error: {url}: cannot open the live source (nothing received for "
+                                                  "1 s: timed out (--timeout sets how long to wait))\n"), run.stderr
+    data = _stream(4).communicate()[0]
+    head = b"HTTP/1.0 200 OK\r\nContent-Type: video/mp2t\r\n\r\n" + data[: len(data) // 2]
+    url, stop = _silent_server(head)  # half a stream, then silence
+    try:
+        run = subprocess.run([sys.executable, str(TOOLS / "infer.py"), url, "--checkpoint", str(ckpt), "--timeout",
+                              "1", "--max-lag", "1e9"], capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        stop()
+    assert run.returncode == 0, run.stderr
+    assert f"warning: {url}: the stream broke off (nothing received for 1 s: timed out" in run.stderr, run.stderr

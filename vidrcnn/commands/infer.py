@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     live.add_argument("--jsonl", action="store_true", help="one JSON object per prediction on stdout, then a summary")
     live.add_argument("--max-lag", type=float, default=1.0,
                       help="seconds behind the source beyond which frames are dropped (counted) [1]")
+    live.add_argument("--timeout", type=float, default=10.0,
+                      help="seconds to wait for a live source's data, at the start or mid-stream, before giving up [10]")
     args = parser.parse_args(argv)
     if args.topk < 1 or args.chunk_size < 1 or args.batch_size < 1:
         raise ConfigError("--topk, --chunk-size, --batch-size", "must be >= 1")
@@ -59,8 +61,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if args.json or args.out_video:
             raise ConfigError(args.video, "a live source has no end to wait for: use --jsonl (not --json), and no "
                                           "--out-video")
-        if not args.every > 0 or not args.max_lag > 0:
-            raise ConfigError("--every, --max-lag", "must be > 0")
+        if not args.every > 0 or not args.max_lag > 0 or not args.timeout > 0:
+            raise ConfigError("--every, --max-lag, --timeout", "must be > 0")
         return _live(args, parser)
     if args.jsonl:
         raise ConfigError("--jsonl", "is for live sources; a video file takes --json")
@@ -118,10 +120,10 @@ def _live(args, parser: argparse.ArgumentParser) -> int:
         raise ConfigError(args.video, "a live source needs a causal model (rcn_*, cnn_lstm_*): it is predicted frame "
                                       "by frame")
     stats = LiveStats(predictor.classes, warmup=predictor.num_frames - 1)
-    container = open_live(args.video)
+    container = open_live(args.video, timeout_s=args.timeout)
     try:
-        for report in predict_live(predictor, live_frames(container, args.video), stats, every_s=args.every,
-                                   max_lag_s=args.max_lag):
+        for report in predict_live(predictor, live_frames(container, args.video, timeout_s=args.timeout), stats,
+                                   every_s=args.every, max_lag_s=args.max_lag):
             if args.jsonl:
                 print(json.dumps({"event": "prediction", **report}), flush=True)
             else:
@@ -139,4 +141,8 @@ def _live(args, parser: argparse.ArgumentParser) -> int:
           f"fed, {summary['frames_dropped']} dropped; model {summary['model_ms_per_frame']} ms/frame, max lag "
           f"{summary['max_lag_s']} s, peak RSS {summary['peak_rss_mb']} MB; top-{args.topk} over the stream: {top}",
           file=sys.stderr)
+    if summary["frames_dropped"]:
+        print(f"note: {summary['frames_dropped']} frames dropped: the model fell more than --max-lag {args.max_lag:g} s "
+              "behind the source (a live source does not wait for it); a larger --max-lag keeps them, at the cost "
+              "of more delay (a file served over http:// is read as live)", file=sys.stderr)
     return 0

@@ -9,8 +9,12 @@ stream runs (nothing is kept per frame: the video-level scores are a running mea
 
 Latency: *model* is the time of one step; *lag* is how far the prediction is behind the source, the wall-clock time
 since the first frame minus the stream time since it. When the lag exceeds ``max_lag_s`` the model cannot keep up:
-frames are dropped (counted) instead of falling further behind, until the lag is back under the bound. A pipe fed
-faster than real time (a file through ffmpeg without ``-re``) has a negative lag and loses nothing.
+frames are dropped (counted) instead of falling further behind, until the lag is back under the bound; the summary
+says how many and how to keep them (a larger ``--max-lag``). A source ahead of real time (a file through ffmpeg
+without ``-re``, or a plain file served over ``http://``) has a lag of 0 and loses nothing that way.
+
+Timeouts: a source that sends nothing for ``timeout_s`` (``--timeout``), at the start or mid-stream, ends the run
+with that said in words, not FFmpeg's "Immediate exit requested".
 """
 
 from __future__ import annotations
@@ -36,11 +40,22 @@ def is_live(source: str) -> bool:
     return source == "-" or source.startswith("/dev/video") or source.lower().startswith(URL_SCHEMES)
 
 
+def _cause(exc: BaseException, timeout_s: float) -> str:
+    """FFmpeg's words for a failure, or, for its interrupt on a timeout, what happened."""
+    import av
+
+    from vidrcnn.io.pyav import describe
+
+    if isinstance(exc, av.ExitError) or "Immediate exit requested" in str(exc):
+        return f"nothing received for {timeout_s:g} s: timed out (--timeout sets how long to wait)"
+    return describe(exc)
+
+
 def open_live(source: str, *, timeout_s: float = 10.0):
     """``av.open`` on a live source, every failure a :class:`VideoDecodeError` naming it."""
     import av
 
-    from vidrcnn.io.pyav import _AV_ERRORS, describe
+    from vidrcnn.io.pyav import _AV_ERRORS
 
     try:
         if source == "-":
@@ -49,13 +64,14 @@ def open_live(source: str, *, timeout_s: float = 10.0):
             return av.open(source, mode="r", format="v4l2")
         return av.open(source, mode="r", timeout=timeout_s)
     except _AV_ERRORS as exc:
-        raise VideoDecodeError("stdin" if source == "-" else source, f"cannot open the live source ({describe(exc)})"
-                               ) from None
+        raise VideoDecodeError("stdin" if source == "-" else source,
+                               f"cannot open the live source ({_cause(exc, timeout_s)})") from None
 
 
-def live_frames(container, source: str) -> Iterator[tuple[float, np.ndarray]]:
-    """``(time in seconds, RGB frame (H, W, 3) uint8)`` of the first video stream, as they are decoded."""
-    from vidrcnn.io.pyav import _AV_ERRORS, describe
+def live_frames(container, source: str, *, timeout_s: float = 10.0) -> Iterator[tuple[float, np.ndarray]]:
+    """``(time in seconds, RGB frame (H, W, 3) uint8)`` of the first video stream, as they are decoded; ``timeout_s``
+    is the one ``open_live`` was given (for the words of a stall)."""
+    from vidrcnn.io.pyav import _AV_ERRORS
 
     if not container.streams.video:
         raise VideoDecodeError("stdin" if source == "-" else source, "no video stream")
@@ -66,7 +82,7 @@ def live_frames(container, source: str) -> Iterator[tuple[float, np.ndarray]]:
             t = frame.time if frame.time is not None else i / rate
             yield float(t), frame.to_ndarray(format="rgb24")
     except _AV_ERRORS as exc:  # a stream that breaks off ends the predictions; the summary still comes
-        print(f"warning: {'stdin' if source == '-' else source}: the stream broke off ({describe(exc)})",
+        print(f"warning: {'stdin' if source == '-' else source}: the stream broke off ({_cause(exc, timeout_s)})",
               file=sys.stderr)
 
 
@@ -137,7 +153,7 @@ def predict_live(predictor, frames: Iterable[tuple[float, np.ndarray]], stats: L
                 continue  # between two model frames
             while next_t <= t + 1e-6:
                 next_t += interval
-            lag = (clock() - wall0) - (t - stats.first_t)
+            lag = max(0.0, (clock() - wall0) - (t - stats.first_t))  # a source ahead of real time is not behind
             if lag > max_lag_s:
                 stats.dropped += 1
                 continue
