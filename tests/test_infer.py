@@ -388,7 +388,7 @@ def test_a_missing_gpu_is_refused_before_the_checkpoint_is_read(tmp_path):
     (["v.mp4", "--onnx", "m.onnx", "--weights", "ema"], "error: --onnx: runs the exported weights on the CPU"),
     (["v.mp4", "--checkpoint", "x.pt", "--jsonl"], "error: --jsonl: is for live sources; a video file takes --json"),
     (["-", "--checkpoint", "x.pt", "--json"], "error: -: a live source has no end to wait for"),
-    (["-", "--checkpoint", "x.pt", "--every", "0"], "error: --every, --max-lag: must be > 0"),
+    (["-", "--checkpoint", "x.pt", "--every", "0"], "error: --every, --max-lag, --timeout: must be > 0"),
     (["v.mp4", "--checkpoint", "x.pt", "--out-video", "v.txt"], "error: v.txt: --out-video must end in one of"),
 ])
 def test_each_refusal_is_one_error_line_not_a_usage_dump(args, line, capsys):
