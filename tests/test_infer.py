@@ -419,3 +419,33 @@ def test_a_truncated_file_and_a_short_video_are_classified_with_a_note(files, tm
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == ("note: 5 frames (3 at the model's spacing of 2), shorter than the model's 4-frame clip; the "
                         "last frame is repeated to fill the clip"), lines
+
+
+def _vfr(path: Path) -> Path:
+    """30 frames, 40 ms apart up to 0.6 s, then 80 ms apart: 1.8 s, though its average rate says 25 fps (1.2 s)."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt, stream.time_base = 32, 32, "yuv420p", Fraction(1, 1000)
+        pts = 0
+        for i, frame in enumerate(numbered_frames(30, 32, 32)):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            picture.pts, picture.time_base = pts, Fraction(1, 1000)
+            out.mux(stream.encode(picture))
+            pts += 40 if i < 15 else 80
+        out.mux(stream.encode())
+    return path
+
+
+def test_a_variable_frame_rate_file_is_timed_by_its_frames_own_timestamps(files, tmp_path, capsys):
+    video = _vfr(tmp_path / "vfr.mkv")
+    tool = load_tool("infer")
+    assert tool.main([str(video), "--checkpoint", str(files["window"]), "--json", "--window-step", "1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    times = [0.04 * i for i in range(16)] + [0.6 + 0.08 * i for i in range(1, 15)]
+    assert out["duration_s"] == pytest.approx(1.8) and out["notes"] == []  # not 30 frames / 25 fps = 1.2 s
+    assert out["segments"][-1]["end_s"] == pytest.approx(1.8)
+    assert all(any(abs(s["start_s"] - t) < 1e-3 for t in times) for s in out["segments"]), out["segments"]

@@ -43,10 +43,20 @@ class VideoPrediction:
     mode: str  # "stream" or "window"
     frame_stride: int
     notes: list[str] = field(default_factory=list)  # what the caller should know (a truncated file, a short video)
+    times: torch.Tensor | None = None  # (num_frames,) each frame's own time in seconds; None: index / fps
 
     @property
     def duration(self) -> float:
-        return self.num_frames / self.fps
+        """Seconds: the last frame's time plus the interval before it (``num_frames / fps`` at a constant rate)."""
+        if self.times is None or self.num_frames < 2 or float(self.times[-1]) <= 0:
+            return self.num_frames / self.fps
+        return float(2 * self.times[-1] - self.times[-2])
+
+    def time_of(self, frame: int) -> float:
+        """Seconds from the start to video frame ``frame`` (``num_frames``: the end)."""
+        if frame >= self.num_frames:
+            return self.duration
+        return float(self.times[frame]) if self.times is not None else frame / self.fps
 
     def topk(self, k: int = 5) -> list[dict[str, Any]]:
         return top_labels(self.probs, self.classes, k)
@@ -65,8 +75,8 @@ class VideoPrediction:
         out = []
         for a, b in itertools.pairwise(bounds):
             out.append({
-                "start_s": round(float(self.starts[a]) / self.fps, 4),
-                "end_s": round(min(float(ends[b - 1]), self.num_frames) / self.fps, 4),
+                "start_s": round(self.time_of(int(self.starts[a])), 4),
+                "end_s": round(self.time_of(min(int(ends[b - 1]), self.num_frames)), 4),
                 "label": self.classes[int(self.labels[a])],
                 "score": round(float(self.scores[a:b].mean()), 6),
             })
@@ -150,6 +160,7 @@ def predict_video(
     path = os.fspath(path)
     with open_video(path, backend) as decoder:
         notes = list(getattr(decoder, "notes", ()))  # e.g. a file that promises more than it holds
+        times = decoder.frame_times() if hasattr(decoder, "frame_times") else None
         fps = float(decoder.fps) if decoder.fps and decoder.fps > 0 else 25.0
         stride = predictor.frame_stride(fps)
         chunks = _Counted(decoder.iter_frames(chunk_size), decoder.num_frames, progress)
@@ -182,6 +193,8 @@ def predict_video(
         video=path, classes=predictor.classes, fps=fps, num_frames=chunks.frames, probs=video_probs.mean(),
         starts=torch.cat(starts).long(), labels=torch.cat(labels), scores=torch.cat(scores),
         mode="stream" if predictor.is_causal else "window", frame_stride=stride, notes=notes,
+        times=torch.tensor(times[: chunks.frames], dtype=torch.float64)
+        if times is not None and len(times) >= chunks.frames else None,
     )
 
 

@@ -132,6 +132,11 @@ class DecoderBase:
     def duration(self) -> float:
         return self.num_frames / self.fps if self.fps > 0 else 0.0
 
+    def frame_times(self) -> list[float] | None:
+        """Each frame's presentation time in seconds from the first frame (display order), from the file's own
+        timestamps; None when the backend has none (times are then index / fps)."""
+        return None
+
     @property
     def info(self) -> VideoInfo:
         return VideoInfo(self.num_frames, self.fps, self.width, self.height, self.duration, tuple(self.notes))

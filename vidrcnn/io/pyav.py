@@ -108,11 +108,13 @@ def declared_duration(container: av.container.InputContainer, stream: av.video.s
     return None
 
 
-def truncation_note(declared: float | None, num_frames: int, fps: float) -> str | None:
-    """A note when the frames found fall short of the declared duration by more than :data:`TRUNCATION_TOLERANCE`."""
-    if not declared or fps <= 0:
+def truncation_note(declared: float | None, num_frames: int, fps: float, found: float | None = None) -> str | None:
+    """A note when the frames found (lasting ``found`` seconds by their timestamps, else ``num_frames / fps``) fall
+    short of the declared duration by more than :data:`TRUNCATION_TOLERANCE`."""
+    if found is None:
+        found = num_frames / fps if fps > 0 else None
+    if not declared or not found:
         return None
-    found = num_frames / fps
     if declared - found <= max(TRUNCATION_TOLERANCE[0], TRUNCATION_TOLERANCE[1] * declared):
         return None
     return (f"{TRUNCATED}: it promises {declared:.2f} s of video, {found:.2f} s ({num_frames} frames) are there")
@@ -252,7 +254,9 @@ class PyAVDecoder(DecoderBase):
             self._index = PacketIndex(self.path, self._container, stream)
             self.num_frames = self._index.count
             self.fps, self.notes = stream_fps(stream, self._index.pts, path=self.path)
-            note = truncation_note(declared_duration(self._container, stream), self.num_frames, self.fps)
+            times = self.frame_times()  # the frames' own times: a variable frame rate is not a shortfall
+            found = 2 * times[-1] - times[-2] if times and len(times) > 1 else None
+            note = truncation_note(declared_duration(self._container, stream), self.num_frames, self.fps, found)
             self.notes = (*self.notes, note) if note else self.notes
             # The display matrix (phone videos): frames come out as they are meant to be seen, unless "raw". FFmpeg
             # attaches it to every decoded frame, so it is read from the first frame decoded anyway (None: not yet).
@@ -261,6 +265,13 @@ class PyAVDecoder(DecoderBase):
         except BaseException:
             self.close()
             raise
+
+    def frame_times(self) -> list[float] | None:
+        """Each frame's time from its own timestamp (so a variable-frame-rate file keeps its timing)."""
+        pts, base = self._index.pts, self._stream.time_base
+        if not pts or not base:
+            return None
+        return [float((p - pts[0]) * base) for p in pts]
 
     # -- container handling -------------------------------------------------------------------------------------
     def _open(self) -> None:
