@@ -267,3 +267,28 @@ def test_a_test_set_with_no_readable_video_is_an_error_not_a_result(dataset, tmp
         video.write_bytes(b"RIFF" + bytes(100))
     with pytest.raises(DatasetError, match="unreadable, as are all 4 test videos"):
         evaluate_checkpoint(ckpt, [f"data.root={copy}", "eval.num_clips=1"], device="cpu")
+
+
+def test_a_test_video_that_decodes_only_in_part_is_scored_and_listed_with_its_note(dataset, tmp_path, capsys):
+    from vidrcnn.cli import run_tool
+
+    _, ckpt, _ = dataset
+    root = tmp_path / "data"
+    for name in CLASSES:
+        (root / name).mkdir(parents=True)
+        for group in (1, 8):
+            write_video(root / name / f"v_{name}_g{group:02d}_c01.avi", np.zeros((10, 32, 32, 3), np.uint8),
+                        codec="mpeg4")
+    full = tmp_path / "full.mkv"
+    write_video(full, np.zeros((240, 32, 32, 3), np.uint8), fps=25)
+    cut = root / "Diving" / "v_Diving_g03_c01.mkv"  # a test video cut in half: it decodes, but not all of it
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    out = tmp_path / "test.json"
+    assert run_tool(load_tool("test").main, ["--checkpoint", str(ckpt), f"--json={out}", f"data.root={root}"]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["num_videos"] == 4 and result["num_skipped"] == 0  # scored, not dropped
+    assert list(result["notes"]) == [str(cut)] and result["notes"][str(cut)][0].startswith(
+        "the file may be truncated: it promises 9.60 s of video")
+    assert "notes            1 videos (scored, but see below)" in printed
+    assert f"note: {cut}: the file may be truncated" in printed

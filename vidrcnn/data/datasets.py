@@ -131,22 +131,26 @@ class VideoClipDataset(Dataset):
             return [segment_clip(num_frames, self.num_frames, None)]
         return segment_clips(num_frames, self.num_frames, self.num_clips)
 
-    def _decode(self, path: str, rng: random.Random | None) -> torch.Tensor:
+    def _decode(self, path: str, rng: random.Random | None) -> tuple[torch.Tensor, tuple[str, ...]]:
+        """The frames of the sample's clips, and the decoder's notes on the file (e.g. that it may be truncated)."""
         with open_video(path, self.backend) as video:
-            count = min(video.num_frames, self._true_counts.get(path, video.num_frames))
-            if count < 1:
-                raise VideoDecodeError(path, "the video has no frames")
-            flat = [j for clip in self.clip_indices(count, rng) for j in clip]
-            try:
-                return _get_union(video, flat)
-            except VideoDecodeError:
-                true_count = _count_decodable(video)
-                if not 0 < true_count < count:
-                    raise  # not a count problem: the video itself is broken
-            log.info("%s: container reports %d frames, %d decode; sampling within those", path, count, true_count)
-            self._true_counts[path] = true_count
-            flat = [j for clip in self.clip_indices(true_count, rng) for j in clip]
+            return self._frames(video, path, rng), tuple(getattr(video, "notes", ()))
+
+    def _frames(self, video, path: str, rng: random.Random | None) -> torch.Tensor:
+        count = min(video.num_frames, self._true_counts.get(path, video.num_frames))
+        if count < 1:
+            raise VideoDecodeError(path, "the video has no frames")
+        flat = [j for clip in self.clip_indices(count, rng) for j in clip]
+        try:
             return _get_union(video, flat)
+        except VideoDecodeError:
+            true_count = _count_decodable(video)
+            if not 0 < true_count < count:
+                raise  # not a count problem: the video itself is broken
+        log.info("%s: container reports %d frames, %d decode; sampling within those", path, count, true_count)
+        self._true_counts[path] = true_count
+        flat = [j for clip in self.clip_indices(true_count, rng) for j in clip]
+        return _get_union(video, flat)
 
     def _assemble(self, frames: torch.Tensor) -> torch.Tensor:
         # frames: uint8 (K*T, H, W, 3) -> float (C, T, H, W), or stacked (N, C, T, H, W) for several clips/crops.
@@ -168,9 +172,10 @@ class VideoClipDataset(Dataset):
             action = "skipping it" if self.train else "scoring it as wrong"
             log.warning("unreadable video %s (%s); %s", path, getattr(exc, "cause", exc), action)
 
-    def _item(self, i: int, video: torch.Tensor, ok: bool, skipped: list[str]) -> dict:
+    def _item(self, i: int, video: torch.Tensor, ok: bool, skipped: list[str], notes: tuple[str, ...] = ()) -> dict:
         path, label = self.samples[i]
-        return {"video": video, "label": label, "index": i, "path": path, "ok": ok, "skipped": skipped}
+        return {"video": video, "label": label, "index": i, "path": path, "ok": ok, "skipped": skipped,
+                "notes": list(notes)}
 
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < len(self.samples):
@@ -178,7 +183,8 @@ class VideoClipDataset(Dataset):
         if not self.train:
             path = self.samples[i].path
             try:
-                return self._item(i, self._assemble(self._decode(path, None)), True, [])
+                frames, notes = self._decode(path, None)
+                return self._item(i, self._assemble(frames), True, [], notes)
             except VideoDecodeError as exc:
                 if self.on_error == "raise":
                     raise
@@ -195,7 +201,8 @@ class VideoClipDataset(Dataset):
             path = self.samples[j].path
             if path not in self._bad:
                 try:
-                    return self._item(j, self._assemble(self._decode(path, rng)), True, skipped)
+                    frames, notes = self._decode(path, rng)
+                    return self._item(j, self._assemble(frames), True, skipped, notes)
                 except VideoDecodeError as exc:
                     if self.on_error == "raise":
                         raise
@@ -250,6 +257,7 @@ def collate(batch: list[dict]) -> dict:
         "path": [b["path"] for b in batch],
         "ok": torch.tensor([bool(b["ok"]) for b in batch], dtype=torch.bool),
         "skipped": [p for b in batch for p in b["skipped"]],
+        "notes": [list(b.get("notes", ())) for b in batch],  # per video: what its decoder noted
     }
 
 

@@ -49,6 +49,7 @@ class ScoreTally:
         self.nll_sum = 0.0
         self.skipped: list[str] = []
         self.videos: list[dict[str, Any]] = []
+        self.notes: dict[str, list[str]] = {}  # path -> what its decoder noted (e.g. that it may be truncated)
 
     def update(
         self,
@@ -56,10 +57,12 @@ class ScoreTally:
         labels: torch.Tensor | Sequence[int],
         ok: torch.Tensor | Sequence[bool] | None = None,
         paths: Sequence[str] | None = None,
+        notes: Sequence[Sequence[str]] | None = None,
     ) -> None:
         """Add a batch: ``view_probs`` float ``(B, N, K)`` (softmax of each view), ``labels`` ``(B,)``.
 
         ``ok[b] = False`` marks an unreadable video: it is counted wrong whatever its (zero-video) scores say.
+        ``notes[b]``: what the decoder noted about video b (listed in the result; the video is still scored).
         """
         view_probs = view_probs.detach().float().cpu()
         if view_probs.dim() == 2:
@@ -93,6 +96,8 @@ class ScoreTally:
                 self.skipped.append(paths[i])
                 entry = {"pred": None, "score": None}
             self.videos.append({"path": paths[i], "label": label, **entry, "ok": bool(ok[i])})
+            if notes is not None and notes[i]:
+                self.notes[paths[i]] = list(notes[i])
 
     def result(self) -> dict[str, Any]:
         """The metrics as a plain (JSON-ready) dict; accuracies are fractions in [0, 1]."""
@@ -112,6 +117,7 @@ class ScoreTally:
             "num_views": self.num_views,
             "num_skipped": len(self.skipped),
             "skipped": list(self.skipped),
+            "notes": dict(self.notes),
             "classes": list(self.classes),
             "per_class": {
                 name: {"top1": float(per_class_acc[i]) if present[i] else None, "num_videos": int(counts[i]),
@@ -165,7 +171,7 @@ def evaluate(
         if logits.shape != (b * n, num_classes):
             raise ValueError(f"model returned logits {tuple(logits.shape)}, expected {(b * n, num_classes)}")
         probs = rearrange(logits.softmax(-1), "(b n) k -> b n k", b=b, n=n)
-        tally.update(probs, batch["label"], batch.get("ok"), batch.get("path"))
+        tally.update(probs, batch["label"], batch.get("ok"), batch.get("path"), batch.get("notes"))
     result = tally.result()
     if result["num_videos"] and result["num_skipped"] == result["num_videos"]:
         from vidrcnn.errors import DatasetError
@@ -363,8 +369,12 @@ def format_table(result: Mapping[str, Any]) -> str:
         ("mean class acc", f"{100 * result['mean_class_acc']:.2f}%"),
         ("top-1 (clip)", f"{100 * result['clip_top1']:.2f}%"),
     ]
+    if result.get("notes"):
+        rows.append(("notes", f"{len(result['notes'])} videos (scored, but see below)"))
     width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+    lines = [f"{name:<{width}}  {value}" for name, value in rows]
+    lines += [f"note: {path}: {note}" for path, notes in result.get("notes", {}).items() for note in notes]
+    return "\n".join(lines)
 
 
 def write_result(result: Mapping[str, Any], path: str | os.PathLike) -> None:
