@@ -10,7 +10,9 @@ T = 8, 16, 32, 64, 128, batch 1, in fp32, bf16 autocast, ``torch.compile`` and, 
 ``c3d_s`` at T = 16, batch 8 (bf16 autocast only on CUDA: on the CPU its backward corrupts the heap); then one
 streamed frame of ``rcn_gru_m``, ``rcn_lstm_m`` and ``rcn_mingru_m`` eager and replayed as a CUDA graph, the most
 streams one batched step serves at 25 fps, and ``c3d_m`` and ``r2plus1d_18`` re-running a window per frame
-(``benchmarks/stream_frame.py``). Every row carries its peak memory. Writes ``DIR/suite.md`` (a table per configuration, the configurations skipped and why),
+(``benchmarks/stream_frame.py``); then latency at equal work (64 frames per call, T from 1 to 64, forward and
+forward + backward: ``vidrcnn.profiling.equal_work``, as ``tools/profile.py --equal-work 64`` runs it). Every row
+carries its peak memory. Writes ``DIR/suite.md`` (a table per configuration, the configurations skipped and why),
 ``DIR/suite.json`` and a latency-against-T plot per configuration, rewritten after every configuration, so that a
 suite stopped early (a killed run, a device lent for less time) still leaves the tables it measured. A
 configuration that would start after ``--budget-s`` is skipped and listed as skipped, so the suite ends in time.
@@ -34,6 +36,8 @@ from latency_model import GPU_TFLOPS, LAUNCH_US, UTILISATION, project
 
 from vidrcnn.models import get_model
 from vidrcnn.profiling import report
+from vidrcnn.profiling.equal_work import equal_work
+from vidrcnn.profiling.equal_work import markdown as equal_work_markdown
 from vidrcnn.profiling.run import ProfileOptions, profile_models
 
 # name -> (registered model, builder options)
@@ -92,9 +96,28 @@ def run_suite(out: Path, *, device: str, quick: bool, budget_s: float) -> dict:
         result["streamed"] = (stream_frame.measure(device, ["rcn_gru_s"], ["c3d_s"], size=32, warmup=1, iters=2,
                                                    max_streams=4) if quick else
                               stream_frame.measure(device, stream_frame.STREAM_MODELS, stream_frame.WINDOW_MODELS))
+        _write(out, result, start)
+    if time.perf_counter() - start > budget_s:
+        skipped.append(f"equal work: not started, the budget of {budget_s:.0f} s was spent")
+    else:
+        print(f"[{time.perf_counter() - start:5.0f} s] equal work", flush=True)
+        result["equal_work"] = equal_work_rows(device, quick)
     result.update(complete=True, projection=projection(done[0]["rows"]))
     _write(out, result, start)
     return result
+
+
+EQUAL_WORK_MODELS = ("rcn_gru_m", "rcn_lstm_m", "rcn_mingru_m", "cnn_lstm_m", "c3d_m", "r2plus1d_18", "frame_avg_m")
+
+
+def equal_work_rows(device: str, quick: bool) -> list[dict]:
+    """Latency at equal work (64 frames per call, 112x112; quick: 4 frames, 16x16): forward, and forward + backward."""
+    models, frames, size = (("rcn_gru_s", "c3d_s"), 4, 16) if quick else (EQUAL_WORK_MODELS, 64, 112)
+    rows = []
+    for name in models:
+        rows += equal_work(name, get_model(name, num_classes=10), frames=frames, size=size, device=device,
+                           warmup=1 if quick else 3, iters=2 if quick else 10, train=True)
+    return rows
 
 
 def _write(out: Path, result: dict, start: float) -> None:
@@ -131,6 +154,11 @@ def markdown(result: dict) -> str:
         lines += ["## Streamed frame (`benchmarks/stream_frame.py`)", "",
                   ("One new frame with carried state, per step mode, against a 3-D CNN re-running its window; and the "
                    "most streams one batched step serves at 25 fps."), "", stream_frame.markdown(result["streamed"]), ""]
+    if result.get("equal_work"):
+        lines += ["## Latency at equal work (`vidrcnn.profiling.equal_work`)", "",
+                  ("Frames per call held at B x T while T grows: the slowdown at the longest T against the shortest; "
+                   "a recurrent model pays per dependent step, a 3-D CNN's time axis is parallel work."), "",
+                  equal_work_markdown(result["equal_work"]), ""]
     if result.get("projection"):
         gpu = m.get("gpu", "")
         same = "H100" in gpu

@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                                       "strong-scaling table and scaling.png [1 and all cores]")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--iters", type=int, default=10, help="timed calls per (model, T)")
+    ap.add_argument("--equal-work", type=int, metavar="N",
+                    help="instead: latency at equal work, N = batch x T frames per call while T sweeps 1, 2, 4, ..., N "
+                         "(--size default 32; with --train, forward + backward too); writes equal_work.md/.json/.png")
     ap.add_argument("--train", action="store_true", help="also time forward + backward")
     ap.add_argument("--checkpoint-every", type=int, metavar="K",
                     help="also profile each recurrent conv model (rcn_*) with model.kwargs.checkpoint_every=K, as "
@@ -99,6 +102,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                      "work_per_step.png"):
             check_output_file(out / name, overwrite=args.overwrite,
                               replaceable=is_own_png if name.endswith(".png") else lambda _: earlier)
+    if args.equal_work is not None:
+        return _equal_work(args, models, out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for n in threads:  # every thread count and batch in one run: the speed-ups compare like with like
@@ -116,4 +121,37 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     print(summary(rows, fits))
     print(f"wrote {args.out}/profile.csv, profile.json, profile.md, latency_vs_length.png"
           + (", scaling.png, work_per_step.png" if len(threads) > 1 else ""))
+    return 0
+
+
+def _equal_work(args, models: list[str], out) -> int:
+    """``--equal-work N``: the sweep of :mod:`vidrcnn.profiling.equal_work` for every model, one table and plot."""
+    import json
+
+    from vidrcnn.errors import ConfigError
+    from vidrcnn.models import get_model
+    from vidrcnn.outputs import check_output_file, is_json_with, is_own_png
+    from vidrcnn.profiling.equal_work import equal_work, markdown, plot
+
+    if args.equal_work < 2:
+        raise ConfigError("--equal-work", f"frames per call must be >= 2, got {args.equal_work}")
+    if out.is_dir():  # files there that an earlier sweep did not write: refused now, not after the sweep
+        earlier = is_json_with(("equal_work", "rows"))(out / "equal_work.json")
+        for name in ("equal_work.json", "equal_work.md", "equal_work.png"):
+            check_output_file(out / name, overwrite=args.overwrite,
+                              replaceable=is_own_png if name.endswith(".png") else lambda _: earlier)
+    size = args.size or 32
+    rows = []
+    for name in models:
+        print(f"equal work: {name} ({args.equal_work} frames per call, {size}x{size}) ...", flush=True)
+        rows += equal_work(name, get_model(name, num_classes=10), frames=args.equal_work, size=size,
+                           device=args.device, warmup=args.warmup, iters=args.iters, train=args.train)
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown(rows)
+    (out / "equal_work.json").write_text(json.dumps({"equal_work": args.equal_work, "size": size, "rows": rows},
+                                                    indent=1))
+    (out / "equal_work.md").write_text(f"# Latency at equal work\n\n{table}\n")
+    plot(rows, out / "equal_work.png")
+    print(table)
+    print(f"wrote {out}/equal_work.md, equal_work.json, equal_work.png")
     return 0
