@@ -1,7 +1,7 @@
 """Clip-decoding benchmark: clips/s of each backend vs the naive loader and the seek-and-decode floor.
 
-Generates UCF101-like videos (320x240, 25 fps, MPEG-4 Part 2 AVI, GOP 12, ~7 s) in a temp dir unless given files,
-then prints a markdown table for 16-frame clips from the middle of each video and at random positions.
+The same code and flags as ``vidrcnn bench-decode`` (vidrcnn/commands/bench_decode.py, whose docstring is the full usage);
+``python tools/bench_decode.py --help`` lists the options.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Latency against clip length: ``python tools/profile.py [--models a,b] [--lengths 4,8,16,32,64] [--out DIR]``.
 
-Writes DIR/profile.csv, profile.json, profile.md and latency_vs_length.png, and prints how latency grows with T.
+The same code and flags as ``vidrcnn profile`` (vidrcnn/commands/profile.py, whose docstring is the full usage);
+``python tools/profile.py --help`` lists the options.
 """
 
 from __future__ import annotations

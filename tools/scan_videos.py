@@ -1,10 +1,7 @@
 """List the videos under DIR that cannot be decoded: one line per bad file with the cause, then a summary.
 
-Exit code 1 if any video is bad, 0 otherwise; readable videos with wrong metadata (a frame rate outside 1-1000 fps,
-or one its timestamps contradict) are listed as warnings. ``--cache FILE`` remembers results (keyed by path, size
-and mtime), so a second scan of an unchanged dataset reads nothing. Example:
-
-    python tools/scan_videos.py data/UCF101 --cache data/UCF101/.probe-cache.json
+The same code and flags as ``vidrcnn scan`` (vidrcnn/commands/scan.py, whose docstring is the full usage);
+``python tools/scan_videos.py --help`` lists the options.
 """
 
 from __future__ import annotations

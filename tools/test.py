@@ -1,11 +1,7 @@
 """Evaluate a checkpoint on its test split as UCF101 results are reported (softmax averaged over K clips per video).
 
-    python tools/test.py --checkpoint CKPT [--json OUT.json] [--confusion OUT.png] [--overwrite] [key=value ...]
-
-The checkpoint holds the weights, classes, preprocessing and training config; ``key=value`` overrides it, e.g.
-``data.root=/data/UCF101 data.split=2 eval.num_clips=10 eval.three_crop=true data.num_workers=4``. Unreadable test
-videos count as wrong and are listed. The confusion matrix PNG goes to --confusion, by default next to the JSON
-(OUT.confusion.png) or, without --json, next to the checkpoint (CKPT_STEM.confusion.png).
+The same code and flags as ``vidrcnn test`` (vidrcnn/commands/test.py, whose docstring is the full usage);
+``python tools/test.py --help`` lists the options.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Train a model: ``python tools/train.py --config CONFIG [--out DIR] [--resume] [key=value ...]``.
 
-Multi-GPU or multi-node: ``torchrun --nproc_per_node=N tools/train.py --config CONFIG ...`` (only rank 0 writes).
-Writes into DIR (default ``outputs/<config name>``): config.yaml, metrics.jsonl, curves.png, checkpoint_last.pt and
-checkpoint_best.pt. ``--resume`` continues from DIR/checkpoint_last.pt. Keys are listed in docs/config.md.
+The same code and flags as ``vidrcnn train`` (vidrcnn/commands/train.py, whose docstring is the full usage);
+``python tools/train.py --help`` lists the options.
 """
 
 from __future__ import annotations
