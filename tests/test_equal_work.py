@@ -53,7 +53,7 @@ def test_slowdown_and_its_range_and_the_shortest_t_a_model_takes(monkeypatch):
     rows = {}
     for name, model in (("seq", seq), ("par", par), ("late", late)):
         monkeypatch.setattr(ew, "time_fn", _stub_time_fn(model))
-        rows[name] = ew.equal_work(name, model, frames=8, size=4, train=True)
+        rows[name] = ew.equal_work(name, model, frames=8, size=4, train=True, repeats=1)
     last = ew.slowdowns([r for rs in rows.values() for r in rs])
     assert last["seq"]["slowdown"] == pytest.approx(8.0) and last["par"]["slowdown"] == pytest.approx(1.0)
     assert last["seq"]["slowdown_low"] == pytest.approx(8 * 0.9 / 1.1) and last["seq"]["train_slowdown"] == 8.0
@@ -62,6 +62,10 @@ def test_slowdown_and_its_range_and_the_shortest_t_a_model_takes(monkeypatch):
     assert last["late"]["slowdown"] == pytest.approx(4.0)  # 8 steps against the 2 it starts from
     table = ew.markdown([r for rs in rows.values() for r in rs])
     assert "| seq | 4 | 1 | 8 | 1 -> 8 | 8.00x (6.55 to 9.78) | 8.00x" in table and "- late T=1: needs 2" in table
+    # Repeated, the range is that of the repeats' medians (identical here, so the range closes on the figure)
+    monkeypatch.setattr(ew, "time_fn", _stub_time_fn(seq))
+    again = ew.slowdowns(ew.equal_work("seq", seq, frames=8, size=4, repeats=3))["seq"]
+    assert again["repeats"] == 3 and again["slowdown_low"] == again["slowdown_high"] == again["slowdown"] == 8.0
 
 
 def test_the_tool_writes_the_sweep_and_keeps_foreign_files(tmp_path, capsys):

@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--iters", type=int, default=10, help="timed calls per (model, T)")
     ap.add_argument("--equal-work", type=int, metavar="N",
-                    help="instead: latency at equal work, N = batch x T frames per call while T sweeps 1, 2, 4, ..., N "
+                    help="instead: latency at equal work, N = batch x T frames per call while T sweeps 1, 2, 4, ..., N, "
+                         "the sweep run 3 times "
                          "(--size default 32; with --train, forward + backward too); writes equal_work.md/.json/.png")
     ap.add_argument("--train", action="store_true", help="also time forward + backward")
     ap.add_argument("--checkpoint-every", type=int, metavar="K",

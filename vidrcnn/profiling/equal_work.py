@@ -5,8 +5,9 @@ time axis is parallel work (a 3-D CNN, the frame-only model) does the same work 
 latency stays near flat; a recurrent model must run its ``T`` steps one after another, so it pays per dependent
 step. The figure is the *slowdown*: the latency at ``T = N`` over the latency at the shortest ``T`` the model
 accepts (1 for most; a model that cannot take it gets an error row, and the slowdown says which ``T`` it starts
-from). ``slowdown_low`` and ``slowdown_high`` bound it by the quartiles of the repeated calls, so that two models'
-slowdowns are called different only when those ranges do not overlap (:func:`resolved`).
+from). The sweep is repeated; ``slowdown_low`` and ``slowdown_high`` bound the slowdown by the fastest and slowest
+repeat of each end, so that two models' slowdowns are called different only when those ranges do not overlap
+(:func:`resolved`).
 
 Used by ``tools/profile.py --equal-work N`` and ``benchmarks/gpu_suite.py``.
 """
@@ -14,6 +15,7 @@ Used by ``tools/profile.py --equal-work N`` and ``benchmarks/gpu_suite.py``.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 
 import torch
@@ -32,30 +34,45 @@ def lengths_for(frames: int) -> list[int]:
 
 
 def equal_work(name: str, model: nn.Module, *, frames: int = 64, size: int = 32, device: str = "cpu",
-               warmup: int = 2, iters: int = 10, train: bool = False) -> list[dict]:
-    """One row per ``T`` of :func:`lengths_for`: ``forward_ms`` (median, with ``_q25``/``_q75``) of a ``(N / T, 3,
-    T, size, size)`` batch, and with ``train`` the same for forward + backward (``train_ms``); then the slowdowns
-    against the first ``T`` that ran. A ``T`` the model cannot take gives a row with ``error`` set."""
+               warmup: int = 2, iters: int = 10, train: bool = False, repeats: int = 3) -> list[dict]:
+    """One row per ``T`` of :func:`lengths_for`: ``forward_ms``, the latency of a ``(N / T, 3, T, size, size)``
+    batch, and with ``train`` the same for forward + backward (``train_ms``); then the slowdowns against the first
+    ``T`` that ran. A ``T`` the model cannot take gives a row with ``error`` set.
+
+    The whole sweep runs ``repeats`` times, so that a drift of the machine (another process, the clock) falls on
+    every ``T`` alike: ``*_ms`` is the median of the repeats' medians, ``*_low_ms``/``*_high_ms`` their extremes (with
+    one repeat, the quartiles of its calls)."""
     device_ = torch.device(device)
     model = model.to(device_)
+    inputs = {t: torch.randn(frames // t, 3, t, size, size, device=device_) for t in lengths_for(frames)}
+    timings: dict[tuple[str, int], list] = {}
+    errors: dict[int, str] = {}
+    for _ in range(repeats):
+        for t, x in inputs.items():
+            if t in errors:
+                continue
+            try:
+                model.eval()
+                with torch.no_grad():
+                    timings.setdefault(("forward", t), []).append(
+                        time_fn(lambda x=x: model(x), device=device_, warmup=warmup, iters=iters))
+                if train:
+                    model.train()
+                    timings.setdefault(("train", t), []).append(
+                        time_fn(forward_backward(model, x), device=device_, warmup=warmup, iters=iters))
+            except (RuntimeError, ValueError) as exc:  # e.g. a clip shorter than a 3-D CNN's temporal kernel
+                errors[t] = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            finally:
+                model.eval()
+                model.zero_grad(set_to_none=True)
     rows = []
-    for t in lengths_for(frames):
-        row = {"model": name, "T": t, "batch": frames // t, "frames": frames, "size": size, "error": ""}
-        x = torch.randn(frames // t, 3, t, size, size, device=device_)
-        try:
-            model.eval()
-            with torch.no_grad():
-                timing = time_fn(lambda x=x: model(x), device=device_, warmup=warmup, iters=iters)
-            row.update(_quartiles("forward", timing))
-            if train:
-                model.train()
-                row.update(_quartiles("train", time_fn(forward_backward(model, x), device=device_, warmup=warmup,
-                                                       iters=iters)))
-        except (RuntimeError, ValueError) as exc:  # e.g. a clip shorter than a 3-D CNN's temporal kernel
-            row["error"] = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        finally:
-            model.eval()
-            model.zero_grad(set_to_none=True)
+    for t in inputs:
+        row = {"model": name, "T": t, "batch": frames // t, "frames": frames, "size": size, "repeats": repeats,
+               "error": errors.get(t, "")}
+        if not row["error"]:
+            for kind in ("forward", "train"):
+                if (kind, t) in timings:
+                    row.update(_spread(kind, timings[(kind, t)]))
         rows.append(row)
     base = next((r for r in rows if not r["error"]), None)
     for r in rows:
@@ -66,15 +83,20 @@ def equal_work(name: str, model: nn.Module, *, frames: int = 64, size: int = 32,
             if f"{kind}_ms" in r:
                 prefix = "slowdown" if kind == "forward" else "train_slowdown"
                 r[prefix] = r[f"{kind}_ms"] / base[f"{kind}_ms"]
-                r[f"{prefix}_low"] = r[f"{kind}_q25_ms"] / base[f"{kind}_q75_ms"]
-                r[f"{prefix}_high"] = r[f"{kind}_q75_ms"] / base[f"{kind}_q25_ms"]
+                r[f"{prefix}_low"] = r[f"{kind}_low_ms"] / base[f"{kind}_high_ms"]
+                r[f"{prefix}_high"] = r[f"{kind}_high_ms"] / base[f"{kind}_low_ms"]
     return rows
 
 
-def _quartiles(kind: str, timing) -> dict[str, float]:
-    # Quartiles of a few samples are extrapolated (they can fall outside the samples, even below 0): clamp them.
-    return {f"{kind}_ms": timing.median_ms, f"{kind}_q25_ms": max(timing.q25_ms, timing.min_ms),
-            f"{kind}_q75_ms": min(timing.q75_ms, timing.max_ms)}
+def _spread(kind: str, timings: Sequence) -> dict[str, float]:
+    """The latency of one point and its range: over the repeats' medians, or, with one repeat, its calls' quartiles
+    (clamped to the calls: quartiles of a few samples are extrapolated, even below 0)."""
+    if len(timings) > 1:
+        medians = sorted(t.median_ms for t in timings)
+        return {f"{kind}_ms": statistics.median(medians), f"{kind}_low_ms": medians[0], f"{kind}_high_ms": medians[-1]}
+    t = timings[0]
+    return {f"{kind}_ms": t.median_ms, f"{kind}_low_ms": max(t.q25_ms, t.min_ms),
+            f"{kind}_high_ms": min(t.q75_ms, t.max_ms)}
 
 
 def slowdowns(rows: Sequence[dict], key: str = "slowdown") -> dict[str, dict]:
