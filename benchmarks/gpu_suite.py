@@ -94,7 +94,7 @@ def run_suite(out: Path, *, device: str, quick: bool, budget_s: float) -> dict:
     else:
         print(f"[{time.perf_counter() - start:5.0f} s] streamed frame", flush=True)
         result["streamed"] = (stream_frame.measure(device, ["rcn_gru_s"], ["c3d_s"], size=32, warmup=1, iters=2,
-                                                   max_streams=4) if quick else
+                                                   max_streams=4, clip=8) if quick else
                               stream_frame.measure(device, stream_frame.STREAM_MODELS, stream_frame.WINDOW_MODELS))
         _write(out, result, start)
     if time.perf_counter() - start > budget_s:
@@ -149,7 +149,9 @@ def markdown(result: dict) -> str:
         lines += [(f"**Incomplete**: the suite stopped after {len(result['configs'])} configuration(s); the tables "
                    "below are what it measured."), ""]
     for c in result["configs"]:
-        lines += [f"## {c['config']} ({c['seconds']:.0f} s)", "", report.markdown_table(c["rows"]), ""]
+        first = [r["first_call_s"] for r in c["rows"] if r.get("first_call_s") is not None]
+        slowest = f"; the slowest first call (compiling, with torch.compile) {max(first):.1f} s" if first else ""
+        lines += [f"## {c['config']} ({c['seconds']:.0f} s{slowest})", "", report.markdown_table(c["rows"]), ""]
     if result.get("streamed"):
         lines += ["## Streamed frame (`benchmarks/stream_frame.py`)", "",
                   ("One new frame with carried state, per step mode, against a 3-D CNN re-running its window; and the "

@@ -1,6 +1,7 @@
 """One streamed frame: what stepping a causal model by one frame with carried state costs in each step mode
 (``vidrcnn.inference.stream_runner``), against a 3-D CNN re-running its 16-frame window for every new frame; and
-how many streams K one batched step serves within a frame's budget (40 ms: 25 fps).
+how many streams K one batched step serves within a frame's budget (40 ms: 25 fps); and a 64-frame clip at once,
+timed and with its kernels counted (``torch.profiler``: CUDA kernels on a GPU, top-level operators on the CPU).
 
     python benchmarks/stream_frame.py [--device cuda] [--models rcn_gru_m,...] [--windows c3d_m,...] [--quick]
 
@@ -20,12 +21,13 @@ import torch
 
 from vidrcnn.inference.stream_runner import make_stepper
 from vidrcnn.models import get_model
-from vidrcnn.profiling.measure import time_fn
+from vidrcnn.profiling.measure import count_kernels, time_fn
 from vidrcnn.profiling.run import natural_size
 
 STREAM_MODELS = ("rcn_gru_m", "rcn_lstm_m", "rcn_mingru_m")
 WINDOW_MODELS = ("c3d_m", "r2plus1d_18")
 WINDOW = 16  # frames a window model re-runs for every new frame
+CLIP = 64  # the clip whose kernels are counted (the GPU issue's 64-frame target: <= 1,000 kernels)
 
 
 def modes(device: str) -> tuple[str, str]:
@@ -49,12 +51,19 @@ def graphed(fn: Callable[[], torch.Tensor], device: str) -> Callable[[], torch.T
 
 @torch.no_grad()
 def measure(device: str, models: Sequence[str], windows: Sequence[str], *, size: int | None = None, warmup: int = 3,
-            iters: int = 20, budget_ms: float = 40.0, max_streams: int = 1024) -> list[dict]:
-    """One row per (model, what is timed): ``ms`` is the median time of one call."""
+            iters: int = 20, budget_ms: float = 40.0, max_streams: int = 1024, clip: int = CLIP) -> list[dict]:
+    """One row per (model, what is timed): ``ms`` is the median time of one call; the clip rows also count the
+    kernels (CUDA) or operators (CPU) one call launches."""
     rows = []
 
-    def row(name: str, what: str, batch: int, timing) -> None:
-        rows.append({"model": name, "what": what, "batch": batch, "ms": round(timing.median_ms, 4)})
+    def row(name: str, what: str, batch: int, timing, **extra) -> None:
+        rows.append({"model": name, "what": what, "batch": batch, "ms": round(timing.median_ms, 4), **extra})
+
+    def clip_row(name: str, model, side: int) -> None:  # the whole clip at once, eager: what launch-bound means
+        x = torch.randn(1, 3, clip, side, side, device=device)
+        count, kind = count_kernels(functools.partial(model, x), device)
+        row(name, f"a {clip}-frame clip (eager)", 1, time_fn(functools.partial(model, x), device=device,
+                                                             warmup=warmup, iters=iters), kernels=count, counted=kind)
 
     for name in models:
         model = get_model(name, num_classes=10).to(device).eval()
@@ -64,6 +73,7 @@ def measure(device: str, models: Sequence[str], windows: Sequence[str], *, size:
             frame = torch.randn(1, 3, 1, side, side, device=device)
             row(name, f"one streamed frame ({mode})", 1, time_fn(functools.partial(stepper, frame), device=device,
                                                                    warmup=warmup, iters=iters))
+        clip_row(name, model, side)
         fast, streams, best = modes(device)[1], 1, None
         while streams <= max_streams:  # K streams stepped together: one batched step per frame
             stepper = make_stepper(model, fast, device)
@@ -78,19 +88,20 @@ def measure(device: str, models: Sequence[str], windows: Sequence[str], *, size:
     for name in windows:
         model = get_model(name, num_classes=10).to(device).eval()
         side = size or natural_size(name, model)
-        clip = torch.randn(1, 3, WINDOW, side, side, device=device)
+        window = torch.randn(1, 3, WINDOW, side, side, device=device)
         row(name, f"a {WINDOW}-frame window per new frame (eager)", 1,
-            time_fn(functools.partial(model, clip), device=device, warmup=warmup, iters=iters))
+            time_fn(functools.partial(model, window), device=device, warmup=warmup, iters=iters))
         if torch.device(device).type == "cuda":
-            replay = graphed(functools.partial(model, clip), device)
+            replay = graphed(functools.partial(model, window), device)
             row(name, f"a {WINDOW}-frame window per new frame (graph)", 1,
                 time_fn(replay, device=device, warmup=warmup, iters=iters))
+        clip_row(name, model, side)
     return rows
 
 
 def markdown(rows: Sequence[dict]) -> str:
-    lines = ["| model | what | batch | median ms |", "|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['what']} | {r['batch']} | {r['ms']:.4g} |" for r in rows]
+    lines = ["| model | what | batch | median ms | kernels (CUDA) or operators (CPU) |", "|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['what']} | {r['batch']} | {r['ms']:.4g} | {r.get('kernels', '')} |" for r in rows]
     return "\n".join(lines)
 
 
@@ -103,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the rows as JSON, not a table")
     args = ap.parse_args(argv)
     if args.quick:
-        rows = measure(args.device, ["rcn_gru_s"], ["c3d_s"], size=32, warmup=1, iters=2, max_streams=4)
+        rows = measure(args.device, ["rcn_gru_s"], ["c3d_s"], size=32, warmup=1, iters=2, max_streams=4, clip=8)
     else:
         rows = measure(args.device, [m for m in args.models.split(",") if m], [m for m in args.windows.split(",") if m])
     print(json.dumps(rows, indent=1) if args.json else markdown(rows))

@@ -33,7 +33,9 @@ def test_the_quick_suite_runs_every_configuration_and_reports_it(tmp_path):
     assert "## Latency at equal work" in text
     streamed = {(r["model"], r["what"]) for r in result["streamed"]}
     assert {("rcn_gru_s", "one streamed frame (chunk)"), ("rcn_gru_s", "one streamed frame (frame)"),
-            ("c3d_s", "a 16-frame window per new frame (eager)")} <= streamed
+            ("c3d_s", "a 16-frame window per new frame (eager)"), ("rcn_gru_s", "a 8-frame clip (eager)")} <= streamed
+    clips = {r["model"]: r["kernels"] for r in result["streamed"] if "kernels" in r}
+    assert clips["rcn_gru_s"] > clips["c3d_s"] > 0  # a recurrent clip dispatches per step
     assert all(r["ms"] > 0 for r in result["streamed"]) and "## Streamed frame" in text
     # Every measured fp32 row beside its projection, which says that a CPU is not the hardware it projects.
     proj = result["projection"]

@@ -276,3 +276,13 @@ def test_files_an_earlier_profile_did_not_write_are_kept(tool_main, capsys, tmp_
     assert run_tool(tool_main, [*argv, "--overwrite"]) == 0
     assert run_tool(tool_main, argv) == 0  # its own earlier profile is replaced without asking
     assert "c3d_s" in (tmp_path / "profile.md").read_text()
+
+
+def test_count_kernels_counts_each_dispatch_of_a_call():
+    from vidrcnn.profiling.measure import count_kernels
+
+    layer, x = nn.Linear(4, 4), torch.randn(2, 4)
+    with torch.no_grad():
+        one, kind = count_kernels(lambda: layer(x))
+        four, _ = count_kernels(lambda: [layer(x) for _ in range(4)])
+    assert kind == "CPU operators" and one >= 1 and four == 4 * one

@@ -76,6 +76,23 @@ def forward_backward(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     return run
 
 
+def count_kernels(fn: Callable[[], object], device: torch.device | str = "cpu") -> tuple[int, str]:
+    """``(count, what)`` for one call of ``fn`` under ``torch.profiler``: on CUDA the kernels launched (what
+    launch-bound time is made of), elsewhere the operators dispatched at the top level (``aten::`` calls not made
+    by another one), the nearest CPU analogue."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = torch.device(device).type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        fn()
+        synchronize(device)
+    events = prof.events()
+    if cuda:
+        return sum(1 for e in events if e.device_type == torch.autograd.DeviceType.CUDA), "CUDA kernels"
+    return sum(1 for e in events if e.name.startswith("aten::") and e.cpu_parent is None), "CPU operators"
+
+
 def _rss_bytes() -> int:
     try:
         with open("/proc/self/statm") as f:

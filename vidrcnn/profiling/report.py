@@ -19,7 +19,7 @@ from vidrcnn.outputs import save_png
 COLUMNS = (
     "model", "T", "batch", "threads", "height", "width", "device", "dtype", "compile", "channels_last", "params", "flops",
     "gflops", "latency_median_ms", "latency_q25_ms", "latency_q75_ms", "latency_min_ms", "latency_max_ms",
-    "latency_iters", "clips_per_s", "frames_per_s", "ms_per_gflop", "peak_mem_mb", "peak_mem_delta_mb",
+    "latency_iters", "first_call_s", "clips_per_s", "frames_per_s", "ms_per_gflop", "peak_mem_mb", "peak_mem_delta_mb",
     "seq_steps", "causal", "new_frame_ms", "new_frame_mode", "train_median_ms",
     "train_peak_mem_mb", "train_peak_mem_delta_mb", "error",
 )

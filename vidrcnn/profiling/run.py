@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -132,8 +133,11 @@ def profile_model(name: str, model: nn.Module, lengths: Sequence[int], opts: Pro
             x = x.contiguous(memory_format=torch.channels_last_3d)
         try:
             forward = _forward(fn, x, opts)
+            first = time.perf_counter()
             with peak_memory(device) as mem:  # the first call: on CPU later calls reuse the heap it grew
                 forward()
+            synchronize(device)
+            row["first_call_s"] = time.perf_counter() - first  # with --compile: the compile time, about
             flops = count_flops(_forward(model, x, opts), model)  # eager: the counter cannot see into compiled code
             with count_steps(model) as steps:  # its own pass: count_flops runs RNN modules alone on a probe input
                 _forward(model, x, opts)()
