@@ -7,6 +7,7 @@ segments; model frame_avg_s. One epoch is a fraction of a second.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
 import os
@@ -385,3 +386,19 @@ def test_resume_with_nothing_to_resume_is_refused_or_starts_as_asked(tiny_data, 
     assert run_tool(tool.main, ["--out", str(killed), "--resume-if-any", *overrides(tiny_data, "train.epochs=1")]) == 0
     assert f"--resume-if-any: no checkpoint_last.pt in {killed}: starting a new run" in capsys.readouterr().out
     assert (killed / LAST).is_file()
+
+
+def test_two_epochs_give_the_recorded_metrics(tmp_path):
+    # Recorded before the training loop was rewritten (tests/fixtures/train_reference.json): the same seed must give
+    # the same metrics after any refactor of fit, the cells or the data path (float tolerance: thread counts differ).
+    reference = json.loads((Path(__file__).parent / "fixtures" / "train_reference.json").read_text())["epochs"]
+    root = make_synthetic(tmp_path / "data", num_groups=8, clips_per_group=1, num_frames=16, size=32, seed=0)
+    cfg = load_config(None, [f"data.root={root}", "data.size=32", "data.num_frames=4", "data.sampling=segments",
+                             "data.num_workers=0", "model.name=rcn_gru_s", "model.kwargs={channels: [4, 4]}",
+                             "train.batch_size=8", "train.epochs=2", "train.device=cpu", "seed=0"])
+    fit(cfg, tmp_path / "run")
+    got = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert len(got) == len(reference) == 2
+    for ours, theirs in zip(got, reference, strict=True):
+        for key, value in theirs.items():
+            assert ours[key] == pytest.approx(value, rel=1e-4), (ours["epoch"], key)
