@@ -18,12 +18,11 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DistributedSampler
 
-from vidrcnn.data.datasets import collate, collate_repeats
 from vidrcnn.data.synthetic import make_synthetic
 from vidrcnn.engine.config import load_config
-from vidrcnn.engine.train import build_datasets, seed_everything
+from vidrcnn.engine.train import build_datasets, build_train_loader, seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "synthetic.yaml"
@@ -34,8 +33,7 @@ def loader_rate(cfg, batches: int) -> tuple[float, float, int]:
     _, train_ds, _ = build_datasets(cfg.data)
     k = cfg.data.repeats
     sampler = DistributedSampler(train_ds, num_replicas=1, rank=0, shuffle=True, seed=cfg.seed)
-    loader = DataLoader(train_ds, batch_size=cfg.train.batch_size, sampler=sampler, drop_last=True,
-                        collate_fn=collate_repeats if k > 1 else collate, num_workers=cfg.data.num_workers)
+    loader = build_train_loader(train_ds, sampler, cfg.data, per_rank=cfg.train.batch_size, seed=cfg.seed, epoch=1)
     seed_everything(cfg.seed)
     it = iter(loader)
     next(it)  # warm-up: worker start, first opens

@@ -9,7 +9,8 @@ all, every file a hard link to one tiny MPEG-4 AVI) with ``ucfTrainTestlist/`` (
 
 - creating the tree (information only);
 - ``build_split`` for splits 1, 2 and 3 (train / test entries, classes, checked against the lists written);
-- ``build_datasets`` from ``configs/ucf101_rcn_gru_m.yaml`` and a DataLoader built as ``engine.train._fit`` builds it
+- ``build_datasets`` from ``configs/ucf101_rcn_gru_m.yaml`` and the training DataLoader
+  (``engine.train.build_train_loader``, what ``fit`` uses)
   (DistributedSampler, world size 1, 2 workers, batch 8) until the first batch arrives;
 - constructing ``rcn_gru_m`` (101 classes) and one forward + backward on that batch (CPU);
 - a ``ProbeCache`` scan of 500 videos, cold (probing, saved to a file) then warm (a new cache loading that file).
@@ -29,12 +30,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DistributedSampler
 
-from vidrcnn.data.datasets import collate
 from vidrcnn.data.splits import build_split
 from vidrcnn.engine.config import load_config
-from vidrcnn.engine.train import build_datasets, seed_everything
+from vidrcnn.engine.train import build_datasets, build_train_loader, seed_everything
 from vidrcnn.io import ProbeCache
 from vidrcnn.io.writer import write_video
 from vidrcnn.models import get_model
@@ -163,11 +163,7 @@ def first_batch(root: Path, rows: Rows) -> dict:
     t0 = time.perf_counter()
     seed_everything(cfg.seed, 1, 0)  # as _fit does for epoch 1, rank 0 of world size 1
     sampler = DistributedSampler(train_ds, num_replicas=1, rank=0, shuffle=True, seed=cfg.seed)
-    sampler.set_epoch(1)
-    per_rank = cfg.train.batch_size
-    loader = DataLoader(train_ds, batch_size=per_rank, sampler=sampler, drop_last=len(sampler) > per_rank,
-                        collate_fn=collate, generator=torch.Generator().manual_seed(cfg.seed + 1),
-                        num_workers=cfg.data.num_workers, pin_memory=False, persistent_workers=False)
+    loader = build_train_loader(train_ds, sampler, cfg.data, per_rank=cfg.train.batch_size, seed=cfg.seed, epoch=1)
     it = iter(loader)
     batch = next(it)
     secs = time.perf_counter() - t0

@@ -360,6 +360,25 @@ def fit(cfg: Config, out_dir: str | Path, resume: bool = False) -> dict[str, Any
         distributed.cleanup()
 
 
+def build_train_loader(train_ds, sampler: DistributedSampler, data: DataConfig, *, per_rank: int, seed: int,
+                       epoch: int, pin_memory: bool = False) -> DataLoader:
+    """The training DataLoader of one epoch, the one place it is built (``fit`` and the benchmarks that measure it).
+
+    ``sampler`` (a ``DistributedSampler`` of ``train_ds``, one per run) and ``train_ds`` are set to ``epoch``; the
+    ragged last batch is dropped unless it is the only one (batch norm cannot train on a batch of one); with
+    ``data.repeats > 1`` each video gives K clips (``collate_repeats``); the shuffling generator is seeded by
+    ``seed + epoch``, so that an epoch draws the same clips however the run was stopped and resumed.
+    """
+    from vidrcnn.data.datasets import collate, collate_repeats
+
+    sampler.set_epoch(epoch)
+    train_ds.set_epoch(epoch)
+    return DataLoader(train_ds, batch_size=per_rank, sampler=sampler, drop_last=len(sampler) > per_rank,
+                      collate_fn=collate_repeats if data.repeats > 1 else collate,
+                      generator=torch.Generator().manual_seed(seed + epoch), num_workers=data.num_workers,
+                      pin_memory=pin_memory, persistent_workers=False)
+
+
 def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) -> dict[str, Any]:
     t, device = cfg.train, info.device
     if t.batch_size % info.world_size:
@@ -456,11 +475,8 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
                                "tools/scan_videos.py, or raise the limit")
     for epoch in range(start_epoch, t.epochs + 1):
         seed_everything(cfg.seed, epoch, info.rank)
-        train_sampler.set_epoch(epoch)
-        train_ds.set_epoch(epoch)
-        train_loader = DataLoader(train_ds, batch_size=per_rank, sampler=train_sampler, drop_last=drop_last,
-                                  collate_fn=train_collate, generator=torch.Generator().manual_seed(cfg.seed + epoch),
-                                  **loader_kw)
+        train_loader = build_train_loader(train_ds, train_sampler, cfg.data, per_rank=per_rank, seed=cfg.seed,
+                                          epoch=epoch, pin_memory=device.type == "cuda")
         tic = time.perf_counter()
         stats = train_one_epoch(
             model, train_loader, optimizer, epoch=epoch, start_step=(epoch - 1) * steps_per_epoch, lr_fn=lr_fn,
