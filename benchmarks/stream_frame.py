@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from vidrcnn.inference.stream_runner import make_stepper
+from vidrcnn.inference.stream_runner import capture_cuda_graph, make_stepper
 from vidrcnn.models import get_model
 from vidrcnn.profiling.measure import count_kernels, time_fn
 from vidrcnn.profiling.run import natural_size
@@ -37,15 +37,7 @@ def modes(device: str) -> tuple[str, str]:
 
 def graphed(fn: Callable[[], torch.Tensor], device: str) -> Callable[[], torch.Tensor]:
     """``fn`` (reading fixed input tensors) captured once as a CUDA graph; the returned call replays it."""
-    side = torch.cuda.Stream(device)
-    side.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream(device).wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        out = fn()
+    graph, out = capture_cuda_graph(fn, device)
     return lambda: (graph.replay(), out)[1]
 
 

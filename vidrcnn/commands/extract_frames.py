@@ -63,9 +63,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             meta = json.loads((target / "meta.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             meta = {}
+        meta = meta if isinstance(meta, dict) else {}
         expected = source_record(src / cls / name, fmt=args.format, quality=args.quality, name=f"{cls}/{name}")
-        differs = [k for k, v in expected.items() if (meta.get(k) if isinstance(meta, dict) else None) != v]
-        if not differs and isinstance(meta.get("num_frames"), int):
+        differs = [k for k, v in expected.items() if meta.get(k) != v]
+        if not isinstance(meta.get("num_frames"), int):
+            differs.append("num_frames")
+        if not differs:
             done[target] = meta["num_frames"]
         elif not args.overwrite:
             raise OutputError(target, f"holds frames that do not match {cls}/{name} ({_describe(differs, meta)}); "
@@ -102,9 +105,10 @@ def _has_meta(out: Path) -> bool:
 
 def _describe(differs: list[str], meta: dict) -> str:
     """What a frame folder's record says against what this run would write."""
-    if not isinstance(meta, dict) or "source_size" not in meta:
+    if "source_size" not in meta:
         return "no record of its source: extracted by an older vidrcnn, or not by this tool"
     changed = "made from another video of that name, or before this one changed (size or modification time differ)"
-    words = {"source": f"made from {meta.get('source')}", "source_size": changed, "source_mtime_ns": changed, "format": f"its frames are {meta.get('format')}",
-             "quality": f"JPEG quality {meta.get('quality')}", "num_frames": "no frame count"}
+    words = {"source": f"made from {meta.get('source')}", "source_size": changed, "source_mtime_ns": changed,
+             "format": f"its frames are {meta.get('format')}", "quality": f"JPEG quality {meta.get('quality')}",
+             "num_frames": "no frame count"}
     return "; ".join(dict.fromkeys(words.get(k, k) for k in differs))

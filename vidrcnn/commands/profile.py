@@ -97,14 +97,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     # A file or an unwritable place as --out, or files there that an earlier profile did not write: refused now,
     # not after the profiling.
     out = check_output_dir(args.out, overwrite=True)
+    if args.equal_work is not None:  # its own files, checked there
+        return _equal_work(args, models, out)
     if out.is_dir():
         earlier = is_json_with(("meta", "rows", "fits"))(out / "profile.json")
         for name in ("profile.json", "profile.csv", "profile.md", "latency_vs_length.png", "scaling.png",
                      "work_per_step.png"):
             check_output_file(out / name, overwrite=args.overwrite,
                               replaceable=is_own_png if name.endswith(".png") else lambda _: earlier)
-    if args.equal_work is not None:
-        return _equal_work(args, models, out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for n in threads:  # every thread count and batch in one run: the speed-ups compare like with like

@@ -360,12 +360,17 @@ def fit(cfg: Config, out_dir: str | Path, resume: bool = False) -> dict[str, Any
         distributed.cleanup()
 
 
+def drops_last(sampler: DistributedSampler, per_rank: int) -> bool:
+    """Batch norm cannot train on a batch of one: the ragged last batch is dropped unless it is the only one."""
+    return len(sampler) > per_rank
+
+
 def build_train_loader(train_ds, sampler: DistributedSampler, data: DataConfig, *, per_rank: int, seed: int,
                        epoch: int, pin_memory: bool = False) -> DataLoader:
     """The training DataLoader of one epoch, the one place it is built (``fit`` and the benchmarks that measure it).
 
     ``sampler`` (a ``DistributedSampler`` of ``train_ds``, one per run) and ``train_ds`` are set to ``epoch``; the
-    ragged last batch is dropped unless it is the only one (batch norm cannot train on a batch of one); with
+    ragged last batch is dropped as :func:`drops_last` says; with
     ``data.repeats > 1`` each video gives K clips (``collate_repeats``); the shuffling generator is seeded by
     ``seed + epoch``, so that an epoch draws the same clips however the run was stopped and resumed.
     """
@@ -373,7 +378,7 @@ def build_train_loader(train_ds, sampler: DistributedSampler, data: DataConfig, 
 
     sampler.set_epoch(epoch)
     train_ds.set_epoch(epoch)
-    return DataLoader(train_ds, batch_size=per_rank, sampler=sampler, drop_last=len(sampler) > per_rank,
+    return DataLoader(train_ds, batch_size=per_rank, sampler=sampler, drop_last=drops_last(sampler, per_rank),
                       collate_fn=collate_repeats if data.repeats > 1 else collate,
                       generator=torch.Generator().manual_seed(seed + epoch), num_workers=data.num_workers,
                       pin_memory=pin_memory, persistent_workers=False)
@@ -398,9 +403,8 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
     train_collate = collate_repeats if cfg.data.repeats > 1 else collate  # repeats: K clips of each video, (k b)
     val_loader = DataLoader(val_ds, batch_size=per_rank, sampler=ShardSampler(len(val_ds), info.rank, info.world_size),
                             collate_fn=collate, **loader_kw)
-    # Batch norm cannot train on a batch of one: drop the ragged last batch unless it is the only one. Steps count
-    # videos: with data.repeats=K each step trains on K clips of each of its per_rank videos.
-    drop_last = len(train_sampler) > per_rank
+    # Steps count videos: with data.repeats=K each step trains on K clips of each of its per_rank videos.
+    drop_last = drops_last(train_sampler, per_rank)
     steps_per_epoch = len(train_sampler) // per_rank if drop_last else math.ceil(len(train_sampler) / per_rank)
 
     # Model, optimiser, precision.

@@ -254,8 +254,11 @@ class PyAVDecoder(DecoderBase):
             self._index = PacketIndex(self.path, self._container, stream)
             self.num_frames = self._index.count
             self.fps, self.notes = stream_fps(stream, self._index.pts, path=self.path)
-            times = self.frame_times()  # the frames' own times: a variable frame rate is not a shortfall
-            found = 2 * times[-1] - times[-2] if times and len(times) > 1 else None
+            # The frames' own span (the last frame's time plus the interval before it): a variable frame rate is not
+            # a shortfall. Two timestamps, not frame_times(): every dataset sample opens its video.
+            pts = self._index.pts
+            found = (float((2 * pts[-1] - pts[-2] - pts[0]) * stream.time_base)
+                     if pts and len(pts) > 1 and stream.time_base else None)
             note = truncation_note(declared_duration(self._container, stream), self.num_frames, self.fps, found)
             self.notes = (*self.notes, note) if note else self.notes
             # The display matrix (phone videos): frames come out as they are meant to be seen, unless "raw". FFmpeg
@@ -271,7 +274,8 @@ class PyAVDecoder(DecoderBase):
         pts, base = self._index.pts, self._stream.time_base
         if not pts or not base:
             return None
-        return [float((p - pts[0]) * base) for p in pts]
+        base = float(base)  # one conversion, not a Fraction product per frame
+        return [(p - pts[0]) * base for p in pts]
 
     # -- container handling -------------------------------------------------------------------------------------
     def _open(self) -> None:
