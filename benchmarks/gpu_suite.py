@@ -5,9 +5,10 @@
 
 Runs ``vidrcnn.profiling.profile_models`` (what ``tools/profile.py`` runs) for ``rcn_gru_s``, ``rcn_lstm_s``,
 ``rcn_mingru_s`` with its sequential scan and with the log scan, ``cnn_lstm_s``, ``c3d_s`` and ``r2plus1d_18`` at
-T = 8, 16, 32, 64, 128, batch 1, in fp32, bf16 autocast, ``torch.compile`` and, on CUDA, ``torch.compile(mode=
-"reduce-overhead")`` (CUDA graphs); then a few AMP training steps with channels-last for ``rcn_gru_s`` and
-``c3d_s`` at T = 16, batch 8 (bf16 autocast only on CUDA: on the CPU its backward corrupts the heap); then one
+T = 8, 16, 32, 64, 128, batch 1, in fp32, bf16 autocast, and with each recurrent cell's step compiled
+(``vidrcnn.layers.compile_steps``: the unrolled loop is never compiled, so compile time does not grow with T); then
+a few AMP training steps with channels-last for ``rcn_gru_s`` and ``c3d_s`` at T = 16, batch 4, 64x64, eager and
+with compiled steps (bf16 autocast only on CUDA: on the CPU its backward corrupts the heap); then one
 streamed frame of ``rcn_gru_m``, ``rcn_lstm_m`` and ``rcn_mingru_m`` eager and replayed as a CUDA graph, the most
 streams one batched step serves at 25 fps, and ``c3d_m`` and ``r2plus1d_18`` re-running a window per frame
 (``benchmarks/stream_frame.py``); then latency at equal work (64 frames per call, T from 1 to 64, forward and
@@ -34,6 +35,7 @@ import stream_frame  # benchmarks/, beside this file (as latency_model is)
 import torch
 from latency_model import GPU_TFLOPS, LAUNCH_US, UTILISATION, project
 
+from vidrcnn.layers import compile_steps
 from vidrcnn.models import get_model
 from vidrcnn.profiling import report
 from vidrcnn.profiling.equal_work import equal_work
@@ -54,15 +56,21 @@ def configs(device: str, quick: bool) -> list[tuple[str, ProfileOptions, tuple[s
     base = ProfileOptions(device=device, warmup=1 if quick else 3, iters=2 if quick else 20)
     models = QUICK_MODELS if quick else tuple(MODELS)
     out = [("fp32", base, models, lengths), ("bf16 autocast", replace(base, amp=True), models, lengths)]
+    # Each recurrent cell's step compiled, not the whole model: the unrolled loop is never compiled, so the compile
+    # time is one per layer and shape whatever T (compiling whole models took over 110 s for rcn_gru_s on the H200).
+    # (Not in --quick: inductor's C++ compile on the CPU costs more than the quick suite; tests/test_layers.py covers
+    # the compiled step.)
     if not quick:
-        out.append(("torch.compile", replace(base, compile=True), models, lengths))
-        if device == "cuda":
-            out.append(("compile + CUDA graphs", replace(base, compile=True, compile_mode="reduce-overhead"), models,
-                        lengths))
+        out.append(("compiled cell steps", replace(base, compile_step=True), models, lengths))
     # bf16 autocast in training only on CUDA: on the CPU its backward corrupts the heap (profiling.run.CPU_AMP_TRAIN)
     amp = device == "cuda"
-    train = replace(base, train=True, amp=amp, channels_last=True, batch=2 if quick else 8, stream=False)
-    out.append((f"training, {'AMP + ' if amp else ''}channels-last, batch 8", train, TRAIN_MODELS, [4] if quick else [16]))
+    # the GPU issue's training target: T = 16 x batch 4 at 64x64, rcn_gru_s against c3d_s
+    train = replace(base, train=True, amp=amp, channels_last=True, batch=2 if quick else 4, size=32 if quick else 64,
+                    stream=False)
+    label = f"training, {'AMP + ' if amp else ''}channels-last, batch {train.batch}"
+    out.append((label, train, TRAIN_MODELS, [4] if quick else [16]))
+    if not quick:
+        out.append((f"{label}, compiled cell steps", replace(train, compile_step=True), TRAIN_MODELS, [16]))
     return out
 
 
@@ -94,7 +102,7 @@ def run_suite(out: Path, *, device: str, quick: bool, budget_s: float) -> dict:
     else:
         print(f"[{time.perf_counter() - start:5.0f} s] streamed frame", flush=True)
         result["streamed"] = (stream_frame.measure(device, ["rcn_gru_s"], ["c3d_s"], size=32, warmup=1, iters=2,
-                                                   max_streams=4, clip=8) if quick else
+                                                   max_streams=4, clip=8, compiled=False) if quick else
                               stream_frame.measure(device, stream_frame.STREAM_MODELS, stream_frame.WINDOW_MODELS))
         _write(out, result, start)
     if time.perf_counter() - start > budget_s:
@@ -111,12 +119,16 @@ EQUAL_WORK_MODELS = ("rcn_gru_m", "rcn_lstm_m", "rcn_mingru_m", "cnn_lstm_m", "c
 
 
 def equal_work_rows(device: str, quick: bool) -> list[dict]:
-    """Latency at equal work (64 frames per call, 112x112; quick: 4 frames, 16x16): forward, and forward + backward."""
+    """Latency at equal work (64 frames per call, 112x112; quick: 4 frames, 16x16): forward, and forward + backward;
+    the first model also with its cells' steps compiled."""
     models, frames, size = (("rcn_gru_s", "c3d_s"), 4, 16) if quick else (EQUAL_WORK_MODELS, 64, 112)
     rows = []
-    for name in models:
-        rows += equal_work(name, get_model(name, num_classes=10), frames=frames, size=size, device=device,
-                           warmup=1 if quick else 3, iters=2 if quick else 10, train=True)
+    for name in models if quick else (*models, models[0] + " (compiled cell steps)"):
+        model = get_model(name.split()[0], num_classes=10)
+        if name.endswith("(compiled cell steps)"):
+            compile_steps(model)
+        rows += equal_work(name, model, frames=frames, size=size, device=device, warmup=1 if quick else 3,
+                           iters=2 if quick else 10, train=True)
     return rows
 
 
@@ -150,7 +162,7 @@ def markdown(result: dict) -> str:
                    "below are what it measured."), ""]
     for c in result["configs"]:
         first = [r["first_call_s"] for r in c["rows"] if r.get("first_call_s") is not None]
-        slowest = f"; the slowest first call (compiling, with torch.compile) {max(first):.1f} s" if first else ""
+        slowest = f"; the slowest first call (with compiled steps: the compile) {max(first):.1f} s" if first else ""
         lines += [f"## {c['config']} ({c['seconds']:.0f} s{slowest})", "", report.markdown_table(c["rows"]), ""]
     if result.get("streamed"):
         lines += ["## Streamed frame (`benchmarks/stream_frame.py`)", "",

@@ -1,7 +1,9 @@
 """One streamed frame: what stepping a causal model by one frame with carried state costs in each step mode
 (``vidrcnn.inference.stream_runner``), against a 3-D CNN re-running its 16-frame window for every new frame; and
 how many streams K one batched step serves within a frame's budget (40 ms: 25 fps); and a 64-frame clip at once,
-timed and with its kernels counted (``torch.profiler``: CUDA kernels on a GPU, top-level operators on the CPU).
+timed and with its kernels counted (``torch.profiler``: CUDA kernels on a GPU, top-level operators on the CPU), and
+on CUDA replayed as one graph. Each recurrent model is measured again with its cells' steps compiled
+(``vidrcnn.layers.compile_steps``: the gate arithmetic fused, fewer kernels per step).
 
     python benchmarks/stream_frame.py [--device cuda] [--models rcn_gru_m,...] [--windows c3d_m,...] [--quick]
 
@@ -13,6 +15,7 @@ as a replayed graph of its forward pass. Part of ``benchmarks/gpu_suite.py``, wh
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import json
 from collections.abc import Callable, Sequence
@@ -20,6 +23,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from vidrcnn.inference.stream_runner import capture_cuda_graph, make_stepper
+from vidrcnn.layers import compile_steps
 from vidrcnn.models import get_model
 from vidrcnn.profiling.measure import count_kernels, time_fn
 from vidrcnn.profiling.run import natural_size
@@ -43,19 +47,27 @@ def graphed(fn: Callable[[], torch.Tensor], device: str) -> Callable[[], torch.T
 
 @torch.no_grad()
 def measure(device: str, models: Sequence[str], windows: Sequence[str], *, size: int | None = None, warmup: int = 3,
-            iters: int = 20, budget_ms: float = 40.0, max_streams: int = 1024, clip: int = CLIP) -> list[dict]:
+            iters: int = 20, budget_ms: float = 40.0, max_streams: int = 1024, clip: int = CLIP,
+            compiled: bool = True) -> list[dict]:
     """One row per (model, what is timed): ``ms`` is the median time of one call; the clip rows also count the
-    kernels (CUDA) or operators (CPU) one call launches."""
+    kernels (CUDA) or operators (CPU) one call launches. ``compiled``: each recurrent model also with its cells'
+    steps compiled (``vidrcnn.layers.compile_steps``), the streamed frame in the fast mode and the clip."""
     rows = []
 
     def row(name: str, what: str, batch: int, timing, **extra) -> None:
         rows.append({"model": name, "what": what, "batch": batch, "ms": round(timing.median_ms, 4), **extra})
 
-    def clip_row(name: str, model, side: int) -> None:  # the whole clip at once, eager: what launch-bound means
+    def clip_row(name: str, model, side: int, how: str = "eager") -> None:  # the whole clip at once
         x = torch.randn(1, 3, clip, side, side, device=device)
+        model(x)  # compiles first where it compiles: the count is of what a call launches after
         count, kind = count_kernels(functools.partial(model, x), device)
-        row(name, f"a {clip}-frame clip (eager)", 1, time_fn(functools.partial(model, x), device=device,
+        if how != "eager" and kind != "CUDA kernels":  # the CPU count sees no operator inside compiled code
+            count, kind = "", ""
+        row(name, f"a {clip}-frame clip ({how})", 1, time_fn(functools.partial(model, x), device=device,
                                                              warmup=warmup, iters=iters), kernels=count, counted=kind)
+        if torch.device(device).type == "cuda":  # the same clip replayed as one CUDA graph: no launch cost left
+            row(name, f"a {clip}-frame clip ({how}, graph)", 1,
+                time_fn(graphed(functools.partial(model, x), device), device=device, warmup=warmup, iters=iters))
 
     for name in models:
         model = get_model(name, num_classes=10).to(device).eval()
@@ -67,6 +79,14 @@ def measure(device: str, models: Sequence[str], windows: Sequence[str], *, size:
                                                                    warmup=warmup, iters=iters))
         clip_row(name, model, side)
         fast, streams, best = modes(device)[1], 1, None
+        if compiled:
+            fused = copy.deepcopy(model)
+            compile_steps(fused)
+            stepper = make_stepper(fused, fast, device)
+            frame = torch.randn(1, 3, 1, side, side, device=device)
+            row(name, f"one streamed frame ({fast}, compiled cell steps)", 1,
+                time_fn(functools.partial(stepper, frame), device=device, warmup=warmup, iters=iters))
+            clip_row(name, fused, side, "compiled cell steps")
         while streams <= max_streams:  # K streams stepped together: one batched step per frame
             stepper = make_stepper(model, fast, device)
             frames = torch.randn(streams, 3, 1, side, side, device=device)
@@ -106,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the rows as JSON, not a table")
     args = ap.parse_args(argv)
     if args.quick:
-        rows = measure(args.device, ["rcn_gru_s"], ["c3d_s"], size=32, warmup=1, iters=2, max_streams=4, clip=8)
+        rows = measure(args.device, ["rcn_gru_s"], ["c3d_s"], size=32, warmup=1, iters=2, max_streams=4, clip=8,
+                       compiled=False)
     else:
         rows = measure(args.device, [m for m in args.models.split(",") if m], [m for m in args.windows.split(",") if m])
     print(json.dumps(rows, indent=1) if args.json else markdown(rows))

@@ -13,6 +13,26 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _suite(monkeypatch):
+    """benchmarks/gpu_suite.py as a module."""
+    spec = importlib.util.spec_from_file_location("gpu_suite", REPO / "benchmarks" / "gpu_suite.py")
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # it imports latency_model from beside itself
+    suite = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(suite)
+    return suite
+
+
+def test_the_full_suite_compiles_cell_steps_never_whole_models_and_trains_at_the_targets_shape(monkeypatch):
+    suite = _suite(monkeypatch)
+    configs = {name: (opts, models, lengths) for name, opts, models, lengths in suite.configs("cuda", quick=False)}
+    assert not any(opts.compile for opts, _, _ in configs.values())  # a whole model's compile grows with T
+    assert configs["compiled cell steps"][0].compile_step
+    train = [(opts, models, lengths) for name, (opts, models, lengths) in configs.items() if name.startswith("training")]
+    assert [opts.compile_step for opts, _, _ in train] == [False, True]
+    for opts, models, lengths in train:  # the GPU issue's training target: T = 16 x batch 4 at 64x64, AMP on CUDA
+        assert (opts.batch, opts.size, lengths, opts.amp, models) == (4, 64, [16], True, ("rcn_gru_s", "c3d_s"))
+
+
 def test_the_quick_suite_runs_every_configuration_and_reports_it(tmp_path):
     out = tmp_path / "suite"
     run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_suite.py"), "--out", str(out), "--device",
@@ -20,7 +40,7 @@ def test_the_quick_suite_runs_every_configuration_and_reports_it(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads((out / "suite.json").read_text())
     names = [c["config"] for c in result["configs"]]
-    assert names == ["fp32", "bf16 autocast", "training, channels-last, batch 8"] and not result["skipped"]
+    assert names == ["fp32", "bf16 autocast", "training, channels-last, batch 2"] and not result["skipped"]
     assert result["complete"] and "Incomplete" not in (out / "suite.md").read_text()
     for c in result["configs"]:
         assert c["rows"] and all(not r["error"] and r["latency_median_ms"] > 0 for r in c["rows"]), c["config"]
@@ -57,10 +77,7 @@ def test_a_spent_budget_skips_the_rest_and_says_so(tmp_path):
 
 
 def test_a_suite_stopped_after_its_first_configuration_has_written_that_table(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("gpu_suite", REPO / "benchmarks" / "gpu_suite.py")
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # it imports latency_model from beside itself
-    suite = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(suite)
+    suite = _suite(monkeypatch)
     measured = suite.profile_models
     calls = []
 

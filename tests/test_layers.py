@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -16,6 +18,7 @@ from vidrcnn.layers import (
     RCLCell,
     RecurrentCell,
     RNNCell,
+    compile_steps,
     get_cell,
 )
 
@@ -184,6 +187,59 @@ def test_state_carries_over_chunks(cell, kw):
     torch.testing.assert_close(torch.cat([a, b], dim=2), whole)
     for s1, s2 in zip(torch.utils._pytree.tree_leaves(state), torch.utils._pytree.tree_leaves(state_whole)):
         torch.testing.assert_close(s1, s2)
+
+
+def _compiled_against_eager(cell: str, kw: dict, backend: str, *, modes=(True, False), tol=(1e-4, 1e-5)) -> None:
+    """A layer with its cell's step compiled gives the eager layer's outputs, state and gradients, in training
+    (BatchNorm on batch statistics) and in eval; its state dict is the eager one's."""
+    torch.manual_seed(0)
+    eager = ConvRecurrent(C_IN, HIDDEN, cell=cell, **kw)
+    randomize_norms(eager)
+    compiled = copy.deepcopy(eager)
+    assert compile_steps(compiled, backend=backend) == 1
+    assert compiled.state_dict().keys() == eager.state_dict().keys()
+    x = torch.randn(B, C_IN, T, H, W, requires_grad=True)
+    rtol, atol = tol
+    for train in modes:
+        eager.train(train), compiled.train(train)
+        (out_e, state_e), (out_c, state_c) = eager(x), compiled(x)
+        torch.testing.assert_close(out_c, out_e, rtol=rtol, atol=atol)
+        torch.testing.assert_close(torch.utils._pytree.tree_leaves(state_c), torch.utils._pytree.tree_leaves(state_e),
+                                   rtol=rtol, atol=atol)
+        grads = [torch.autograd.grad(out.square().sum(), [x, *layer.parameters()])
+                 for out, layer in ((out_e, eager), (out_c, compiled))]
+        torch.testing.assert_close(grads[1], grads[0], rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize(("cell", "kw"), [(c, {}) for c in ("rnn", "rcl", "gru", "lstm")]
+                         + [("gru", {"preact_norm": "group"}), ("lstm", {"preact_norm": "batch", "peephole": True}),
+                            ("rcl", {"norm": None, "preact_norm": "batch"})])
+def test_a_compiled_step_changes_nothing_but_speed(cell, kw):
+    _compiled_against_eager(cell, kw, backend="aot_eager")  # TorchDynamo and AOTAutograd, no code generated
+
+
+def test_a_step_compiled_to_cpu_kernels_matches_the_eager_step():
+    # inductor's C++ kernels, in training (forward and backward compiled); they sum in another order than eager
+    _compiled_against_eager("gru", {"preact_norm": "group"}, backend="inductor", modes=(True,), tol=(1e-3, 1e-4))
+
+
+def test_a_step_holding_a_batch_norm_stays_eager():
+    layer = ConvRecurrent(C_IN, HIDDEN, cell="rcl", norm="bn")
+    assert compile_steps(layer, backend="aot_eager") == 0
+    with pytest.raises(ValueError, match="BatchNorm"):
+        layer.cell.compile_step()
+
+
+def test_a_copy_of_a_compiled_cell_runs_eagerly_on_its_own_weights():
+    torch.manual_seed(0)
+    layer = ConvRecurrent(C_IN, HIDDEN, cell="gru")
+    compile_steps(layer, backend="aot_eager")
+    twin = copy.deepcopy(layer)
+    assert "_compiled_step" in vars(layer.cell) and "_compiled_step" not in vars(twin.cell)
+    with torch.no_grad():
+        twin.cell.state_conv_zr.weight.mul_(2)
+    x = torch.randn(B, C_IN, T, H, W)
+    assert not torch.allclose(layer(x)[0], twin(x)[0])
 
 
 def test_rcl_first_step_is_feed_forward_only():

@@ -286,3 +286,15 @@ def test_count_kernels_counts_each_dispatch_of_a_call():
         one, kind = count_kernels(lambda: layer(x))
         four, _ = count_kernels(lambda: [layer(x) for _ in range(4)])
     assert kind == "CPU operators" and one >= 1 and four == 4 * one
+
+
+def test_compile_step_profiles_each_cells_step_compiled(monkeypatch) -> None:
+    from vidrcnn.layers import compile_steps
+    from vidrcnn.profiling import run
+
+    compiled = []
+    monkeypatch.setattr(run, "compile_steps", lambda m: compiled.append(compile_steps(m, backend="aot_eager")))
+    opts = ProfileOptions(size=16, warmup=0, iters=1, train=True, compile_step=True)
+    rows = run.profile_models(["rcn_gru_s", "c3d_s"], [2], opts)
+    assert compiled == [2, 0]  # the two recurrent layers of rcn_gru_s; a 3-D CNN has no cell to compile
+    assert all(not r["error"] and r["compile"] == "step" and r["train_median_ms"] > 0 for r in rows)

@@ -24,6 +24,7 @@ import torch
 import yaml
 from toolrun import load_tool
 
+import vidrcnn.engine.train as train_module
 from vidrcnn.data.synthetic import make_synthetic
 from vidrcnn.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from vidrcnn.engine.config import load_config
@@ -31,6 +32,7 @@ from vidrcnn.engine.logging import read_metrics
 from vidrcnn.engine.schedule import lr_at
 from vidrcnn.engine.train import BEST, LAST, fit
 from vidrcnn.errors import CheckpointError, ConfigError, DatasetError, DivergenceError, OutputError
+from vidrcnn.layers import compile_steps
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["MoveLeft", "MoveRight", "RotateCW", "Still"]
@@ -388,15 +390,23 @@ def test_resume_with_nothing_to_resume_is_refused_or_starts_as_asked(tiny_data, 
     assert (killed / LAST).is_file()
 
 
-def test_two_epochs_give_the_recorded_metrics(tmp_path):
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled-step"])
+def test_two_epochs_give_the_recorded_metrics(tmp_path, monkeypatch, compiled):
     # Recorded before the training loop was rewritten (tests/fixtures/train_reference.json): the same seed must give
     # the same metrics after any refactor of fit, the cells or the data path (float tolerance: thread counts differ).
+    # train.compile_step=true too: compiled (TorchDynamo and AOTAutograd, no code generated, to keep the test short)
+    # the cells' steps give the same run.
     reference = json.loads((Path(__file__).parent / "fixtures" / "train_reference.json").read_text())["epochs"]
     root = make_synthetic(tmp_path / "data", num_groups=8, clips_per_group=1, num_frames=16, size=32, seed=0)
     cfg = load_config(None, [f"data.root={root}", "data.size=32", "data.num_frames=4", "data.sampling=segments",
                              "data.num_workers=0", "model.name=rcn_gru_s", "model.kwargs={channels: [4, 4]}",
-                             "train.batch_size=8", "train.epochs=2", "train.device=cpu", "seed=0"])
+                             "train.batch_size=8", "train.epochs=2", "train.device=cpu", "seed=0",
+                             f"train.compile_step={str(compiled).lower()}"])
+    compiled_cells = []
+    monkeypatch.setattr(train_module, "compile_steps",
+                        lambda m: compiled_cells.append(compile_steps(m, backend="aot_eager")))
     fit(cfg, tmp_path / "run")
+    assert compiled_cells == ([2] if compiled else [])
     got = read_metrics(tmp_path / "run" / "metrics.jsonl")
     assert len(got) == len(reference) == 2
     for ours, theirs in zip(got, reference, strict=True):

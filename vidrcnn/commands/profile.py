@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                          "MODEL+checkpoint_every=K rows (with --train: memory and time of backward with and without)")
     ap.add_argument("--amp", action="store_true", help="bf16 autocast")
     ap.add_argument("--compile", action="store_true", help="torch.compile each model (slow start on CPU)")
+    ap.add_argument("--compile-step", action="store_true",
+                    help="torch.compile each recurrent cell's step only, not the unrolled loop: one compile per layer "
+                         "and shape, however long the clip (vidrcnn.layers.compile_steps)")
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--no-stream", action="store_true", help="skip the streaming cost of causal models")
     ap.add_argument("--out", default="outputs/profile", help="output folder")
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         torch.set_num_threads(n)
         for batch in batches:
             opts = ProfileOptions(batch=batch, device=args.device, size=args.size, warmup=args.warmup,
-                                  iters=args.iters, train=args.train, amp=args.amp, compile=args.compile,
+                                  iters=args.iters, train=args.train, amp=args.amp, compile=args.compile, compile_step=args.compile_step,
                                   channels_last=args.channels_last, stream=not args.no_stream)
             where = f"{n} thread(s), batch {batch}"
             rows += [{**r, "threads": n} for r in profile_models(

@@ -142,6 +142,11 @@ class TrainConfig:
                            "no effect on CPU.")
     channels_last: bool = _opt(False, "channels_last_3d memory format for model and clips on CUDA (helps 3-D convs "
                                       "with tensor cores).")
+    compile_step: bool = _opt(
+        False, "torch.compile each recurrent cell's step, never the unrolled loop (vidrcnn.layers.compile_steps): the "
+        "gate arithmetic fused into a few kernels, one compile per layer and shape whatever the clip length; the EMA "
+        "copy too. Pays on a GPU, where a step is launch-bound; on the CPU the compile costs more than it saves in "
+        "short runs. Results equal the eager model's to float tolerance.")
     eval_every: int = _opt(1, "Validate every N epochs (the last epoch is always validated).", minimum=1)
     device: str = _opt("auto", "`auto` (CUDA when available), `cpu`, `cuda`.", choices=("auto", "cpu", "cuda"))
 

@@ -57,6 +57,7 @@ from vidrcnn.errors import (
     OutputError,
     VidrcnnError,
 )
+from vidrcnn.layers import compile_steps
 
 log = logging.getLogger(__name__)
 
@@ -413,6 +414,8 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
     channels_last = t.channels_last and device.type == "cuda"
     if channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
+    if t.compile_step:
+        compile_steps(model)
     optimizer = build_optimizer(model, cfg.optim, t.lr)
     amp = t.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if (amp and torch.cuda.is_bf16_supported()) else torch.float16
@@ -443,6 +446,8 @@ def _fit(cfg: Config, out_dir: Path, resume: bool, info: DistInfo, get_model) ->
             log.info("resuming %s from epoch %d%s", last_path, start_epoch - 1, "".join(
                 f"; {k}: {was!r} -> {now!r}" for k, (was, now) in changes.items()))
     ema = build_ema(model, t.ema_decay)  # a copy of the (resumed) weights; a resumed run restores its average exactly
+    if ema is not None and t.compile_step:
+        compile_steps(ema)  # a copy runs eagerly until compiled
     if ema is not None and ckpt is not None:
         load_ema_state(ema, ckpt, last_path)
     raw_model = model

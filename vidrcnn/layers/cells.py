@@ -181,13 +181,39 @@ class RecurrentCell(nn.Module):
         """One time step: ``xin_t`` is ``project_input(x_t)``; returns ``(h_t, new_state)``."""
         raise NotImplementedError
 
+    def compile_step(self, **options) -> None:
+        """From now on run :meth:`step` compiled (``torch.compile(self.step, dynamic=False, **options)``): a step's
+        gate arithmetic and state norm fused into a few kernels (on a GPU a ConvGRU step is otherwise about 15 small
+        kernels per layer, and launching them costs more than running them). Only the step is compiled, never the
+        unrolled time loop, so the compile time does not grow with T: one compile per layer and input shape, on
+        the first call. The first step from a zero state (no state convolution) stays eager. The equations, the
+        parameters and the state dict are unchanged; a copy of the cell (``copy.deepcopy``, pickling) runs eagerly
+        until it is compiled again. Use :func:`compile_steps` for a whole model.
+
+        Refused where the step itself holds a BatchNorm (the RCL with ``norm="bn"``): the compiled backward would
+        read running statistics that the next steps have updated in place."""
+        if self.step_has_batch_norm():
+            raise ValueError(f"{type(self).__name__}'s step holds a BatchNorm (its running statistics change in "
+                             "place at every step): it runs eagerly")
+        self._compiled_step = torch.compile(self.step, **{"dynamic": False, **options})
+
+    def step_has_batch_norm(self) -> bool:
+        """Whether :meth:`step` runs a BatchNorm (the state norms never are: see ``make_state_norm``'s callers)."""
+        return False
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("_compiled_step", None)  # bound to this cell: a copy must not run the original's weights
+        return state
+
     def forward_sequence(self, xin: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """Run the recurrence over ``xin`` of shape ``(B, T, num_gates*C, H, W)`` -> ``((B, T, C, H, W), state)``."""
         outs = []
+        step = self.__dict__.get("_compiled_step") or self.step  # the step after the first (:meth:`compile_step`)
         # unbind, not xin[:, t]: the backward of each indexing writes its step's gradient into a zero tensor the
         # size of the whole sequence (T full-size fills and adds per pass); unbind's backward is one stack.
         for xin_t in xin.unbind(1):
-            h, state = self.step(xin_t, state)
+            h, state = (self.step if state is None else step)(xin_t, state)
             outs.append(h)
         return torch.stack(outs, dim=1), state
 
@@ -255,6 +281,9 @@ class RCLCell(RecurrentCell):
             self.norm = nn.Identity()
         else:
             raise ValueError(f"RCL norm must be 'lrn', 'bn' or None, got {norm!r}")
+
+    def step_has_batch_norm(self) -> bool:
+        return isinstance(self.norm, nn.BatchNorm2d)
 
     def step(self, xin_t: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
         # A zero state adds nothing: skip the convolution so step 0 is exactly the feed-forward layer.
@@ -383,6 +412,18 @@ class LSTMCell(RecurrentCell):
 
 
 CELLS: dict[str, type[RecurrentCell]] = {"rnn": RNNCell, "rcl": RCLCell, "gru": GRUCell, "lstm": LSTMCell}
+
+
+def compile_steps(module: nn.Module, **options) -> int:
+    """:meth:`RecurrentCell.compile_step` on every recurrent cell in ``module`` whose step holds no BatchNorm; returns
+    how many. Each layer and input shape is one compiled graph of the same code (the cell class's ``step``), so
+    TorchDynamo's limit on the graphs kept per code object (8 by default, then it runs eagerly) is raised to 64."""
+    cells = [m for m in module.modules() if isinstance(m, RecurrentCell) and not m.step_has_batch_norm()]
+    for cell in cells:
+        cell.compile_step(**options)
+    if cells:  # torch.compile has loaded TorchDynamo
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    return len(cells)
 
 
 def get_cell(cell: str | type[RecurrentCell]) -> type[RecurrentCell]:

@@ -304,7 +304,7 @@ def summary(rows: Sequence[dict], fits: dict[str, dict], window_t: int = 16) -> 
 
 def _switches(options: dict) -> str:
     """The timing switches that were on, for the header of profile.md (the table has no column for all of them)."""
-    on = [name for name, flag in (("bf16 autocast", "amp"), ("torch.compile", "compile"),
+    on = [name for name, flag in (("bf16 autocast", "amp"), ("torch.compile", "compile"), ("compiled cell steps", "compile_step"),
                                   ("channels-last", "channels_last"), ("forward+backward timed", "train"))
           if options.get(flag)]
     b = options.get("batch")

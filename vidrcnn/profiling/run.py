@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidrcnn.errors import ConfigError
+from vidrcnn.layers import compile_steps
 from vidrcnn.profiling.measure import count_flops, count_steps, peak_memory, synchronize, time_fn
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class ProfileOptions:
     amp: bool = False            # bf16 autocast
     compile: bool = False        # torch.compile the model (slow to start on CPU)
     compile_mode: str | None = None  # torch.compile's mode; "reduce-overhead" replays CUDA graphs on a GPU
+    compile_step: bool = False   # compile each recurrent cell's step only (layers.compile_steps): bounded compile time
     channels_last: bool = False
     stream: bool = True          # time one new frame with carried state for causal models
     num_classes: int = 10
@@ -112,12 +114,21 @@ def _stream_frame(model: nn.Module, x: torch.Tensor, opts: ProfileOptions) -> Ca
     return run
 
 
+def _compiled(opts: ProfileOptions) -> str | bool:
+    """What was compiled: ``"step"`` (each cell's step), the whole model (True, or its mode), or nothing (False)."""
+    if opts.compile:
+        return opts.compile_mode or True
+    return "step" if opts.compile_step else False
+
+
 def profile_model(name: str, model: nn.Module, lengths: Sequence[int], opts: ProfileOptions) -> list[dict]:
     """Rows for one model, one per length; a length the model cannot take gives a row with ``error`` set."""
     device = torch.device(opts.device)
     model = model.to(device).eval()
     if opts.channels_last:
         to_channels_last(model)
+    if opts.compile_step:
+        compile_steps(model)
     fn = torch.compile(model, mode=opts.compile_mode) if opts.compile else model
     size = opts.size or natural_size(name, model)
     params = sum(p.numel() for p in model.parameters())
@@ -126,7 +137,7 @@ def profile_model(name: str, model: nn.Module, lengths: Sequence[int], opts: Pro
     rows = []
     for t in lengths:
         row: dict = {"model": name, "T": t, "batch": opts.batch, "height": size, "width": size,
-                     "device": device.type, "dtype": "bf16" if opts.amp else "fp32", "compile": (opts.compile_mode or True) if opts.compile else False,
+                     "device": device.type, "dtype": "bf16" if opts.amp else "fp32", "compile": _compiled(opts),
                      "channels_last": opts.channels_last, "params": params, "causal": causal, "error": ""}
         x = torch.randn(opts.batch, 3, t, size, size, device=device)
         if opts.channels_last:
