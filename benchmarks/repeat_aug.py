@@ -3,7 +3,7 @@
     python tools/make_synthetic.py /tmp/syn64 --size 64         # or let the script make a small one (--root omitted)
     python benchmarks/repeat_aug.py --root /tmp/syn64 [--repeats 1,2,4] [--batches 10] [--workers 0] [key=value ...]
 
-Builds the training set and loader as ``engine.train._fit`` does (``build_datasets`` from configs/synthetic.yaml
+Builds the training set and loader as ``engine.train.fit`` does (``build_datasets`` from configs/synthetic.yaml
 with ``data.size=64 data.resize=64`` and the overrides, a DistributedSampler of world size 1, ``collate_repeats``
 for K > 1) and times ``--batches`` batches of ``train.batch_size`` videos after one warm-up batch. With K repeats
 each video is opened and decoded once for K clips (each with its own position and crop/flip), so clips/s should
@@ -22,7 +22,8 @@ from torch.utils.data import DistributedSampler
 
 from vidrcnn.data.synthetic import make_synthetic
 from vidrcnn.engine.config import load_config
-from vidrcnn.engine.train import build_datasets, build_train_loader, seed_everything
+from vidrcnn.engine.train import seed_everything
+from vidrcnn.engine.train_data import build_datasets, build_train_loader
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "synthetic.yaml"

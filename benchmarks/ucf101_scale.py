@@ -34,7 +34,8 @@ from torch.utils.data import DistributedSampler
 
 from vidrcnn.data.splits import build_split
 from vidrcnn.engine.config import load_config
-from vidrcnn.engine.train import build_datasets, build_train_loader, seed_everything
+from vidrcnn.engine.train import seed_everything
+from vidrcnn.engine.train_data import build_datasets, build_train_loader
 from vidrcnn.io import ProbeCache
 from vidrcnn.io.writer import write_video
 from vidrcnn.models import get_model
@@ -161,7 +162,7 @@ def first_batch(root: Path, rows: Rows) -> dict:
              f"{len(train_ds)} train / {len(val_ds)} val items, {len(split.classes)} classes")
 
     t0 = time.perf_counter()
-    seed_everything(cfg.seed, 1, 0)  # as _fit does for epoch 1, rank 0 of world size 1
+    seed_everything(cfg.seed, 1, 0)  # as fit does for epoch 1, rank 0 of world size 1
     sampler = DistributedSampler(train_ds, num_replicas=1, rank=0, shuffle=True, seed=cfg.seed)
     loader = build_train_loader(train_ds, sampler, cfg.data, per_rank=cfg.train.batch_size, seed=cfg.seed, epoch=1)
     it = iter(loader)

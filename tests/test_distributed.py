@@ -23,7 +23,8 @@ from vidrcnn.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from vidrcnn.engine.config import load_config
 from vidrcnn.engine.distributed import ShardSampler
 from vidrcnn.engine.logging import read_metrics
-from vidrcnn.engine.train import build_datasets, validate
+from vidrcnn.engine.train import validate
+from vidrcnn.engine.train_data import build_datasets
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["MoveLeft", "MoveRight", "RotateCW", "Still"]

@@ -22,6 +22,8 @@ from vidrcnn.engine.checkpoint import checkpoint_weights, model_from_checkpoint
 from vidrcnn.engine.config import load_config
 from vidrcnn.engine.evaluate import _check_test_overrides
 from vidrcnn.engine.recipe import VideoMix, build_ema, build_mixer, ema_state, load_ema_state, recompute_ema_bn
+from vidrcnn.engine.schedule import Schedule
+from vidrcnn.engine.state import TrainState
 from vidrcnn.engine.train import clip_loss, train_one_epoch
 from vidrcnn.errors import CheckpointError, ConfigError
 from vidrcnn.io import open_video
@@ -111,9 +113,11 @@ class StepModel(nn.Module):
 
 
 def run_epoch(model, batches, **kw):
-    return train_one_epoch(model, batches, torch.optim.SGD(model.parameters(), lr=0.1), epoch=1, start_step=0,
-                           lr_fn=lambda s: 0.1, scaler=torch.amp.GradScaler("cpu", enabled=False),
-                           autocast=contextlib.nullcontext(), device=torch.device("cpu"), **kw)
+    state = TrainState(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                       schedule=Schedule(0.1, steps_per_epoch=len(batches), epochs=1, min_lr=0.1),  # lr 0.1 throughout
+                       device=torch.device("cpu"), autocast=contextlib.nullcontext(),
+                       scaler=torch.amp.GradScaler("cpu", enabled=False), **kw)
+    return train_one_epoch(state, batches, epoch=1)
 
 
 def test_the_training_loop_mixes_batches_of_a_per_step_model():

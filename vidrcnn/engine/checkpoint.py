@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import random
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from vidrcnn.engine.config import Config, config_to_dict
+from vidrcnn.engine.recipe import ema_state, load_ema_state
+from vidrcnn.engine.state import TrainState
 from vidrcnn.errors import CheckpointError, ConfigError
 
 # What fit() writes. "optimizer", "scheduler", "scaler" and "rng" matter only to --resume.
@@ -107,6 +111,58 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     if not isinstance(ckpt, dict):
         raise CheckpointError(path, f"not a vidrcnn checkpoint (holds a {type(ckpt).__name__}, expected a dict)")
     return ckpt
+
+
+def run_record(cfg: Config, *, classes: list[str], preprocess: dict[str, Any], train_videos: list[str],
+               world_size: int) -> dict[str, Any]:
+    """What every checkpoint of a run records about the run: its config, the model to rebuild and its classes, the
+    builder defaults it trained at, how clips were prepared (``preprocess``), how many processes trained it, and
+    the training videos (relative to ``data.root``: what tools/test.py checks a test set against)."""
+    return {"config": config_to_dict(cfg), "model_name": cfg.model.name, "num_classes": len(classes),
+            "classes": classes, "defaults_version": DEFAULTS_VERSION, "preprocess": preprocess,
+            "world_size": world_size, "train_videos": train_videos}
+
+
+def training_checkpoint(state: TrainState, record: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """The contents of a checkpoint after epoch ``state.epoch``: the weights, what ``--resume`` needs (optimiser,
+    schedule, scaler, history, RNG state), the epoch's ``metrics``, the run's :func:`run_record`, and the EMA's
+    average beside the raw weights, with which of them tests use (:func:`~vidrcnn.engine.recipe.ema_state`)."""
+    return {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
+            "scheduler": state.schedule.state_at(state.epoch), "scaler": state.scaler.state_dict(),
+            "epoch": state.epoch, **record, "best_top1": state.best_top1, "metrics": metrics,
+            "history": state.history, "rng": rng_state(), **ema_state(state.ema)}
+
+
+def restore_training(state: TrainState, ckpt: dict[str, Any], path: Path, *, model_name: str,
+                     classes: list[str]) -> None:
+    """Put ``state`` back where the run of checkpoint ``ckpt`` (read from ``path``) was after its last epoch: the
+    weights, optimiser, scaler, RNG, progress and EMA. A checkpoint of another model or other classes is refused."""
+    if ckpt.get("model_name") != model_name or list(ckpt.get("classes", [])) != classes:
+        raise CheckpointError(path, f"holds a {ckpt.get('model_name')!r} model for other classes or another "
+                                    f"model than this config's {model_name!r}")
+    state.model.load_state_dict(unwrap_state_dict(ckpt["model"]))
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    state.scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"])
+    state.epoch, state.best_top1, state.history = int(ckpt["epoch"]), float(ckpt["best_top1"]), list(ckpt["history"])
+    if state.ema is not None:
+        load_ema_state(state.ema, ckpt, path)
+
+
+def rng_state() -> dict[str, Any]:
+    """The RNG states a resumed run restores: torch's (CPU and CUDA) and ``random``'s."""
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def model_kwargs(ckpt: dict[str, Any]) -> dict[str, Any]:
