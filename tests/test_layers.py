@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from vidrcnn.layers import (
     CELLS,
+    CellOptions,
     ConvRecurrent,
     GRUCell,
     MinGRUCell,
@@ -400,3 +401,25 @@ def test_activation_option_replaces_tanh_and_refuses_unknown_names():
         ConvRecurrent(C_IN, HIDDEN, cell="gru", activation="gelu")
     with pytest.raises(TypeError):  # RCL has its ReLU by definition, minGRU its g: no option to give
         ConvRecurrent(C_IN, HIDDEN, cell="rcl", activation="relu")
+
+
+def test_cells_take_their_shared_options_as_one_object_or_as_keywords():
+    options = CellOptions(kernel_size=5, preact_norm="group", activation="relu", chrono=8)
+    torch.manual_seed(0)
+    by_object = GRUCell(C_IN, HIDDEN, options)
+    torch.manual_seed(0)
+    by_keywords = GRUCell(C_IN, HIDDEN, kernel_size=5, preact_norm="group", activation="relu", chrono=8)
+    assert by_object.options == by_keywords.options == options
+    for (name, a), (other, b) in zip(by_object.state_dict().items(), by_keywords.state_dict().items(), strict=True):
+        assert name == other and torch.equal(a, b), name
+    assert by_object.state_conv_zr.kernel_size == (5, 5) and by_object.act is torch.relu
+    # a keyword beside the object overrides it
+    assert GRUCell(C_IN, HIDDEN, options, chrono=None).options.chrono is None
+    with pytest.raises(TypeError, match="takes no 'chrono' option"):  # the vanilla cell has no gate to start
+        RNNCell(C_IN, HIDDEN, options)
+    with pytest.raises(TypeError, match="unexpected keyword argument.*'kernel'"):
+        GRUCell(C_IN, HIDDEN, kernel=3)
+
+
+def test_compile_steps_leaves_the_scan_of_a_mingru_alone():
+    assert compile_steps(ConvRecurrent(C_IN, HIDDEN, cell="mingru"), backend="aot_eager") == 0

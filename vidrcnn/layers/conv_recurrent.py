@@ -10,7 +10,8 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from vidrcnn.layers.cells import RecurrentCell, State, get_cell
+from vidrcnn.layers.cells import get_cell
+from vidrcnn.layers.recurrent_cell import RecurrentCell, State
 
 
 class ConvRecurrent(nn.Module):

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidrcnn.layers.cells import RecurrentCell, chrono_bias
+from vidrcnn.layers.recurrent_cell import CellOptions, RecurrentCell, chrono_bias
 from vidrcnn.layers.scan import SCAN_METHODS, scan_hillis, scan_log, scan_sequential, scan_steps
 
 
@@ -55,17 +55,15 @@ class MinGRUCell(RecurrentCell):
 
     num_gates = 2
 
-    def __init__(self, in_channels: int, hidden_channels: int, *, kernel_size: int = 3,
-                 input_kernel_size: int | None = None, scan: str = "auto", preact_norm: str | None = None,
-                 chrono: int | None = None, input_frames: int = 1,
-                 state_norm: str | None = "auto", norm_scale: float | None = None):
+    option_names = (*RecurrentCell.option_names, "chrono")
+
+    def __init__(self, in_channels: int, hidden_channels: int, options: CellOptions | None = None, *,
+                 scan: str = "auto", **kwargs):
         # No state convolution, so ``kernel_size`` is the input convolution's unless ``input_kernel_size`` is given,
         # and ``preact_norm`` normalises the input pre-activations only.
-        super().__init__(in_channels, hidden_channels, kernel_size=kernel_size, input_kernel_size=input_kernel_size,
-                         preact_norm=preact_norm, input_frames=input_frames,
-                         state_norm=state_norm, norm_scale=norm_scale)
-        if chrono is not None:  # z is the share of the new candidate, as in the GRU
-            self.input_bias(0).copy_(-chrono_bias(hidden_channels, chrono))
+        super().__init__(in_channels, hidden_channels, options, **kwargs)
+        if self.options.chrono is not None:  # z is the share of the new candidate, as in the GRU
+            self.input_bias(0).copy_(-chrono_bias(hidden_channels, self.options.chrono))
         if scan != "auto" and scan not in SCAN_METHODS:
             raise ValueError(f"scan must be 'auto' or one of {SCAN_METHODS}, got {scan!r}")
         self.scan = scan
