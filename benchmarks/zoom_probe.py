@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidrcnn.data.sampling import segment_clip
-from vidrcnn.data.synthetic import CLASSES, render_clip
+from vidrcnn.data.synthetic_classes import CLASSES, render_clip
 from vidrcnn.data.transforms import MEAN, STD
 from vidrcnn.models import C3D, get_model
 

@@ -219,7 +219,7 @@ def test_every_backend_name_returns_the_right_frames(corpus, name):
     """Zero wrong frames for every backend name; decord itself is measured too, to show why it is bypassed."""
     import decord
 
-    from vidrcnn.io.pyav import decord_hazard
+    from vidrcnn.io.av_container import decord_hazard
 
     ref = sequential_decode(corpus[name])
     for backend in ("auto", "pyav", "decord"):

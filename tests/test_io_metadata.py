@@ -61,7 +61,7 @@ def test_the_display_matrix_is_applied_unless_raw_is_asked_for(tmp_path, backend
 
 
 def test_a_display_matrix_between_quarter_turns_is_noted():
-    from vidrcnn.io.pyav import quarter_turns, rotation_note
+    from vidrcnn.io.av_container import quarter_turns, rotation_note
 
     assert [quarter_turns(r) for r in (None, 0, 90, -180, 180, -90, 44, 46)] == [0, 0, 1, 2, 2, 3, 0, 1]
     assert rotation_note(90) is None and rotation_note(-180) is None and rotation_note(None) is None
@@ -69,7 +69,7 @@ def test_a_display_matrix_between_quarter_turns_is_noted():
 
 
 def test_the_decord_backend_hands_collapsed_timestamps_to_pyav(absurd):
-    from vidrcnn.io.pyav import decord_hazard
+    from vidrcnn.io.av_container import decord_hazard
 
     assert decord_hazard(absurd["mkv"]) == "repeated timestamps"
     with open_video(absurd["mkv"], "decord") as video:

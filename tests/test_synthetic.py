@@ -11,14 +11,14 @@ import pytest
 from toolrun import load_tool
 
 from vidrcnn.cli import run_tool
-from vidrcnn.data import synthetic
+from vidrcnn.data import synthetic, synthetic_classes
 from vidrcnn.data.sampling import segment_clip
 from vidrcnn.data.splits import build_split
 from vidrcnn.errors import DatasetError, OutputError
 from vidrcnn.io import open_video
 
 TINY = {"num_groups": 8, "clips_per_group": 1, "num_frames": 16, "size": 32}
-BY_NAME = {c.name: c for c in synthetic.CLASSES}
+BY_NAME = {c.name: c for c in synthetic_classes.CLASSES}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def decode(path: Path) -> np.ndarray:
 
 
 def render(name: str, clip: int = 1, frames: int = 40, size: int = 64) -> np.ndarray:
-    return synthetic.render_clip(BY_NAME[name], seed=0, group=1, clip=clip, num_frames=frames, size=size).astype(float)
+    return synthetic_classes.render_clip(BY_NAME[name], seed=0, group=1, clip=clip, num_frames=frames, size=size).astype(float)
 
 
 def changes(frames: np.ndarray) -> np.ndarray:
@@ -41,7 +41,7 @@ def changes(frames: np.ndarray) -> np.ndarray:
 
 
 def test_layout_and_split_files_are_ucf101s(tiny):
-    names = sorted(c.name for c in synthetic.CLASSES)
+    names = sorted(c.name for c in synthetic_classes.CLASSES)
     assert sorted(p.name for p in tiny.iterdir() if p.is_dir() and p.name != "ucfTrainTestlist") == names
     assert len(names) == 11
     videos = sorted(tiny.glob("*/*.avi"))
@@ -97,9 +97,9 @@ def test_classes_json_describes_kinds_pairs_and_the_ceiling(tiny):
 
 def test_single_frame_ceiling_from_definitions():
     pairs = [{"name": n, "pair": p} for n, p in [("a", "x"), ("b", "x"), ("c", "y"), ("d", "y"), ("s", None)]]
-    assert synthetic.single_frame_ceiling(pairs) == pytest.approx((0.5 * 4 + 1) / 5)
-    assert synthetic.single_frame_ceiling({"classes": pairs[:2]}) == pytest.approx(0.5)
-    assert synthetic.single_frame_ceiling() == pytest.approx(6 / 11)
+    assert synthetic_classes.single_frame_ceiling(pairs) == pytest.approx((0.5 * 4 + 1) / 5)
+    assert synthetic_classes.single_frame_ceiling({"classes": pairs[:2]}) == pytest.approx(0.5)
+    assert synthetic_classes.single_frame_ceiling() == pytest.approx(6 / 11)
 
 
 def test_same_seed_same_frames_other_seed_other_frames(tiny, tmp_path):
@@ -134,7 +134,7 @@ def test_local_motion_classes_move_in_every_frame_and_still_never_moves(tiny):
      ("FlashBottomThenTop", 0, False)],
 )
 def test_global_classes_have_two_short_far_apart_events_and_nothing_between(name, axis, early_first):
-    frames_n, d = 40, synthetic._Scene(40, 64, 1.0).event_len()
+    frames_n, d = 40, synthetic_classes.Scene(40, 64, 1.0).event_len()
     for clip in (1, 2, 3, 4):
         change = changes(render(name, clip, frames=frames_n))
         active = np.flatnonzero(change.reshape(frames_n, -1).max(axis=1) > 30)
@@ -148,9 +148,9 @@ def test_global_classes_have_two_short_far_apart_events_and_nothing_between(name
 
 @pytest.mark.parametrize("frames", [16, 40, 64])
 def test_sixteen_segments_always_catch_a_global_event(frames):
-    d = synthetic._Scene(frames, 64, 1.0).event_len()
+    d = synthetic_classes.Scene(frames, 64, 1.0).event_len()
     for seed in range(100):
-        sampled = set(segment_clip(frames, synthetic.SEGMENTS, random.Random(seed)))
+        sampled = set(segment_clip(frames, synthetic_classes.SEGMENTS, random.Random(seed)))
         assert all(sampled & set(range(s, s + d)) for s in range(frames - d + 1))
 
 

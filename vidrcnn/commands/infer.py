@@ -18,7 +18,7 @@ from pathlib import Path
 from vidrcnn.errors import ConfigError
 
 
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+def _parser(prog: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("video", help="video file to classify, or a live source: a camera (/dev/video0), a stream URL "
                         "(rtsp://, http://, udp://, ...) or - for a stream piped on stdin")
@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                       help="seconds behind the source beyond which frames are dropped (counted) [1]")
     live.add_argument("--timeout", type=float, default=10.0,
                       help="seconds to wait for a live source's data, at the start or mid-stream, before giving up [10]")
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = _parser(prog)
     args = parser.parse_args(argv)
     if args.topk < 1 or args.chunk_size < 1 or args.batch_size < 1:
         raise ConfigError("--topk, --chunk-size, --batch-size", "must be >= 1")

@@ -34,17 +34,10 @@ def _builder(opts):
     return build
 
 
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+def _parser(prog: str | None):
     import argparse
-    import os
 
-    import torch
-
-    from vidrcnn.errors import ConfigError
-    from vidrcnn.models import list_models
-    from vidrcnn.outputs import check_output_dir, check_output_file, is_json_with, is_own_png
-    from vidrcnn.profiling import DEFAULT_LENGTHS, DEFAULT_MODELS, ProfileOptions, profile_models, summary, write_all
-    from vidrcnn.profiling.run import CPU_AMP_TRAIN
+    from vidrcnn.profiling import DEFAULT_LENGTHS, DEFAULT_MODELS
 
     ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", help=f"comma-separated registered model names [{','.join(DEFAULT_MODELS)}]")
@@ -74,7 +67,21 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     ap.add_argument("--out", default="outputs/profile", help="output folder")
     ap.add_argument("--overwrite", action="store_true",
                     help="replace profile files in --out that an earlier profile did not write")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    import os
+
+    import torch
+
+    from vidrcnn.errors import ConfigError
+    from vidrcnn.models import list_models
+    from vidrcnn.outputs import check_output_dir, check_output_file, is_json_with, is_own_png
+    from vidrcnn.profiling import DEFAULT_MODELS, ProfileOptions, profile_models, summary, write_all
+    from vidrcnn.profiling.run import CPU_AMP_TRAIN
+
+    args = _parser(prog).parse_args(argv)
 
     if args.models is None:  # the defaults that this installation registers
         models = [m for m in DEFAULT_MODELS if m in list_models()]
@@ -114,8 +121,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         torch.set_num_threads(n)
         for batch in batches:
             opts = ProfileOptions(batch=batch, device=args.device, size=args.size, warmup=args.warmup,
-                                  iters=args.iters, train=args.train, amp=args.amp, compile=args.compile, compile_step=args.compile_step,
-                                  channels_last=args.channels_last, stream=not args.no_stream)
+                                  iters=args.iters, train=args.train, amp=args.amp, compile=args.compile,
+                                  compile_step=args.compile_step, channels_last=args.channels_last,
+                                  stream=not args.no_stream)
             where = f"{n} thread(s), batch {batch}"
             rows += [{**r, "threads": n} for r in profile_models(
                 models, lengths, opts, build=_builder(opts), progress=lambda name, where=where: print(f"profiling {name} ({where}) ...", flush=True))]

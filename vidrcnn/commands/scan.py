@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vidrcnn.io.av_container import TRUNCATED
 from vidrcnn.io.decode_check import VIDEO_EXTENSIONS, find_videos, scan_videos
 from vidrcnn.io.probe import ProbeCache
-from vidrcnn.io.pyav import TRUNCATED
 from vidrcnn.outputs import check_output_file
 
 

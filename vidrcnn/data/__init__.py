@@ -11,7 +11,8 @@ from vidrcnn.data.formats.common import Sample, Split
 from vidrcnn.data.formats.lists import read_list_file
 from vidrcnn.data.sampling import dense_clip, segment_clip, segment_clips, uniform_clips
 from vidrcnn.data.splits import build_split
-from vidrcnn.data.synthetic import make_synthetic, single_frame_ceiling
+from vidrcnn.data.synthetic import make_synthetic
+from vidrcnn.data.synthetic_classes import single_frame_ceiling
 from vidrcnn.data.transforms import MEAN, STD, VideoTransform, build_transform
 
 __all__ = [

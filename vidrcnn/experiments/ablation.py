@@ -129,7 +129,7 @@ def update_ledger(ledger: str | os.PathLike, results: Mapping[int, Sequence[Mapp
 def pair_accuracy(result: Mapping[str, Any]) -> dict[str, float]:
     """Top-1 over the two classes of each synthetic pair (a class and its time reversal; a class without a pair
     stands alone), from the result's confusion matrix. A model that sees single frames only gets 50% on a pair."""
-    from vidrcnn.data.synthetic import CLASSES
+    from vidrcnn.data.synthetic_classes import CLASSES
 
     pair_of = {c.name: c.pair or c.name for c in CLASSES}
     hits: dict[str, int] = {}

@@ -44,7 +44,7 @@ def _cause(exc: BaseException, timeout_s: float) -> str:
     """FFmpeg's words for a failure, or, for its interrupt on a timeout, what happened."""
     import av
 
-    from vidrcnn.io.pyav import describe
+    from vidrcnn.io.av_container import describe
 
     if isinstance(exc, av.ExitError) or "Immediate exit requested" in str(exc):
         return f"nothing received for {timeout_s:g} s: timed out (--timeout sets how long to wait)"
@@ -55,7 +55,7 @@ def open_live(source: str, *, timeout_s: float = 10.0):
     """``av.open`` on a live source, every failure a :class:`VideoDecodeError` naming it."""
     import av
 
-    from vidrcnn.io.pyav import _AV_ERRORS
+    from vidrcnn.io.av_container import AV_ERRORS
 
     try:
         if source == "-":
@@ -63,7 +63,7 @@ def open_live(source: str, *, timeout_s: float = 10.0):
         if source.startswith("/dev/video"):
             return av.open(source, mode="r", format="v4l2")
         return av.open(source, mode="r", timeout=timeout_s)
-    except _AV_ERRORS as exc:
+    except AV_ERRORS as exc:
         raise VideoDecodeError("stdin" if source == "-" else source,
                                f"cannot open the live source ({_cause(exc, timeout_s)})") from None
 
@@ -71,7 +71,7 @@ def open_live(source: str, *, timeout_s: float = 10.0):
 def live_frames(container, source: str, *, timeout_s: float = 10.0) -> Iterator[tuple[float, np.ndarray]]:
     """``(time in seconds, RGB frame (H, W, 3) uint8)`` of the first video stream, as they are decoded; ``timeout_s``
     is the one ``open_live`` was given (for the words of a stall)."""
-    from vidrcnn.io.pyav import _AV_ERRORS
+    from vidrcnn.io.av_container import AV_ERRORS
 
     if not container.streams.video:
         raise VideoDecodeError("stdin" if source == "-" else source, "no video stream")
@@ -81,7 +81,7 @@ def live_frames(container, source: str, *, timeout_s: float = 10.0) -> Iterator[
         for i, frame in enumerate(container.decode(stream)):
             t = frame.time if frame.time is not None else i / rate
             yield float(t), frame.to_ndarray(format="rgb24")
-    except _AV_ERRORS as exc:  # a stream that breaks off ends the predictions; the summary still comes
+    except AV_ERRORS as exc:  # a stream that breaks off ends the predictions; the summary still comes
         print(f"warning: {'stdin' if source == '-' else source}: the stream broke off ({_cause(exc, timeout_s)})",
               file=sys.stderr)
 

@@ -3,7 +3,7 @@
 ``auto`` is PyAV. Measured here (see ``tools/bench_decode.py`` and the tests): decord 0.6 returns wrong frames after
 a seek on streams that reorder frames (HEVC, H.264 with an open GOP, MPEG-4 Part 2 with B-frames), and on UCF101-like
 files it is not faster than the PyAV backend. ``backend="decord"`` stays available for those who want it, and is
-exact: a file whose stream reorders frames or repeats timestamps (probed, see :func:`vidrcnn.io.pyav.decord_hazard`)
+exact: a file whose stream reorders frames or repeats timestamps (probed, see :func:`vidrcnn.io.av_container.decord_hazard`)
 is decoded with PyAV, with a warning naming the first such file; where decord is not installed (it ships wheels only for Linux
 x86-64) it falls back to PyAV and says so, once per process.
 """

@@ -2,7 +2,7 @@
 
 decord 0.6 returns the wrong frame after a seek, silently, on streams that reorder frames (measured here: HEVC, H.264
 with an open GOP, MPEG-4 Part 2 with B-frames in AVI) and on streams whose timestamps repeat (an MKV muxed at 30000
-fps). So :class:`DecordDecoder` refuses such streams (:func:`vidrcnn.io.pyav.decord_hazard`, from a probe, not a file
+fps). So :class:`DecordDecoder` refuses such streams (:func:`vidrcnn.io.av_container.decord_hazard`, from a probe, not a file
 name), and ``open_video(backend="decord")`` decodes those files with PyAV instead, saying so; ``backend="auto"``
 does not pick decord (see ``vidrcnn.io``).
 ``num_frames`` is decord's own count (``len(VideoReader)``, from its packet index).
@@ -17,8 +17,9 @@ from collections.abc import Iterator
 import torch
 
 from vidrcnn.errors import DecordUnsafe, VideoDecodeError
+from vidrcnn.io.av_container import check_orientation, decord_hazard
 from vidrcnn.io.base import DecoderBase, check_file, check_size, checked_fps, resize_frames
-from vidrcnn.io.pyav import check_orientation, decord_hazard, display_quarter_turns
+from vidrcnn.io.pyav import display_quarter_turns
 
 
 @functools.lru_cache(maxsize=1 << 16)
