@@ -12,6 +12,7 @@ number of test videos.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -20,8 +21,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
+import yaml
 from einops import rearrange
 from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from vidrcnn.data.datasets import VideoClipDataset, collate
+from vidrcnn.data.splits import build_split
+from vidrcnn.data.transforms import build_transform
+from vidrcnn.engine.checkpoint import checkpoint_weights, load_checkpoint, model_from_checkpoint
+from vidrcnn.engine.config import config_from_dict, config_to_dict, load_config
+from vidrcnn.engine.distributed import resolve_device
+from vidrcnn.errors import CheckpointError, ConfigError, DatasetError
+from vidrcnn.outputs import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +170,6 @@ def evaluate(
     tally = ScoreTally(num_classes, classes)
     batches = loader
     if progress:
-        from tqdm import tqdm
-
         batches = tqdm(loader, desc="test", unit="batch", file=sys.stderr, disable=None)
     for batch in batches:
         video = batch["video"]
@@ -174,8 +185,6 @@ def evaluate(
         tally.update(probs, batch["label"], batch.get("ok"), batch.get("path"), batch.get("notes"))
     result = tally.result()
     if result["num_videos"] and result["num_skipped"] == result["num_videos"]:
-        from vidrcnn.errors import DatasetError
-
         raise DatasetError(result["skipped"][0] if result["skipped"] else None,
                            f"unreadable, as are all {result['num_videos']} test videos: there is no result to report")
     return result
@@ -206,15 +215,6 @@ def prepare_test(
     """Load ``checkpoint`` and build its test loader with the multi-clip protocol (see :func:`evaluate_checkpoint`).
 
     ``weights``: ``"ema"`` or ``"raw"``; None takes the checkpoint's default (the EMA when it has one)."""
-    from torch.utils.data import DataLoader
-
-    from vidrcnn.data.datasets import VideoClipDataset, collate
-    from vidrcnn.data.splits import build_split
-    from vidrcnn.data.transforms import build_transform
-    from vidrcnn.engine.checkpoint import checkpoint_weights, load_checkpoint, model_from_checkpoint
-    from vidrcnn.engine.distributed import resolve_device
-    from vidrcnn.errors import CheckpointError, DatasetError
-
     device = resolve_device(device)  # a GPU that is not there fails before anything is loaded
 
     path = os.fspath(checkpoint)
@@ -272,7 +272,6 @@ NOT_AT_TEST = ("data.flip", "data.on_error", "data.repeats")
 
 
 def _check_test_overrides(overrides: Sequence[str], where: str) -> None:
-    from vidrcnn.errors import ConfigError
 
     keys = [text.partition("=")[0].strip() for text in overrides]
     refused = [k for k in keys if not k.startswith(TEST_OVERRIDES) or k in NOT_AT_TEST]
@@ -323,11 +322,6 @@ def checkpoint_config(config: Mapping[str, Any], overrides: Sequence[str] = (), 
     The stored config is replayed as ``key=value`` overrides ahead of the user's, so the one parser type-checks
     everything, rejects unknown keys and lets ``model.kwargs.NAME=...`` extend the stored builder options.
     """
-    import yaml
-
-    from vidrcnn.engine.config import config_from_dict, config_to_dict, load_config
-    from vidrcnn.errors import ConfigError
-
     stored = config_to_dict(config_from_dict(dict(config), where=where))  # checks the stored config itself
     replay = []
     for section, values in stored.items():
@@ -379,10 +373,6 @@ def format_table(result: Mapping[str, Any]) -> str:
 
 def write_result(result: Mapping[str, Any], path: str | os.PathLike) -> None:
     """Write ``result`` as indented JSON (atomically: a temp file, then a rename)."""
-    import json
-
-    from vidrcnn.outputs import atomic_output
-
     with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)
         f.write("\n")
