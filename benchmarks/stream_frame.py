@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from vidrcnn.inference.stream_runner import capture_cuda_graph, make_stepper
+from vidrcnn.engine.cuda_graphs import capture_cuda_graph
+from vidrcnn.inference.stream_runner import make_stepper
 from vidrcnn.layers import compile_steps
 from vidrcnn.models import get_model
 from vidrcnn.profiling.measure import count_kernels, time_fn

@@ -176,6 +176,8 @@ def test_evaluate_checkpoint_refuses_a_dataset_with_other_classes(dataset, tmp_p
         evaluate_checkpoint(ckpt, [f"data.root={tmp_path}"])
     with pytest.raises(ConfigError, match="did you mean 'eval.num_clips'"):
         evaluate_checkpoint(ckpt, ["eval.num_clip=3"])
+    with pytest.raises(ConfigError, match="eval.cuda_graph: replays CUDA graphs, and this test runs on the cpu"):
+        evaluate_checkpoint(ckpt, ["eval.cuda_graph=true"], device="cpu")
 
 
 def test_test_tool_writes_json_and_confusion_png(dataset, tmp_path):

@@ -137,6 +137,9 @@ class EvalConfig:
     num_clips: int = _opt(10, "Clips per test video, evenly spaced; their scores are averaged.", minimum=1)
     three_crop: bool = _opt(False, "Three crops along the long side per clip.")
     batch_size: int = _opt(8, "Videos per test batch.", minimum=1)
+    cuda_graph: bool = _opt(False, "Replay the test forward pass as CUDA graphs, one per batch shape "
+                                   "(vidrcnn.engine.cuda_graphs): a recurrent model's many small kernels launched as "
+                                   "one. CUDA only; the outputs equal the eager model's.")
 
 
 @dataclass

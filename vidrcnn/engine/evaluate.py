@@ -32,6 +32,7 @@ from vidrcnn.data.splits import build_split
 from vidrcnn.data.transforms import build_transform
 from vidrcnn.engine.checkpoint import checkpoint_weights, load_checkpoint, model_from_checkpoint
 from vidrcnn.engine.config import config_from_dict, config_to_dict, load_config
+from vidrcnn.engine.cuda_graphs import GraphedForward
 from vidrcnn.engine.distributed import resolve_device
 from vidrcnn.errors import CheckpointError, ConfigError, DatasetError
 from vidrcnn.outputs import atomic_output
@@ -224,6 +225,9 @@ def prepare_test(
         raise CheckpointError(path, f"not a vidrcnn training checkpoint (missing {', '.join(missing)})")
     _check_test_overrides(overrides, path)
     cfg = checkpoint_config(ckpt["config"], overrides, where=path)
+    if cfg.eval.cuda_graph and torch.device(device).type != "cuda":
+        raise ConfigError("eval.cuda_graph", f"replays CUDA graphs, and this test runs on the {device}: use --device "
+                                             "cuda, or leave eval.cuda_graph off")
     pre = dict(ckpt["preprocess"])
     overridden = {text.partition("=")[0].strip() for text in overrides}
     pre.update({k: getattr(cfg.data, k) for k in PREPROCESS_KEYS if f"data.{k}" in overridden})
@@ -310,8 +314,9 @@ def evaluate_checkpoint(
     The result also records ``checkpoint``, ``model_name``, ``epoch``, ``weights`` and the ``protocol`` used.
     """
     setup = prepare_test(checkpoint, overrides, device=device, weights=weights)
+    model = GraphedForward(setup.model) if setup.cfg.eval.cuda_graph else setup.model
     # At most a training batch of clips per forward pass: 8 videos x 10 clips x 3 crops would not fit at once.
-    result = evaluate(setup.model, setup.loader, len(setup.classes), classes=setup.classes, device=setup.device,
+    result = evaluate(model, setup.loader, len(setup.classes), classes=setup.classes, device=setup.device,
                       views_per_forward=setup.cfg.train.batch_size, progress=progress)
     return {**setup.meta, "protocol": setup.protocol, **result}
 

@@ -20,33 +20,15 @@ against ``"frame"`` on the CPU; ``"graph"`` runs only on CUDA).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
 
+from vidrcnn.engine.cuda_graphs import capture_cuda_graph
+
 log = logging.getLogger(__name__)
 
 STEP_MODES = ("chunk", "frame", "graph")
-T = TypeVar("T")
-
-
-def capture_cuda_graph(fn: Callable[[], T], device: torch.device | str, *, warmup: int = 3
-                       ) -> tuple[torch.cuda.CUDAGraph, T]:
-    """``fn`` (reading and writing only tensors that stay in place) captured as a CUDA graph, PyTorch's recipe: run
-    ``warmup`` times on a side stream (cuDNN picks its algorithms there, not during the capture), then capture. Returns
-    the graph and ``fn``'s output, whose tensors every ``graph.replay()`` refreshes."""
-    side = torch.cuda.Stream(device)
-    side.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(side):
-        for _ in range(warmup):
-            fn()
-    torch.cuda.current_stream(device).wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        out = fn()
-    return graph, out
 
 
 def default_step_mode(device: torch.device | str) -> str:
@@ -140,4 +122,4 @@ def make_stepper(model: nn.Module, mode: str | None, device: torch.device | str)
     return ChunkStepper(model) if mode == "chunk" else StreamRunner(model, graph=mode == "graph")
 
 
-__all__ = ["STEP_MODES", "ChunkStepper", "StreamRunner", "capture_cuda_graph", "default_step_mode", "make_stepper"]
+__all__ = ["STEP_MODES", "ChunkStepper", "StreamRunner", "default_step_mode", "make_stepper"]
