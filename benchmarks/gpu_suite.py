@@ -11,7 +11,8 @@ a few AMP training steps with channels-last for ``rcn_gru_s`` and ``c3d_s`` at T
 with compiled steps (bf16 autocast only on CUDA: on the CPU its backward corrupts the heap); then one
 streamed frame of ``rcn_gru_m``, ``rcn_lstm_m`` and ``rcn_mingru_m`` eager and replayed as a CUDA graph, the most
 streams one batched step serves at 25 fps, and ``c3d_m`` and ``r2plus1d_18`` re-running a window per frame
-(``benchmarks/stream_frame.py``); then latency at equal work (64 frames per call, T from 1 to 64, forward and
+(``benchmarks/stream_frame.py``); then one training step of ``rcn_gru_s`` and ``c3d_s`` as tools/train.py runs
+it, eager and replayed as a CUDA graph (``benchmarks/train_step.py``); then latency at equal work (64 frames per call, T from 1 to 64, forward and
 forward + backward: ``vidrcnn.profiling.equal_work``, as ``tools/profile.py --equal-work 64`` runs it). Every row
 carries its peak memory. Writes ``DIR/suite.md`` (a table per configuration, the configurations skipped and why),
 ``DIR/suite.json`` and a latency-against-T plot per configuration, rewritten after every configuration, so that a
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import stream_frame  # benchmarks/, beside this file (as latency_model is)
 import torch
+import train_step
 from latency_model import GPU_TFLOPS, LAUNCH_US, UTILISATION, project
 
 from vidrcnn.layers import compile_steps
@@ -106,6 +108,13 @@ def run_suite(out: Path, *, device: str, quick: bool, budget_s: float) -> dict:
                               stream_frame.measure(device, stream_frame.STREAM_MODELS, stream_frame.WINDOW_MODELS))
         _write(out, result, start)
     if time.perf_counter() - start > budget_s:
+        skipped.append(f"training step: not started, the budget of {budget_s:.0f} s was spent")
+    else:
+        print(f"[{time.perf_counter() - start:5.0f} s] training step", flush=True)
+        result["train_step"] = (train_step.measure(device, batch=2, frames=4, size=32, warmup=1, iters=2,
+                                                   compiled=False) if quick else train_step.measure(device))
+        _write(out, result, start)
+    if time.perf_counter() - start > budget_s:
         skipped.append(f"equal work: not started, the budget of {budget_s:.0f} s was spent")
     else:
         print(f"[{time.perf_counter() - start:5.0f} s] equal work", flush=True)
@@ -168,6 +177,11 @@ def markdown(result: dict) -> str:
         lines += ["## Streamed frame (`benchmarks/stream_frame.py`)", "",
                   ("One new frame with carried state, per step mode, against a 3-D CNN re-running its window; and the "
                    "most streams one batched step serves at 25 fps."), "", stream_frame.markdown(result["streamed"]), ""]
+    if result.get("train_step"):
+        lines += ["## Training step (`benchmarks/train_step.py`)", "",
+                  ("One step as tools/train.py runs it (forward, loss, backward, clipping, AdamW; bf16 on CUDA), eager "
+                   "and, on CUDA, replayed as one graph (`train.cuda_graph`); the last column is the GPU issue's "
+                   "training ratio."), "", train_step.markdown(result["train_step"]), ""]
     if result.get("equal_work"):
         lines += ["## Latency at equal work (`vidrcnn.profiling.equal_work`)", "",
                   ("Frames per call held at B x T while T grows: the slowdown at the longest T against the shortest; "

@@ -23,8 +23,9 @@ from torch.utils.data import DataLoader
 
 from vidrcnn.engine.config import load_config
 from vidrcnn.engine.schedule import lr_at
-from vidrcnn.engine.train import build_optimizer, clip_loss, seed_everything
+from vidrcnn.engine.train import build_optimizer, seed_everything
 from vidrcnn.engine.train_data import build_datasets
+from vidrcnn.engine.train_step import clip_loss
 from vidrcnn.experiments import diagnostics
 from vidrcnn.models import get_model
 

@@ -48,7 +48,10 @@ def test_the_quick_suite_runs_every_configuration_and_reports_it(tmp_path):
     assert {r["model"] for r in fp32} == {"rcn_gru_s", "rcn_mingru_s+log", "c3d_s"} and {r["T"] for r in fp32} == {4, 8}
     assert all(r["train_median_ms"] > 0 for r in result["configs"][2]["rows"])
     text = (out / "suite.md").read_text()
-    assert text.count("\n## ") == 6 and (out / "fp32.png").is_file()
+    assert text.count("\n## ") == 7 and (out / "fp32.png").is_file()
+    steps = {(r["model"], r["how"]): r for r in result["train_step"]}
+    assert set(steps) == {("rcn_gru_s", "eager"), ("c3d_s", "eager")} and steps[("c3d_s", "eager")]["vs_baseline"] == 1
+    assert all(r["ms"] > 0 for r in steps.values()) and "## Training step" in text
     assert {(r["model"], r["T"]) for r in result["equal_work"]} == {(m, t) for m in ("rcn_gru_s", "c3d_s") for t in (1, 2, 4)}
     assert "## Latency at equal work" in text
     streamed = {(r["model"], r["what"]) for r in result["streamed"]}
@@ -72,7 +75,7 @@ def test_a_spent_budget_skips_the_rest_and_says_so(tmp_path):
                          check=False)
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads((out / "suite.json").read_text())
-    assert [c["config"] for c in result["configs"]] == ["fp32"] and len(result["skipped"]) == 4
+    assert [c["config"] for c in result["configs"]] == ["fp32"] and len(result["skipped"]) == 5
     assert "## Skipped" in (out / "suite.md").read_text()
 
 

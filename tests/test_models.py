@@ -337,7 +337,7 @@ def test_torchvision_weights_from_a_bad_file_raise_checkpoint_error(tmp_path):
 
 
 def test_steps_head_gives_every_steps_logits_in_training_and_the_last_in_eval():
-    from vidrcnn.engine.train import clip_loss
+    from vidrcnn.engine.train_step import clip_loss
 
     model = build("rcn_gru_s", head="steps")
     x = tiny_input("rcn_gru_s", 4)

@@ -24,7 +24,8 @@ from vidrcnn.engine.evaluate import _check_test_overrides
 from vidrcnn.engine.recipe import VideoMix, build_ema, build_mixer, ema_state, load_ema_state, recompute_ema_bn
 from vidrcnn.engine.schedule import Schedule
 from vidrcnn.engine.state import TrainState
-from vidrcnn.engine.train import clip_loss, train_one_epoch
+from vidrcnn.engine.train import train_one_epoch
+from vidrcnn.engine.train_step import clip_loss
 from vidrcnn.errors import CheckpointError, ConfigError
 from vidrcnn.io import open_video
 from vidrcnn.io.writer import write_video

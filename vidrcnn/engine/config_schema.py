@@ -121,6 +121,11 @@ class TrainConfig:
                            "no effect on CPU.")
     channels_last: bool = _opt(False, "channels_last_3d memory format for model and clips on CUDA (helps 3-D convs "
                                       "with tensor cores).")
+    cuda_graph: bool = _opt(
+        False, "Capture the training step (forward, loss, backward, gradient clipping, AdamW's step) as one CUDA graph "
+        "after 3 eager steps and replay it for every batch of that shape (others run eagerly): one launch instead of "
+        "hundreds of small kernels per step. One CUDA process, AdamW, bf16 or fp32; refused elsewhere with the reason "
+        "(vidrcnn.engine.train_step). The loss is checked for divergence after the update, not before.")
     compile_step: bool = _opt(
         False, "torch.compile each recurrent cell's step, never the unrolled loop (vidrcnn.layers.compile_steps): the "
         "gate arithmetic fused into a few kernels, one compile per layer and shape whatever the clip length; the EMA "

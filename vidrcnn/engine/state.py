@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,8 @@ class TrainState:
     epoch: int = 0  # the last finished epoch
     best_top1: float = -1.0
     history: list[dict[str, Any]] = field(default_factory=list)  # one metrics dict per finished epoch
+    # train.cuda_graph: forward, loss and update in one captured step, (x, y) -> (logits, loss) after the update
+    graphed_step: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def __post_init__(self) -> None:
         if self.trained is None:

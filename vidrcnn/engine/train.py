@@ -18,6 +18,7 @@ Recipe options (:mod:`vidrcnn.engine.recipe`): Mixup/CutMix of each batch (``tra
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
@@ -52,6 +53,7 @@ from vidrcnn.engine.run_dir import BEST, LAST, check_run_dir
 from vidrcnn.engine.schedule import Schedule
 from vidrcnn.engine.state import TrainState
 from vidrcnn.engine.train_data import TrainData, UnreadableLimit, preprocess_of, train_video_stats
+from vidrcnn.engine.train_step import GraphedStep, forward_loss, set_lr, update
 from vidrcnn.errors import ConfigError, DatasetError, DivergenceError
 from vidrcnn.layers import compile_steps
 from vidrcnn.models import get_model
@@ -63,13 +65,18 @@ MISSING = "missing_videos.txt"  # annotated videos not found, one "<set> <label>
 
 
 # -- building blocks ------------------------------------------------------------------------------------------------
-def build_optimizer(model: nn.Module, optim: OptimConfig, lr: float) -> torch.optim.Optimizer:
-    """AdamW or SGD; weight decay only on weight matrices and conv kernels (dim >= 2), not biases or norm scales."""
+def build_optimizer(model: nn.Module, optim: OptimConfig, lr: float, *, capturable: bool = False
+                    ) -> torch.optim.Optimizer:
+    """AdamW or SGD; weight decay only on weight matrices and conv kernels (dim >= 2), not biases or norm scales.
+    ``capturable`` (a CUDA-graph training step): AdamW keeping its step count and learning rate on the GPU."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": optim.weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     if optim.name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=optim.momentum, nesterov=optim.nesterov)
+    if capturable:
+        device = next(model.parameters()).device
+        return torch.optim.AdamW(groups, lr=torch.tensor(lr, device=device), betas=tuple(optim.betas), capturable=True)
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(optim.betas))
 
 
@@ -83,18 +90,6 @@ def seed_everything(seed: int, epoch: int = 0, rank: int = 0) -> None:
 def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
     fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
     return x.to(device, non_blocking=True, memory_format=fmt)
-
-
-def clip_loss(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy of clip logits ``(B, K)``, or of per-step logits ``(B, T, K)`` (a model that puts its loss on
-    every step in training, e.g. ``head="steps"``) averaged over all steps, each step with the clip's target.
-
-    ``targets``: labels ``(B,)``, or soft targets ``(B, K)`` (Mixup/CutMix), which label smoothing smooths too."""
-    if logits.dim() == 3:
-        t = logits.shape[1]
-        return F.cross_entropy(logits.flatten(0, 1), targets.repeat_interleave(t, dim=0),
-                               label_smoothing=label_smoothing)
-    return F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
 
 
 # -- one epoch ------------------------------------------------------------------------------------------------------
@@ -116,8 +111,7 @@ def train_one_epoch(state: TrainState, loader: Iterable[dict[str, Any]], *, epoc
     bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not (s.info.is_main and sys.stderr.isatty()))
     for i, batch in enumerate(bar):
         lr = s.schedule.lr(step)
-        for group in s.optimizer.param_groups:
-            group["lr"] = lr
+        set_lr(s.optimizer, lr)
         x = _to_device(batch["video"], s.device, s.channels_last)
         y = batch["label"].to(s.device, non_blocking=True)
         if s.mixer is not None:
@@ -126,9 +120,9 @@ def train_one_epoch(state: TrainState, loader: Iterable[dict[str, Any]], *, epoc
         skipped += batch["skipped"]
         if batch["skipped"] and check_unreadable is not None:
             check_unreadable(set(skipped))
-        with s.autocast:
-            logits = s.trained(x)
-            loss = clip_loss(logits.float(), y, s.label_smoothing)
+        # train.cuda_graph: the step's update is in the replayed graph, so the loss is checked after it (a run that
+        # diverges stops all the same, before the epoch's checkpoint); else before the update.
+        logits, loss = (s.graphed_step or functools.partial(forward_loss, s))(x, y)
         if logits.dim() == 3:  # per-step logits: the clip's prediction is the last step's
             logits = logits[:, -1]
         local = loss.item()
@@ -138,13 +132,8 @@ def train_one_epoch(state: TrainState, loader: Iterable[dict[str, Any]], *, epoc
                 f"training diverged: {what} at epoch {epoch}, step {i + 1} (global step {step + 1}, lr {lr:.3g}); "
                 "lower train.lr, enable train.clip_grad or check the data"
             )
-        s.optimizer.zero_grad(set_to_none=True)
-        s.scaler.scale(loss).backward()
-        if s.clip_grad > 0:
-            s.scaler.unscale_(s.optimizer)
-            nn.utils.clip_grad_norm_(s.model.parameters(), s.clip_grad)
-        s.scaler.step(s.optimizer)
-        s.scaler.update()
+        if s.graphed_step is None:
+            update(s, loss)
         if s.ema is not None:
             s.ema.update_parameters(s.model)
         n = y.shape[0]
@@ -263,20 +252,37 @@ def build_state(cfg: Config, data: TrainData, info: DistInfo) -> TrainState:
         model = model.to(memory_format=torch.channels_last_3d)
     if t.compile_step:
         compile_steps(model)
-    optimizer = build_optimizer(model, cfg.optim, t.lr)
     amp = t.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if (amp and torch.cuda.is_bf16_supported()) else torch.float16
+    if t.cuda_graph:
+        check_cuda_graph(cfg, info, fp16=amp and amp_dtype == torch.float16)
+    optimizer = build_optimizer(model, cfg.optim, t.lr, capturable=t.cuda_graph)
     ema = build_ema(model, t.ema_decay)  # a resumed run then restores its average exactly
     if ema is not None and t.compile_step:
         compile_steps(ema)  # a copy runs eagerly until compiled
-    return TrainState(
+    state = TrainState(
         model=model, optimizer=optimizer, device=device, info=info, ema=ema, channels_last=channels_last,
         schedule=Schedule(t.lr, data.steps_per_epoch, t.epochs, warmup_epochs=t.warmup_epochs, min_lr=t.min_lr),
-        autocast=torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp),
+        # a captured step must not reuse casts cached by an earlier call
+        autocast=torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp, cache_enabled=not t.cuda_graph),
         scaler=torch.amp.GradScaler(device.type, enabled=amp and amp_dtype == torch.float16),
         mixer=build_mixer(num_classes=len(data.classes), mixup_alpha=t.mixup_alpha, cutmix_alpha=t.cutmix_alpha,
                           prob=t.mix_prob),
         clip_grad=t.clip_grad, label_smoothing=t.label_smoothing)
+    if t.cuda_graph:
+        state.graphed_step = GraphedStep(state)
+    return state
+
+
+def check_cuda_graph(cfg: Config, info: DistInfo, *, fp16: bool) -> None:
+    """Refuse ``train.cuda_graph`` where a training step cannot be captured (see :mod:`vidrcnn.engine.train_step`)."""
+    why = ("it needs a CUDA device (train.device)" if info.device.type != "cuda" else
+           "it runs in one process, not under torchrun (DDP's buckets need their own warm-up)" if info.distributed else
+           "it needs optim.name=adamw, whose step runs on the GPU (capturable)" if cfg.optim.name != "adamw" else
+           "fp16's grad scaler checks for infinities on the host: use a GPU with bf16, or train.amp=false" if fp16
+           else None)
+    if why:
+        raise ConfigError("train.cuda_graph", f"the training step cannot be captured as a CUDA graph here: {why}")
 
 
 def train_and_validate(state: TrainState, data: TrainData, cfg: Config, epoch: int,

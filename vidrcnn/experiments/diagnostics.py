@@ -57,7 +57,7 @@ def activation_rms(model: nn.Module, x: Tensor) -> dict[str, float]:
 
 def grad_per_step(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, list[float]]:
     """Norm of d(cross-entropy)/d(output) at each time step, for the stem and each recurrent layer (batch sum)."""
-    from vidrcnn.engine.train import clip_loss  # per-step logits (head="steps") too
+    from vidrcnn.engine.train_step import clip_loss  # per-step logits (head="steps") too
 
     with _capture(model, retain_grad=True) as outputs:
         loss = clip_loss(model(x), y)
