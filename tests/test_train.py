@@ -36,7 +36,7 @@ from vidrcnn.layers import compile_steps
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["MoveLeft", "MoveRight", "RotateCW", "Still"]
-TIMING = {"clips_per_s", "seconds"}  # the only fields allowed to differ between identical runs
+TIMING = {"clips_per_s", "seconds", "elapsed_s"}  # the only fields allowed to differ between identical runs
 
 
 def write_lists(root: Path, lists: Path, test_groups=(7, 8), extra_train: tuple[str, ...] = ()) -> Path:
@@ -94,6 +94,9 @@ def test_fit_writes_the_run_and_a_self_contained_checkpoint(reference_run, tiny_
     for m in history:
         assert {"train_loss", "train_top1", "val_loss", "val_top1", "lr", "clips_per_s", "seconds", "skipped"} <= set(m)
         assert m["val_count"] == 8 and m["train_clips"] == 24 and m["skipped"] == 0
+    # time to accuracy: the training seconds so far at each epoch, validation excluded
+    assert [m["elapsed_s"] for m in history] == pytest.approx(
+        [sum(e["seconds"] for e in history[:i + 1]) for i in range(len(history))])
     assert final["val_top1"] == history[-1]["val_top1"] and final["skipped_videos"] == []
     assert (out / "curves.png").stat().st_size > 1000
     assert load_config(out / "config.yaml") == load_config(None, overrides(tiny_data))
@@ -173,6 +176,7 @@ def test_resume_may_extend_a_run_and_the_record_says_so(reference_run, tiny_data
     assert history[3]["resumed_with"] == {"train.epochs": [3, 4]}
     assert all("resumed_with" not in m for m in history[:3])
     assert load_config(out / "config.yaml").train.epochs == 4
+    assert history[3]["elapsed_s"] == pytest.approx(history[2]["elapsed_s"] + history[3]["seconds"])  # carried over
 
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(reference_run, tiny_data, tmp_path):

@@ -27,7 +27,7 @@ def _csv(text: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    from vidrcnn.experiments import study
+    from vidrcnn.experiments import study, study_report
 
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", help="runs and the generated dataset [outputs/study]")
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         make_synthetic(data)
     results = study.run_study(data.resolve(), args.out, models=args.models, seeds=args.seeds, overrides=args.overrides)
     command = shlex.join(["python", "tools/study.py", *(argv if argv is not None else sys.argv[1:])])
-    study.write_report(results, args.doc, command=command)
+    study_report.write_report(results, args.doc, command=command)
     print(Path(args.doc).read_text(encoding="utf-8").split("## Findings")[0].rstrip())
     print(f"\nwrote {args.doc} and its plots; runs in {args.out} ({time.perf_counter() - start:.0f} s)")
     return 0

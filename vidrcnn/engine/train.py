@@ -304,6 +304,8 @@ def train_and_validate(state: TrainState, data: TrainData, cfg: Config, epoch: i
         "epoch": epoch, "lr": stats["lr"], "train_loss": sums[0] / max(sums[2], 1),
         "train_top1": sums[1] / max(sums[2], 1), "train_clips": int(sums[2]),
         "clips_per_s": sums[2] / seconds if seconds > 0 else 0.0, "seconds": seconds,
+        # training seconds so far, this epoch's included and validation excluded: with val_top1, time to accuracy
+        "elapsed_s": sum(m["seconds"] for m in state.history) + seconds,
         "skipped": len(skipped), "skipped_paths": skipped,
     }
     if state.ema is not None and t.ema_bn_batches:

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from vidrcnn.errors import VidrcnnError
-from vidrcnn.experiments.study import KINDS, _machine, _pm, mean_std, run_one
+from vidrcnn.experiments.study import KINDS, _machine, mean_std, run_one
+from vidrcnn.experiments.study_report import _pm
 from vidrcnn.experiments.variants import VARIANTS, Variant
 
 log = logging.getLogger(__name__)
