@@ -3,6 +3,13 @@
     python tools/profile.py --models rcn_gru_s,rcn_mingru_s,c3d_s --lengths 8,16,32,64,128 --batch 1,4,8 \\
         --iters 10 --no-stream --out outputs/profile_model
     python benchmarks/latency_model.py outputs/profile_model/profile.json [--threads N]
+    python benchmarks/latency_model.py --equal-work outputs/equal_work_{32,64,112}/equal_work.json [--held-size 64]
+
+**The work/span bound (CPU, measured; issue 28).** With ``--equal-work``: every forward row of the equal-work sweeps
+(the same 64 frames per call, T from 1 to 64) gets its work (GFLOPs, launches) and span (launches on the longest
+dependent chain) counted by ``vidrcnn.profiling.work_span``, and three latency forms are fitted, one machine-wide
+pair of constants for every model: the bound ``max(work / P, span launches x c)``, and the sums ``work / P + span
+launches x c`` and ``work / P + launches x c``. The rows of one frame size are held back and predicted.
 
 **Fit (CPU, measured).** Per model, ``latency = c0 + GFLOPs / throughput + steps x c_step`` by least squares on the
 rows of one thread count with T <= 64 and batch 1 or 8 (``steps``: dependent time steps on the critical path, as the
@@ -85,15 +92,95 @@ def project(name: str, kwargs: dict, t: int, *, size: int = 64, tflops: float = 
     return {"ms": max(work_ms, launch_ms), "kernels": kernels, "bound": "launch" if launch_ms > work_ms else "work"}
 
 
+# -- the work/span bound, fitted on equal-work sweeps (tools/profile.py --equal-work N) -------------------------------
+def equal_work_rows(paths: list[Path]) -> list[dict]:
+    """The forward rows of equal-work sweeps, each with the work and span of its input counted
+    (``vidrcnn.profiling.work_span``): ``work_gflop``, ``launches``, ``span_launches``."""
+    from vidrcnn.profiling.work_span import work_span
+
+    rows, models = [], {}
+    for path in paths:
+        for r in json.loads(path.read_text())["rows"]:
+            if r.get("error"):
+                continue
+            if r["model"] not in models:
+                torch.manual_seed(0)
+                models[r["model"]] = get_model(r["model"], num_classes=10)
+            ws = work_span(models[r["model"]], torch.randn(r["batch"], 3, r["T"], r["size"], r["size"]))
+            rows.append({**r, "work_gflop": ws.work_flops / 1e9, "launches": ws.launches,
+                         "span_launches": ws.span_launches})
+    return rows
+
+
+# latency forms: name -> (the columns of the linear ones, or None for the bound itself)
+FORMS = {"max(work / P, span launches x c)": None,
+         "work / P + span launches x c": ("work_gflop", "span_launches"),
+         "work / P + launches x c": ("work_gflop", "launches")}
+
+
+def fit_form(form: str, rows: list[dict]) -> tuple[float, float]:
+    """(ms per GFLOP, ms per launch) of ``form`` minimising the squared relative error over ``rows``."""
+    y = np.array([r["forward_ms"] for r in rows])
+    columns = FORMS[form]
+    if columns is not None:
+        x = np.array([[r[c] for c in columns] for r in rows]) / y[:, None]
+        coef, *_ = np.linalg.lstsq(x, np.ones(len(rows)), rcond=None)
+        return float(max(coef[0], 0.0)), float(max(coef[1], 0.0))
+    # the bound: a grid around each term's own fit (every row bound by work alone, or by span alone)
+    best, err = (0.0, 0.0), float("inf")
+    work, span = np.array([r["work_gflop"] for r in rows]), np.array([r["span_launches"] for r in rows])
+    for p in np.median(y / work) * np.logspace(-1.5, 0.5, 81):
+        for c in np.median(y / span) * np.logspace(-1.5, 0.5, 81):
+            e = np.mean((np.maximum(work * p, span * c) / y - 1) ** 2)
+            if e < err:
+                best, err = (float(p), float(c)), e
+    return best
+
+
+def predict_form(form: str, coef: tuple[float, float], row: dict) -> float:
+    if FORMS[form] is None:
+        return max(row["work_gflop"] * coef[0], row["span_launches"] * coef[1])
+    a, b = FORMS[form]
+    return row[a] * coef[0] + row[b] * coef[1]
+
+
+def bound_report(rows: list[dict], held_size: int) -> str:
+    """Each form fitted on the rows of the other sizes, and its error there and on the held-back size."""
+    fit_rows = [r for r in rows if r["size"] != held_size]
+    held = [r for r in rows if r["size"] == held_size]
+    lines = [(f"| latency form | ms per GFLOP | ms per launch | fit error (mean, {len(fit_rows)} rows) | "
+              f"held back ({held_size}x{held_size}, {len(held)} rows): mean | max |"), "|---|---|---|---|---|---|"]
+    for form in FORMS:
+        coef = fit_form(form, fit_rows)
+
+        def err(rs, form=form, coef=coef):
+            return [abs(predict_form(form, coef, r) / r["forward_ms"] - 1) for r in rs]
+        e_fit, e_held = err(fit_rows), err(held)
+        lines.append(f"| {form} | {coef[0]:.2f} | {coef[1]:.4f} | {100 * np.mean(e_fit):.0f}% | "
+                     f"{100 * np.mean(e_held):.0f}% | {100 * max(e_held):.0f}% |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("profile", type=Path, help="profile.json written by tools/profile.py")
+    ap.add_argument("profile", type=Path, nargs="?", help="profile.json written by tools/profile.py")
+    ap.add_argument("--equal-work", type=Path, nargs="+", metavar="JSON",
+                    help="instead: fit the work/span bound on these equal_work.json sweeps (tools/profile.py "
+                         "--equal-work), each row's work and span counted, and report each latency form's error")
+    ap.add_argument("--held-size", type=int, default=64, help="with --equal-work: the frame size held back [64]")
     ap.add_argument("--threads", type=int, help="thread count whose rows to fit [the largest]")
     ap.add_argument("--gpu-tflops", type=float, default=GPU_TFLOPS)
     ap.add_argument("--utilisation", type=float, default=UTILISATION)
     ap.add_argument("--launch-us", type=float, default=LAUNCH_US)
     ap.add_argument("--lengths", default="8,16,32,64,128,256,512", help="T for the projection")
     args = ap.parse_args(argv)
+    if args.equal_work:
+        rows = equal_work_rows(args.equal_work)
+        print(f"## The work/span bound fitted on {', '.join(map(str, args.equal_work))}\n")
+        print(bound_report(rows, args.held_size))
+        return 0
+    if args.profile is None:
+        ap.error("give a profile.json, or --equal-work JSON ...")
     rows = [r for r in json.loads(args.profile.read_text())["rows"] if not r.get("error")]
     threads = args.threads or max(r.get("threads") or 1 for r in rows)
     rows = [r for r in rows if (r.get("threads") or 1) == threads]

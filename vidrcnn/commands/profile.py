@@ -53,6 +53,10 @@ def _parser(prog: str | None):
                     help="instead: latency at equal work, N = batch x T frames per call while T sweeps 1, 2, 4, ..., N, "
                          "the sweep run 3 times "
                          "(--size default 32; with --train, forward + backward too); writes equal_work.md/.json/.png")
+    ap.add_argument("--work-span", action="store_true",
+                    help="instead: count the work and the span (the longest chain of dependent operators) of one clip "
+                         "per --lengths T, in FLOPs and kernel launches (--size default 32); writes "
+                         "work_span.md/.json/.png")
     ap.add_argument("--train", action="store_true", help="also time forward + backward")
     ap.add_argument("--checkpoint-every", type=int, metavar="K",
                     help="also profile each recurrent conv model (rcn_*) with model.kwargs.checkpoint_every=K, as "
@@ -109,6 +113,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     out = check_output_dir(args.out, overwrite=True)
     if args.equal_work is not None:  # its own files, checked there
         return _equal_work(args, models, out)
+    if args.work_span:
+        return _work_span(args, models, lengths, batches[0], out)
     if out.is_dir():
         earlier = is_json_with(("meta", "rows", "fits"))(out / "profile.json")
         for name in ("profile.json", "profile.csv", "profile.md", "latency_vs_length.png", "scaling.png",
@@ -136,22 +142,51 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     return 0
 
 
+def _check_own_files(out, stem: str, overwrite: bool) -> None:
+    """Refuse, before any work, ``stem``.json/.md/.png in ``out`` that an earlier run of this mode did not write."""
+    from vidrcnn.outputs import check_output_file, is_json_with, is_own_png
+
+    if out.is_dir():
+        earlier = is_json_with((stem, "rows"))(out / f"{stem}.json")
+        for name in (f"{stem}.json", f"{stem}.md", f"{stem}.png"):
+            check_output_file(out / name, overwrite=overwrite,
+                              replaceable=is_own_png if name.endswith(".png") else lambda _: earlier)
+
+
+def _work_span(args, models: list[str], lengths: list[int], batch: int, out) -> int:
+    """``--work-span``: :mod:`vidrcnn.profiling.work_span` for every model and length, one table and plot."""
+    import json
+
+    from vidrcnn.models import get_model
+    from vidrcnn.profiling import work_span
+
+    _check_own_files(out, "work_span", args.overwrite)
+    size = args.size or 32
+    rows = []
+    for name in models:
+        print(f"work and span: {name} (T = {', '.join(map(str, lengths))}, {size}x{size}) ...", flush=True)
+        rows += work_span.sweep(name, get_model(name, num_classes=10), lengths, size=size, batch=batch)
+    out.mkdir(parents=True, exist_ok=True)
+    table = work_span.markdown(rows)
+    (out / "work_span.json").write_text(json.dumps({"work_span": True, "size": size, "rows": rows}, indent=1))
+    (out / "work_span.md").write_text(f"# Work and span\n\n{table}\n")
+    work_span.plot(rows, out / "work_span.png")
+    print(table)
+    print(f"wrote {out}/work_span.md, work_span.json, work_span.png")
+    return 0
+
+
 def _equal_work(args, models: list[str], out) -> int:
     """``--equal-work N``: the sweep of :mod:`vidrcnn.profiling.equal_work` for every model, one table and plot."""
     import json
 
     from vidrcnn.errors import ConfigError
     from vidrcnn.models import get_model
-    from vidrcnn.outputs import check_output_file, is_json_with, is_own_png
     from vidrcnn.profiling.equal_work import equal_work, markdown, plot
 
     if args.equal_work < 2:
         raise ConfigError("--equal-work", f"frames per call must be >= 2, got {args.equal_work}")
-    if out.is_dir():  # files there that an earlier sweep did not write: refused now, not after the sweep
-        earlier = is_json_with(("equal_work", "rows"))(out / "equal_work.json")
-        for name in ("equal_work.json", "equal_work.md", "equal_work.png"):
-            check_output_file(out / name, overwrite=args.overwrite,
-                              replaceable=is_own_png if name.endswith(".png") else lambda _: earlier)
+    _check_own_files(out, "equal_work", args.overwrite)
     size = args.size or 32
     rows = []
     for name in models:

@@ -142,6 +142,9 @@ def restore_training(state: TrainState, ckpt: dict[str, Any], path: Path, *, mod
                                     f"model than this config's {model_name!r}")
     state.model.load_state_dict(unwrap_state_dict(ckpt["model"]))
     state.optimizer.load_state_dict(ckpt["optimizer"])
+    for group in state.optimizer.param_groups:  # train.cuda_graph: the learning rate lives beside the weights
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"] = group["lr"].to(group["params"][0].device)
     state.scaler.load_state_dict(ckpt["scaler"])
     set_rng_state(ckpt["rng"])
     state.epoch, state.best_top1, state.history = int(ckpt["epoch"]), float(ckpt["best_top1"]), list(ckpt["history"])

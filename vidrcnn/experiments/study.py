@@ -124,7 +124,7 @@ def run_one(model_name: str, seed: int, data_root: str | os.PathLike, out_dir: s
         "train_top1": epochs[-1]["train_top1"],  # last epoch, on the training clips: is the model still learning?
         "train_seconds": sum(e["seconds"] for e in epochs),  # training epochs only (this process, this run)
         # (training seconds so far, validation top-1) after each validated epoch
-        "curve": [[e["elapsed_s"], e["val_top1"]] for e in epochs if "val_top1" in e],
+        "curve": [[e["elapsed_s"], e["val_top1"]] for e in epochs if "val_top1" in e and "elapsed_s" in e],
         "epochs": len(epochs),
         "early": (early_accuracy(setup.model, setup.loader, [kind_of[c] for c in setup.classes], setup.device)
                   if getattr(setup.model, "is_causal", False) else None),

@@ -163,7 +163,7 @@ def _plot_time_to_accuracy(results: Sequence[Mapping[str, Any]], path: Path) -> 
     try:
         for name, curves in by_model.items():
             end = min(c[-1][0] for c in curves)  # every seed has a point up to here
-            grid = np.linspace(min(c[0][0] for c in curves), end, 60)
+            grid = np.linspace(max(c[0][0] for c in curves), end, 60)  # where every seed has its first point
             values = np.array([np.interp(grid, [p[0] for p in c], [100 * p[1] for p in c]) for c in curves])
             (line,) = ax.plot(grid, values.mean(0), label=name)
             if len(curves) > 1:
