@@ -92,8 +92,13 @@ class TrainData:
         """The training videos in this epoch's order (set by :meth:`train_loader`), every batch, for the EMA's
         BatchNorm statistics."""
         return DataLoader(self.train_ds, batch_size=self.per_rank, sampler=self.sampler,
-                          collate_fn=collate_repeats if data.repeats > 1 else collate, num_workers=data.num_workers,
+                          collate_fn=train_collate(data), num_workers=data.num_workers,
                           pin_memory=self.pin_memory, persistent_workers=False)
+
+
+def train_collate(data: DataConfig):
+    """How training batches are collated: with ``data.repeats`` > 1 each video's K clips side by side."""
+    return collate_repeats if data.repeats > 1 else collate
 
 
 def drops_last(sampler: DistributedSampler, per_rank: int) -> bool:
@@ -113,7 +118,7 @@ def build_train_loader(train_ds, sampler: DistributedSampler, data: DataConfig, 
     sampler.set_epoch(epoch)
     train_ds.set_epoch(epoch)
     return DataLoader(train_ds, batch_size=per_rank, sampler=sampler, drop_last=drops_last(sampler, per_rank),
-                      collate_fn=collate_repeats if data.repeats > 1 else collate,
+                      collate_fn=train_collate(data),
                       generator=torch.Generator().manual_seed(seed + epoch), num_workers=data.num_workers,
                       pin_memory=pin_memory, persistent_workers=False)
 
