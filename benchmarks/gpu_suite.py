@@ -13,7 +13,8 @@ streamed frame of ``rcn_gru_m``, ``rcn_lstm_m`` and ``rcn_mingru_m`` eager and r
 streams one batched step serves at 25 fps, and ``c3d_m`` and ``r2plus1d_18`` re-running a window per frame
 (``benchmarks/stream_frame.py``); then one training step of ``rcn_gru_s`` and ``c3d_s`` as tools/train.py runs
 it, eager and replayed as a CUDA graph (``benchmarks/train_step.py``); then latency at equal work (64 frames per call, T from 1 to 64, forward and
-forward + backward: ``vidrcnn.profiling.equal_work``, as ``tools/profile.py --equal-work 64`` runs it). Every row
+forward + backward: ``vidrcnn.profiling.equal_work``, as ``tools/profile.py --equal-work 64`` runs it), each
+forward row checked against the work/span bound (its launches and span counted; ``span_check``). Every row
 carries its peak memory. Writes ``DIR/suite.md`` (a table per configuration, the configurations skipped and why),
 ``DIR/suite.json`` and a latency-against-T plot per configuration, rewritten after every configuration, so that a
 suite stopped early (a killed run, a device lent for less time) still leaves the tables it measured. A
@@ -119,6 +120,7 @@ def run_suite(out: Path, *, device: str, quick: bool, budget_s: float) -> dict:
     else:
         print(f"[{time.perf_counter() - start:5.0f} s] equal work", flush=True)
         result["equal_work"] = equal_work_rows(device, quick)
+        result["span_check"] = span_check(result["equal_work"], device)
     result.update(complete=True, projection=projection(done[0]["rows"]))
     _write(out, result, start)
     return result
@@ -139,6 +141,30 @@ def equal_work_rows(device: str, quick: bool) -> list[dict]:
         rows += equal_work(name, model, frames=frames, size=size, device=device, warmup=1 if quick else 3,
                            iters=2 if quick else 10, train=True)
     return rows
+
+
+def span_check(rows: list[dict], device: str) -> list[dict]:
+    """Each measured equal-work forward row beside its counted launches and span launches and the bounds of
+    ``benchmarks/latency_model.py`` (its GPU constants): eager, every launch in turn, and the span floor no schedule
+    goes under. Measured below the floor means the constants are wrong for this device."""
+    out = []
+    for r in rows:
+        if r.get("error") or " " in r["model"]:  # the compiled row launches what inductor generated: not counted
+            continue
+        p = project(r["model"], {}, r["T"], size=r["size"], batch=r["batch"], device=device)
+        out.append({"model": r["model"], "T": r["T"], "batch": r["batch"], "measured_ms": r["forward_ms"],
+                    "launches": p["kernels"], "span_launches": p["span_launches"], "eager_bound_ms": p["ms"],
+                    "span_floor_ms": p["span_ms"], "span_bound": p["span_bound"]})
+    return out
+
+
+def span_check_markdown(rows: list[dict]) -> str:
+    lines = [("| model | T | B | measured ms | launches | span launches | eager bound ms | span floor ms | "
+              "measured / span floor | span-bound |"), "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['T']} | {r['batch']} | {r['measured_ms']:.3g} | {r['launches']} | "
+              f"{r['span_launches']} | {r['eager_bound_ms']:.3g} | {r['span_floor_ms']:.3g} | "
+              f"{r['measured_ms'] / r['span_floor_ms']:.1f} | {'yes' if r['span_bound'] else 'no'} |" for r in rows]
+    return "\n".join(lines)
 
 
 def _write(out: Path, result: dict, start: float) -> None:
@@ -187,6 +213,12 @@ def markdown(result: dict) -> str:
                   ("Frames per call held at B x T while T grows: the slowdown at the longest T against the shortest; "
                    "a recurrent model pays per dependent step, a 3-D CNN's time axis is parallel work."), "",
                   equal_work_markdown(result["equal_work"]), ""]
+    if result.get("span_check"):
+        lines += ["## The span bound, checked (`benchmarks/latency_model.py`, `vidrcnn.profiling.work_span`)", "",
+                  (f"Each forward row above beside its launches, counted, and the bounds at {GPU_TFLOPS:g} TFLOPS x "
+                   f"{UTILISATION:g} and {LAUNCH_US:g} us per launch: eager (every launch in turn) and the span floor "
+                   "(the launches on the longest chain). Span-bound: the span's launches outweigh the work."), "",
+                  span_check_markdown(result["span_check"]), ""]
     if result.get("projection"):
         gpu = m.get("gpu", "")
         same = "H100" in gpu

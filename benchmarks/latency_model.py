@@ -18,11 +18,14 @@ batch 4 at every T) measure how well it predicts what it was not fitted on.
 
 **Projection (GPU, not measured).** An eager forward pass launches one kernel per operator; a kernel that does
 little work costs about its launch. Projected latency = max(FLOPs / (peak x utilisation), kernels x launch cost),
-with the kernel count of a batch-1 forward pass counted here (every ATen operator, ``TorchDispatchMode``). Defaults:
+with the kernels of the forward pass counted here (``vidrcnn.profiling.work_span``: every ATen operator that computes,
+views and allocations excluded), and beside it the floor no schedule goes under, the same with the span's launches
+in place of all launches (what CUDA graphs and streams side by side could at best reach). Defaults:
 H100 SXM dense BF16 peak 989.4 TFLOPS (NVIDIA's figure, as tabulated at glennklockwood.com/garden/processors/h100),
 utilisation 0.3 (an assumption: small convolutions reach far less), and 1.2 microseconds per launched operator
 (an elementwise add measured at 1.1-1.3 us end to end on a CUDA GPU in pytorch/pytorch#161104). The T at which
-the launches overtake the work is where the sequential bottleneck would dominate.
+the launches overtake the work is where the sequential bottleneck would dominate. With ``--equal-work`` the
+projection is made for every model and T of the sweep (``B = N / T`` clips), at the sweep's largest frame size.
 """
 
 from __future__ import annotations
@@ -33,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from vidrcnn.models import get_model
+from vidrcnn.profiling.work_span import WorkSpan, work_span
 
 GPU_TFLOPS, UTILISATION, LAUNCH_US = 989.4, 0.3, 1.2
 PROJECTED = {"rcn_gru_s": ("rcn_gru_s", {}), "rcn_mingru_s (sequential)": ("rcn_mingru_s", {"scan": "sequential"}),
@@ -60,44 +63,33 @@ def predict(model: dict[str, float], row: dict) -> float:
     return model["c0_ms"] + model["ms_per_gflop"] * row["gflops"] + model["c_step_ms"] * row["seq_steps"]
 
 
-class _OpCount(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.ops = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops += 1
-        return func(*args, **(kwargs or {}))
-
-
-def kernels_and_flops(name: str, kwargs: dict, t: int, size: int = 64) -> tuple[int, float]:
-    """ATen operators of one batch-1 forward pass at ``t`` frames, and its FLOPs."""
-    from vidrcnn.profiling.measure import count_flops
-
+def counts(name: str, kwargs: dict, t: int, *, size: int = 64, batch: int = 1, device: str = "cpu") -> WorkSpan:
+    """The work and span of one eager forward pass of ``batch`` clips of ``t`` frames
+    (``vidrcnn.profiling.work_span``: FLOPs, operators that launch a kernel, and those on the longest chain; counted
+    on ``device``, where it runs faster, to the same counts)."""
     torch.manual_seed(0)
-    model = get_model(name, num_classes=10, **kwargs).eval()
-    x = torch.randn(1, 3, t, size, size)
-    with torch.no_grad():
-        flops = count_flops(lambda: model(x), model)
-        with _OpCount() as counter:
-            model(x)
-    return counter.ops, float(flops)
+    model = get_model(name, num_classes=10, **kwargs).to(device).eval()
+    return work_span(model, torch.randn(batch, 3, t, size, size, device=device))
 
 
-def project(name: str, kwargs: dict, t: int, *, size: int = 64, tflops: float = GPU_TFLOPS,
-            utilisation: float = UTILISATION, launch_us: float = LAUNCH_US) -> dict:
-    """The projected latency of a batch-1 eager forward pass: ``{"ms", "kernels", "bound"}`` (work or launch)."""
-    kernels, flops = kernels_and_flops(name, kwargs, t, size)
-    work_ms, launch_ms = 1e3 * flops / (tflops * 1e12 * utilisation), kernels * launch_us / 1e3
-    return {"ms": max(work_ms, launch_ms), "kernels": kernels, "bound": "launch" if launch_ms > work_ms else "work"}
+def project(name: str, kwargs: dict, t: int, *, size: int = 64, batch: int = 1, tflops: float = GPU_TFLOPS,
+            utilisation: float = UTILISATION, launch_us: float = LAUNCH_US, device: str = "cpu") -> dict:
+    """The projected latency of an eager forward pass, ``{"ms", "bound", "kernels", "span_launches", "span_ms"}``:
+    ``ms`` = max(work at peak x utilisation, launches x launch cost), eager launching every kernel in turn, and
+    ``bound`` says which term is larger (work or launch); ``span_ms`` = max(the same work term, span launches x
+    launch cost), the floor that no schedule (CUDA graphs, streams side by side) can go under."""
+    ws = counts(name, kwargs, t, size=size, batch=batch, device=device)
+    work_ms = 1e3 * ws.work_flops / (tflops * 1e12 * utilisation)
+    launch_ms, span_ms = ws.launches * launch_us / 1e3, ws.span_launches * launch_us / 1e3
+    return {"ms": max(work_ms, launch_ms), "bound": "launch" if launch_ms > work_ms else "work",
+            "kernels": ws.launches, "span_launches": ws.span_launches, "span_ms": max(work_ms, span_ms),
+            "span_bound": span_ms > work_ms}
 
 
 # -- the work/span bound, fitted on equal-work sweeps (tools/profile.py --equal-work N) -------------------------------
 def equal_work_rows(paths: list[Path]) -> list[dict]:
     """The forward rows of equal-work sweeps, each with the work and span of its input counted
     (``vidrcnn.profiling.work_span``): ``work_gflop``, ``launches``, ``span_launches``."""
-    from vidrcnn.profiling.work_span import work_span
-
     rows, models = [], {}
     for path in paths:
         for r in json.loads(path.read_text())["rows"]:
@@ -161,6 +153,31 @@ def bound_report(rows: list[dict], held_size: int) -> str:
     return "\n".join(lines)
 
 
+def equal_work_projection(rows: list[dict], *, tflops: float = GPU_TFLOPS, utilisation: float = UTILISATION,
+                          launch_us: float = LAUNCH_US) -> str:
+    """The sweep's models and clip lengths (``B = N / T`` clips of ``T`` frames) at its largest frame size, projected
+    onto the GPU (projected, not measured): per T the eager latency and the span floor, and the shortest T from
+    which the span's launches outweigh the work, where the model is span-bound."""
+    size = max(r["size"] for r in rows)
+    lengths = sorted({r["T"] for r in rows if r["size"] == size})
+    lines = ["| model | " + " | ".join(f"T={t}" for t in lengths) + " | span-bound from |",
+             "|---|" + "---|" * (len(lengths) + 1)]
+    for name in dict.fromkeys(r["model"] for r in rows if r["size"] == size):
+        batch = {r["T"]: r["batch"] for r in rows if r["model"] == name and r["size"] == size}
+        cells, first = [], None
+        for t in lengths:
+            if t not in batch:
+                cells.append("")
+                continue
+            p = project(name, {}, t, size=size, batch=batch[t], tflops=tflops, utilisation=utilisation,
+                        launch_us=launch_us)
+            cells.append(f"{p['ms']:.2f} / {p['span_ms']:.2f}")
+            first = t if first is None and p["span_bound"] else first
+        reached = f"T = {first}" if first is not None else "never here"
+        lines.append(f"| `{name}` | " + " | ".join(cells) + f" | {reached} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("profile", type=Path, nargs="?", help="profile.json written by tools/profile.py")
@@ -178,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
         rows = equal_work_rows(args.equal_work)
         print(f"## The work/span bound fitted on {', '.join(map(str, args.equal_work))}\n")
         print(bound_report(rows, args.held_size))
+        size = max(r["size"] for r in rows)
+        print(f"\n## GPU projection of the sweep at {size}x{size} (projected, not measured): {args.gpu_tflops:g} "
+              f"TFLOPS x {args.utilisation:g}, {args.launch_us:g} us per launch; eager ms / span floor ms\n")
+        print(equal_work_projection(rows, tflops=args.gpu_tflops, utilisation=args.utilisation,
+                                    launch_us=args.launch_us))
         return 0
     if args.profile is None:
         ap.error("give a profile.json, or --equal-work JSON ...")

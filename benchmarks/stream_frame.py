@@ -3,9 +3,12 @@
 how many streams K one batched step serves within a frame's budget (40 ms: 25 fps); and a 64-frame clip at once,
 timed and with its kernels counted (``torch.profiler``: CUDA kernels on a GPU, top-level operators on the CPU), and
 on CUDA replayed as one graph. Each recurrent model is measured again with its cells' steps compiled
-(``vidrcnn.layers.compile_steps``: the gate arithmetic fused, fewer kernels per step).
+(``vidrcnn.layers.compile_steps``: the gate arithmetic fused, fewer kernels per step). Every model is measured as
+``tools/infer.py`` runs it, each BatchNorm folded into the convolution before it (``vidrcnn.layers.fold_batch_norms``);
+the streamed frame of each recurrent model is timed once more unfolded, to show what the fold saves.
 
     python benchmarks/stream_frame.py [--device cuda] [--models rcn_gru_m,...] [--windows c3d_m,...] [--quick]
+        [--no-compile]
 
 The modes: on CUDA ``chunk`` (eager ``model.stream``) and ``graph`` (the step replayed as a CUDA graph), on the CPU
 ``chunk`` and ``frame`` (the graph's fixed buffers, stepped eagerly). A window model is timed eagerly and, on CUDA,
@@ -24,7 +27,7 @@ import torch
 
 from vidrcnn.engine.cuda_graphs import capture_cuda_graph
 from vidrcnn.inference.stream_runner import make_stepper
-from vidrcnn.layers import compile_steps
+from vidrcnn.layers import compile_steps, fold_batch_norms
 from vidrcnn.models import get_model
 from vidrcnn.profiling.measure import count_kernels, time_fn
 from vidrcnn.profiling.run import natural_size
@@ -73,9 +76,13 @@ def measure(device: str, models: Sequence[str], windows: Sequence[str], *, size:
     for name in models:
         model = get_model(name, num_classes=10).to(device).eval()
         side = size or natural_size(name, model)
+        frame = torch.randn(1, 3, 1, side, side, device=device)
+        row(name, f"one streamed frame ({modes(device)[1]}, norms not folded)", 1,
+            time_fn(functools.partial(make_stepper(model, modes(device)[1], device), frame), device=device,
+                    warmup=warmup, iters=iters))
+        fold_batch_norms(model)  # as tools/infer.py runs it
         for mode in modes(device):
             stepper = make_stepper(model, mode, device)
-            frame = torch.randn(1, 3, 1, side, side, device=device)
             row(name, f"one streamed frame ({mode})", 1, time_fn(functools.partial(stepper, frame), device=device,
                                                                    warmup=warmup, iters=iters))
         clip_row(name, model, side)
@@ -100,6 +107,7 @@ def measure(device: str, models: Sequence[str], windows: Sequence[str], *, size:
                 best[0], best[1])
     for name in windows:
         model = get_model(name, num_classes=10).to(device).eval()
+        fold_batch_norms(model)
         side = size or natural_size(name, model)
         window = torch.randn(1, 3, WINDOW, side, side, device=device)
         row(name, f"a {WINDOW}-frame window per new frame (eager)", 1,
@@ -125,12 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--windows", default=",".join(WINDOW_MODELS))
     ap.add_argument("--quick", action="store_true", help="rcn_gru_s and c3d_s at 32x32, two calls each (tested)")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON, not a table")
+    ap.add_argument("--no-compile", action="store_true", help="skip the rows with compiled cell steps")
     args = ap.parse_args(argv)
     if args.quick:
         rows = measure(args.device, ["rcn_gru_s"], ["c3d_s"], size=32, warmup=1, iters=2, max_streams=4, clip=8,
                        compiled=False)
     else:
-        rows = measure(args.device, [m for m in args.models.split(",") if m], [m for m in args.windows.split(",") if m])
+        rows = measure(args.device, [m for m in args.models.split(",") if m], [m for m in args.windows.split(",") if m],
+                       compiled=not args.no_compile)
     print(json.dumps(rows, indent=1) if args.json else markdown(rows))
     return 0
 

@@ -48,14 +48,18 @@ def test_the_quick_suite_runs_every_configuration_and_reports_it(tmp_path):
     assert {r["model"] for r in fp32} == {"rcn_gru_s", "rcn_mingru_s+log", "c3d_s"} and {r["T"] for r in fp32} == {4, 8}
     assert all(r["train_median_ms"] > 0 for r in result["configs"][2]["rows"])
     text = (out / "suite.md").read_text()
-    assert text.count("\n## ") == 7 and (out / "fp32.png").is_file()
+    assert text.count("\n## ") == 8 and (out / "fp32.png").is_file()
     steps = {(r["model"], r["how"]): r for r in result["train_step"]}
     assert set(steps) == {("rcn_gru_s", "eager"), ("c3d_s", "eager")} and steps[("c3d_s", "eager")]["vs_baseline"] == 1
     assert all(r["ms"] > 0 for r in steps.values()) and "## Training step" in text
     assert {(r["model"], r["T"]) for r in result["equal_work"]} == {(m, t) for m in ("rcn_gru_s", "c3d_s") for t in (1, 2, 4)}
-    assert "## Latency at equal work" in text
+    assert "## Latency at equal work" in text and "## The span bound, checked" in text
+    span = {(r["model"], r["T"]): r["span_launches"] for r in result["span_check"]}
+    assert span.keys() == {(r["model"], r["T"]) for r in result["equal_work"]}
+    assert span[("rcn_gru_s", 4)] > span[("rcn_gru_s", 1)] and span[("c3d_s", 4)] == span[("c3d_s", 1)]
     streamed = {(r["model"], r["what"]) for r in result["streamed"]}
-    assert {("rcn_gru_s", "one streamed frame (chunk)"), ("rcn_gru_s", "one streamed frame (frame)"),
+    assert {("rcn_gru_s", "one streamed frame (chunk)"), ("rcn_gru_s", "one streamed frame (frame, norms not folded)"),
+            ("rcn_gru_s", "one streamed frame (frame)"),
             ("c3d_s", "a 16-frame window per new frame (eager)"), ("rcn_gru_s", "a 8-frame clip (eager)")} <= streamed
     clips = {r["model"]: r["kernels"] for r in result["streamed"] if "kernels" in r}
     assert clips["rcn_gru_s"] > clips["c3d_s"] > 0  # a recurrent clip dispatches per step

@@ -24,9 +24,18 @@ def test_the_fit_recovers_work_and_step_costs_and_drops_a_negative_term():
 
 
 def test_a_time_loop_launches_per_frame_and_a_3d_cnn_does_not():
-    gru8, _ = latency_model.kernels_and_flops("rcn_gru_s", {}, 8, size=32)
-    gru16, _ = latency_model.kernels_and_flops("rcn_gru_s", {}, 16, size=32)
-    c3d8, f8 = latency_model.kernels_and_flops("c3d_s", {}, 8, size=32)
-    c3d16, f16 = latency_model.kernels_and_flops("c3d_s", {}, 16, size=32)
-    assert gru16 - gru8 > 8 * 5  # several operators per frame and layer
-    assert c3d16 == c3d8 and f16 == pytest.approx(2 * f8, rel=0.05)  # same kernels, twice the work
+    gru8, gru16 = (latency_model.counts("rcn_gru_s", {}, t, size=32) for t in (8, 16))
+    c3d8, c3d16 = (latency_model.counts("c3d_s", {}, t, size=32) for t in (8, 16))
+    assert gru16.launches - gru8.launches > 8 * 5  # several operators per frame and layer
+    assert gru16.span_launches - gru8.span_launches > 8 * 2  # and most of them one after another
+    assert c3d16.launches == c3d8.launches and c3d16.span_launches == c3d8.span_launches
+    assert c3d16.work_flops == pytest.approx(2 * c3d8.work_flops, rel=0.05)  # same kernels, twice the work
+
+
+def test_the_projection_puts_the_span_floor_under_the_eager_latency_and_finds_where_it_binds():
+    p = latency_model.project("rcn_gru_s", {}, 16, size=32)
+    assert p["span_ms"] <= p["ms"] and p["span_launches"] < p["kernels"]
+    # with free arithmetic every model is span-bound from the first T; with free launches never
+    rows = [{"model": m, "T": t, "batch": 16 // t, "size": 16} for m in ("rcn_gru_s", "c3d_s") for t in (1, 4, 16)]
+    assert latency_model.equal_work_projection(rows, tflops=1e12).count("| T = 1 |") == 2
+    assert latency_model.equal_work_projection(rows, launch_us=0.0).count("| never here |") == 2

@@ -3,6 +3,8 @@ recurrent net, whose span grows with T, and a 2-layer 3-D CNN, whose span does n
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -38,14 +40,15 @@ def test_a_recurrent_nets_span_grows_with_t_by_hand():
     # Launch depths, layer 1: h_t at 3t (mm(h) -> add -> tanh after h_{t-1}; mm(x_t) at 1 is never later), its
     # stack at 3T + 1. Layer 2: every mm(x_t) at 3T + 2, so g_1 = 3T + 4 (add, tanh), g_t = g_{t-1} + 3, and its
     # stack at 3T + 4 + 3(T - 1) + 1 = 6T + 2.
-    # FLOPs on the longest chain: layer 1's T state products, layer 2's input product and its T - 1 state ones.
+    # FLOPs on the longest chain: layer 1's T state products, layer 2's input product and its T - 1 state ones,
+    # each counted for one of its B x D output elements (2 D FLOPs: a row times a column).
     for steps in (1, 2, 4):
         ws = work_span(TwoLayerRNN(), torch.randn(B, steps, D))
         assert ws.launches == 2 * (4 * steps + 1)
         assert ws.work_flops == 2 * 2 * steps * MM
         assert ws.span_launches == 6 * steps + 2
-        assert ws.span_flops == 2 * steps * MM
-        assert ws.parallelism == pytest.approx(2.0)
+        assert ws.span_flops == 2 * steps * 2 * D
+        assert ws.parallelism == pytest.approx(2 * B * D)  # whatever T: the work grows as fast as the chain
 
 
 class TwoLayerC3D(nn.Module):
@@ -63,7 +66,9 @@ def test_a_3d_cnns_span_does_not_grow_with_t_by_hand():
         out = steps * 4 * 4  # output positions per map
         flops = 2 * out * 4 * (3 * 27) + 2 * out * 4 * (4 * 27)  # 2 x MACs of each convolution
         assert ws.launches == ws.span_launches == 4  # conv, relu, conv, relu: one chain, whatever T
-        assert ws.work_flops == ws.span_flops == flops  # all the work is on that chain
+        assert ws.work_flops == flops
+        assert ws.span_flops == 2 * (3 * 27) + 2 * (4 * 27)  # one output element of each convolution, whatever T
+        assert ws.parallelism == pytest.approx(out * 4)  # grows with T: the frames are computed side by side
         assert ws.launch_parallelism == 1
 
 
@@ -74,3 +79,23 @@ def test_a_convgrus_span_grows_linearly_with_t_and_a_c3ds_stays_put():
     assert gru_span[8] - gru_span[4] == 2 * (gru_span[4] - gru_span[2]) > 0  # a fixed number of launches per step
     c3d_span = {t: work_span(c3d, torch.randn(1, 3, t, 32, 32)).span_launches for t in (8, 16)}
     assert c3d_span[8] == c3d_span[16]
+
+
+def test_the_tool_writes_the_table_the_counts_and_the_plot(tmp_path, capsys):
+    from toolrun import load_tool
+
+    from vidrcnn.cli import run_tool
+
+    tool, out = load_tool("profile"), tmp_path / "ws"
+    args = ["--work-span", "--models", "rcn_gru_s,c3d_s", "--lengths", "1,2,4", "--size", "16", "--out", str(out)]
+    assert run_tool(tool.main, args) == 0
+    rows = {(r["model"], r["T"]): r for r in json.loads((out / "work_span.json").read_text())["rows"]}
+    assert rows.keys() == {(m, t) for m in ("rcn_gru_s", "c3d_s") for t in (1, 2, 4)}
+    assert rows[("rcn_gru_s", 4)]["span_launches"] > rows[("rcn_gru_s", 2)]["span_launches"]
+    assert rows[("c3d_s", 4)]["parallelism"] > rows[("c3d_s", 1)]["parallelism"]  # its frames side by side
+    assert "| c3d_s | 4 |" in (out / "work_span.md").read_text() and (out / "work_span.png").is_file()
+    (out / "work_span.md").write_text("my notes")
+    (out / "work_span.json").unlink()  # so the folder's work_span.md is no run's of this mode
+    capsys.readouterr()
+    assert run_tool(tool.main, args) == 2 and "work_span.md: already exists" in capsys.readouterr().err
+    assert (out / "work_span.md").read_text() == "my notes"

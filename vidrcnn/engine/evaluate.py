@@ -35,6 +35,7 @@ from vidrcnn.engine.config import config_from_dict, config_to_dict, load_config
 from vidrcnn.engine.cuda_graphs import GraphedForward
 from vidrcnn.engine.distributed import resolve_device
 from vidrcnn.errors import CheckpointError, ConfigError, DatasetError
+from vidrcnn.layers.fold import fold_batch_norms
 from vidrcnn.outputs import atomic_output
 
 log = logging.getLogger(__name__)
@@ -265,7 +266,9 @@ def prepare_test(
         log.warning("%s does not record its training videos (saved by an older vidrcnn): cannot check that the test "
                     "set is held out", path)
     meta = {"checkpoint": path, "model_name": ckpt["model_name"], "epoch": ckpt.get("epoch"), "weights": which}
-    return TestSetup(model.to(device).eval(), classes, loader, cfg, protocol, meta, device)
+    model = model.to(device).eval()
+    fold_batch_norms(model)  # as tools/infer.py: one kernel fewer per BatchNorm, the same outputs up to rounding
+    return TestSetup(model, classes, loader, cfg, protocol, meta, device)
 
 
 # The overrides that change what tools/test.py does: where the data is and how it is read, the test protocol, and

@@ -22,6 +22,7 @@ from torch import nn
 from vidrcnn.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from vidrcnn.engine.distributed import resolve_device
 from vidrcnn.errors import CheckpointError
+from vidrcnn.layers.fold import fold_batch_norms
 
 Transform = Callable[[torch.Tensor], torch.Tensor]  # uint8 (T, H, W, 3) -> float (C, T, H, W)
 
@@ -62,11 +63,13 @@ def model_stride(preprocess: dict[str, Any]) -> int:
 
 
 def load_predictor(checkpoint: str | os.PathLike, *, device: str | torch.device = "cpu",
-                   weights: str | None = None) -> Predictor:
+                   weights: str | None = None, fold_norms: bool = True) -> Predictor:
     """Load a training checkpoint for inference; every problem with it is a ``CheckpointError`` naming the file.
 
     ``device="auto"`` picks CUDA when available. ``weights``: ``"ema"`` or ``"raw"``; None takes the checkpoint's
-    default (its EMA of the weights when it was trained with one).
+    default (its EMA of the weights when it was trained with one). ``fold_norms``: fold every BatchNorm into the
+    convolution before it (:func:`vidrcnn.layers.fold_batch_norms`): the same outputs up to float rounding, one
+    kernel fewer per folded pair (per streamed frame, one per recurrent layer).
     """
     path = os.fspath(checkpoint)
     ckpt = load_checkpoint(path)
@@ -78,14 +81,16 @@ def load_predictor(checkpoint: str | os.PathLike, *, device: str | torch.device 
     from vidrcnn.data.transforms import build_transform
 
     try:
-        model = model_from_checkpoint(ckpt, weights=weights)
+        model = model_from_checkpoint(ckpt, weights=weights).to(device).eval()
+        if fold_norms:
+            fold_batch_norms(model)
         pre = ckpt["preprocess"]
         transform = build_transform(
             train=False, size=int(pre["size"]), resize=pre.get("resize"),
             **{k: pre[k] for k in ("mean", "std") if pre.get(k) is not None},
         )
         predictor = Predictor(
-            model=model.to(device).eval(), classes=[str(c) for c in ckpt["classes"]], transform=transform,
+            model=model, classes=[str(c) for c in ckpt["classes"]], transform=transform,
             num_frames=int(pre["num_frames"]), stride=model_stride(pre),
             train_fps=float(pre["fps"]) if pre.get("fps") else None, device=torch.device(device),
             name=str(ckpt["model_name"]), preprocess=dict(pre),

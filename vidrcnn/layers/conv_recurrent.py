@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from vidrcnn.layers.cells import get_cell
-from vidrcnn.layers.recurrent_cell import RecurrentCell, State
+from vidrcnn.layers.recurrent_cell import RecurrentCell, State, stack_steps
 
 
 class ConvRecurrent(nn.Module):
@@ -73,7 +73,7 @@ class ConvRecurrent(nn.Module):
             for t, x_t in enumerate(x.unbind(2)):  # unbind: one stack in backward instead of T full-size zero fills
                 h, state = cell.step(cell.project_input(x_t, None if past is None else past[:, :, t]), state)
                 outs.append(h)
-            out = torch.stack(outs, dim=1)
+            out = stack_steps(outs)
         if xp is not None:
             state = (state, xp[:, :, xp.shape[2] - (cell.input_frames - 1):])
         return rearrange(out, "b t c h w -> b c t h w"), state

@@ -47,6 +47,8 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import Tensor, nn
 
+from vidrcnn.layers.fold import can_fold, fold_conv_bn, norm_scale_shift
+
 State = Tensor | tuple[Tensor, ...]
 PREACT_NORMS = (None, "group", "layer", "batch")
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
@@ -78,6 +80,12 @@ def make_preact_norm(kind: str | None, num_gates: int, channels: int) -> nn.Modu
     else:
         raise ValueError(f"preact_norm must be one of {PREACT_NORMS}, got {kind!r}")
     return nn.GroupNorm(num_gates * per_gate, num_gates * channels)
+
+
+def stack_steps(outs: list[Tensor]) -> Tensor:
+    """The per-step outputs ``(B, C, H, W)`` stacked on a new time axis 1; one step is a view, not a copy (a streamed
+    frame then launches one kernel fewer per layer)."""
+    return outs[0].unsqueeze(1) if len(outs) == 1 else torch.stack(outs, dim=1)
 
 
 def chrono_bias(channels: int, t_max: int, generator: torch.Generator | None = None) -> Tensor:
@@ -172,6 +180,19 @@ class RecurrentCell(nn.Module):
         self.norm_scale = norm_scale
         self._init_norm_scale(self.input_norm)
 
+    def fold_batch_norm(self) -> bool:
+        """Fold the input norm, when it is a BatchNorm in eval mode, into the input convolution (its scale also into
+        ``input_conv_past``: the norm acts on their sum); for inference (:func:`vidrcnn.layers.fold.fold_batch_norms`).
+        """
+        if not can_fold(self.input_conv, self.input_norm):
+            return False
+        if self.input_conv_past is not None:
+            scale, _ = norm_scale_shift(self.input_norm)
+            with torch.no_grad():
+                self.input_conv_past.weight.mul_(scale.view(-1, 1, 1, 1, 1))
+        self.input_conv, self.input_norm = fold_conv_bn(self.input_conv, self.input_norm), nn.Identity()
+        return True
+
     def project_input(self, x: Tensor, past: Tensor | None = None) -> Tensor:
         """The input pre-activations ``(N, num_gates*C, H, W)`` of frames ``x`` ``(N, C_in, H, W)``: the input
         convolution, plus ``past`` (``input_conv_past`` of the previous frames, when ``input_frames > 1``), then the
@@ -255,7 +276,7 @@ class RecurrentCell(nn.Module):
         for xin_t in xin.unbind(1):
             h, state = (self.step if state is None else step)(xin_t, state)
             outs.append(h)
-        return torch.stack(outs, dim=1), state
+        return stack_steps(outs), state
 
     def extra_repr(self) -> str:
         extra = f", preact_norm={self.preact_norm!r}" if self.preact_norm else ""

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from vidrcnn.errors import CheckpointError
+from vidrcnn.layers.fold import can_fold, fold_conv_bn
 from vidrcnn.layers.per_frame import PerFrame
 
 
@@ -93,6 +94,13 @@ class CausalStem(nn.Module):
         self.bn = nn.BatchNorm3d(width)
         self.pool = nn.MaxPool3d((1, pool, pool)) if pool > 1 and stride == 1 else nn.Identity()
         self.rest = PerFrame(rest)
+
+    def fold_batch_norm(self) -> bool:
+        """Fold ``bn`` into ``conv`` for inference (:func:`vidrcnn.layers.fold.fold_batch_norms`)."""
+        if not can_fold(self.conv, self.bn):
+            return False
+        self.conv, self.bn = fold_conv_bn(self.conv, self.bn), nn.Identity()
+        return True
 
     def forward(self, x: Tensor, past: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if past is None:  # a clip that stood still before it began

@@ -1,10 +1,12 @@
 """Work and span of a forward pass, counted from the model itself, operator by operator.
 
 The **work** is what the pass does in all: its FLOPs (convolutions and matrix products, as
-``torch.utils.flop_counter`` counts them) and its kernel launches (every operator that computes; a view computes
-nothing). The **span** is the same along the longest chain of operators each of which needs the one before: the
-FLOPs, and the launches, that must run one after another however wide the machine. Work / span is the available
-parallelism, a property of the model and the input shape, not of the machine.
+``torch.utils.flop_counter`` counts them) and its kernel launches (every operator that computes; a view or an
+allocation computes nothing). The **span** is what must run one after another however wide the machine, along the
+longest chain of operators each of which needs the one before: the launches on that chain, and its FLOPs, each
+operator counting the FLOPs of *one* of its output elements (the elements of one output do not depend on each other,
+so a wide enough machine computes them side by side; a convolution's element is its ``C_in x k x k`` products).
+Work / span is the available parallelism, a property of the model and the input shape, not of the machine.
 
 How: a ``TorchDispatchMode`` sees every aten operator the pass runs, with its input and output tensors. An output's
 depth is its operator's cost plus the deepest of its inputs (parameters and the clip start at 0; an operator that
@@ -35,7 +37,7 @@ class WorkSpan:
     """One pass's work and span, in FLOPs and in kernel launches."""
 
     work_flops: int
-    span_flops: int
+    span_flops: float  # one output element's FLOPs per operator, summed along the chain
     launches: int
     span_launches: int
 
@@ -52,8 +54,15 @@ class WorkSpan:
         return {**asdict(self), "parallelism": self.parallelism, "launch_parallelism": self.launch_parallelism}
 
 
+# operators that only allocate memory: no kernel (a batch norm in eval mode allocates its unused saved statistics)
+_ALLOCATIONS = {torch.ops.aten.empty, torch.ops.aten.empty_like, torch.ops.aten.empty_strided,
+                torch.ops.aten.new_empty, torch.ops.aten.new_empty_strided}
+
+
 def _is_view(func) -> bool:
-    """An operator that returns a view of an input computes nothing (no kernel)."""
+    """An operator that returns a view of an input, or only allocates, computes nothing (no kernel)."""
+    if func.overloadpacket in _ALLOCATIONS:
+        return True
     returns = func._schema.returns
     return bool(returns) and all(r.alias_info is not None and not r.alias_info.is_write for r in returns)
 
@@ -94,6 +103,8 @@ class _Counter(TorchDispatchMode):
             cost_steps = 1
             self.work_flops += cost_flops
             self.launches += 1
+            elements = max((t.numel() for t in tree_leaves(out) if isinstance(t, Tensor)), default=1)
+            cost_flops = cost_flops / max(elements, 1)  # on the chain: one output element's share
         flops, steps = flops_in + cost_flops, steps_in + cost_steps
         for t in [*(t for t in tree_leaves(out) if isinstance(t, Tensor)), *_written(func, args, kwargs)]:
             self.flops[t], self.steps[t] = flops, steps
@@ -130,14 +141,14 @@ def sweep(name: str, model: nn.Module, lengths: Sequence[int], *, size: int = 32
 
 def markdown(rows: Sequence[dict]) -> str:
     """Per model and T: work and span (GFLOPs, launches) and their ratio, the available parallelism."""
-    lines = [("| model | T | work GFLOPs | span GFLOPs | parallelism (FLOPs) | launches | span launches | "
+    lines = [("| model | T | work GFLOPs | span kFLOPs | parallelism (FLOPs) | launches | span launches | "
               "parallelism (launches) |"), "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["error"]:
             lines.append(f"| {r['model']} | {r['T']} | {r['error']} | | | | | |")
             continue
-        lines.append(f"| {r['model']} | {r['T']} | {r['work_flops'] / 1e9:.3f} | {r['span_flops'] / 1e9:.3f} | "
-                     f"{r['parallelism']:.1f} | {r['launches']} | {r['span_launches']} | "
+        lines.append(f"| {r['model']} | {r['T']} | {r['work_flops'] / 1e9:.3f} | {r['span_flops'] / 1e3:.1f} | "
+                     f"{r['parallelism']:.3g} | {r['launches']} | {r['span_launches']} | "
                      f"{r['launch_parallelism']:.1f} |")
     return "\n".join(lines)
 
