@@ -79,10 +79,17 @@ def project(name: str, kwargs: dict, t: int, *, size: int = 64, batch: int = 1, 
     ``bound`` says which term is larger (work or launch); ``span_ms`` = max(the same work term, span launches x
     launch cost), the floor that no schedule (CUDA graphs, streams side by side) can go under."""
     ws = counts(name, kwargs, t, size=size, batch=batch, device=device)
-    work_ms = 1e3 * ws.work_flops / (tflops * 1e12 * utilisation)
-    launch_ms, span_ms = ws.launches * launch_us / 1e3, ws.span_launches * launch_us / 1e3
+    return bounds(ws.work_flops / 1e9, ws.launches, ws.span_launches, tflops=tflops, utilisation=utilisation,
+                  launch_us=launch_us)
+
+
+def bounds(work_gflop: float, launches: int, span_launches: int, *, tflops: float = GPU_TFLOPS,
+           utilisation: float = UTILISATION, launch_us: float = LAUNCH_US) -> dict:
+    """:func:`project`'s figures from counted work and launches."""
+    work_ms = work_gflop / (tflops * utilisation)
+    launch_ms, span_ms = launches * launch_us / 1e3, span_launches * launch_us / 1e3
     return {"ms": max(work_ms, launch_ms), "bound": "launch" if launch_ms > work_ms else "work",
-            "kernels": ws.launches, "span_launches": ws.span_launches, "span_ms": max(work_ms, span_ms),
+            "kernels": launches, "span_launches": span_launches, "span_ms": max(work_ms, span_ms),
             "span_bound": span_ms > work_ms}
 
 
@@ -156,21 +163,23 @@ def bound_report(rows: list[dict], held_size: int) -> str:
 def equal_work_projection(rows: list[dict], *, tflops: float = GPU_TFLOPS, utilisation: float = UTILISATION,
                           launch_us: float = LAUNCH_US) -> str:
     """The sweep's models and clip lengths (``B = N / T`` clips of ``T`` frames) at its largest frame size, projected
-    onto the GPU (projected, not measured): per T the eager latency and the span floor, and the shortest T from
-    which the span's launches outweigh the work, where the model is span-bound."""
+    onto the GPU (projected, not measured) from the counts :func:`equal_work_rows` put in ``rows``: per T the eager
+    latency and the span floor, and the shortest T from which the span's launches outweigh the work, where the model
+    is span-bound."""
     size = max(r["size"] for r in rows)
     lengths = sorted({r["T"] for r in rows if r["size"] == size})
     lines = ["| model | " + " | ".join(f"T={t}" for t in lengths) + " | span-bound from |",
              "|---|" + "---|" * (len(lengths) + 1)]
     for name in dict.fromkeys(r["model"] for r in rows if r["size"] == size):
-        batch = {r["T"]: r["batch"] for r in rows if r["model"] == name and r["size"] == size}
+        counted = {r["T"]: r for r in rows if r["model"] == name and r["size"] == size}
         cells, first = [], None
         for t in lengths:
-            if t not in batch:
+            if t not in counted:
                 cells.append("")
                 continue
-            p = project(name, {}, t, size=size, batch=batch[t], tflops=tflops, utilisation=utilisation,
-                        launch_us=launch_us)
+            r = counted[t]
+            p = bounds(r["work_gflop"], r["launches"], r["span_launches"], tflops=tflops, utilisation=utilisation,
+                       launch_us=launch_us)
             cells.append(f"{p['ms']:.2f} / {p['span_ms']:.2f}")
             first = t if first is None and p["span_bound"] else first
         reached = f"T = {first}" if first is not None else "never here"

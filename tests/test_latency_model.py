@@ -36,6 +36,11 @@ def test_the_projection_puts_the_span_floor_under_the_eager_latency_and_finds_wh
     p = latency_model.project("rcn_gru_s", {}, 16, size=32)
     assert p["span_ms"] <= p["ms"] and p["span_launches"] < p["kernels"]
     # with free arithmetic every model is span-bound from the first T; with free launches never
-    rows = [{"model": m, "T": t, "batch": 16 // t, "size": 16} for m in ("rcn_gru_s", "c3d_s") for t in (1, 4, 16)]
+    rows = []
+    for m in ("rcn_gru_s", "c3d_s"):
+        for t in (1, 4, 16):
+            ws = latency_model.counts(m, {}, t, size=16, batch=16 // t)
+            rows.append({"model": m, "T": t, "batch": 16 // t, "size": 16, "work_gflop": ws.work_flops / 1e9,
+                         "launches": ws.launches, "span_launches": ws.span_launches})
     assert latency_model.equal_work_projection(rows, tflops=1e12).count("| T = 1 |") == 2
     assert latency_model.equal_work_projection(rows, launch_us=0.0).count("| never here |") == 2

@@ -23,26 +23,16 @@ _CONV_FOR_NORM = {nn.BatchNorm1d: nn.Conv1d, nn.BatchNorm2d: nn.Conv2d, nn.Batch
 
 def can_fold(conv: nn.Module, norm: nn.Module) -> bool:
     """Whether ``norm`` (in eval mode, with running statistics) is a BatchNorm of ``conv``'s output channels, of
-    the same dimensionality."""
+    the same dimensionality: then ``fuse_conv_bn_eval(conv, norm)`` is one convolution equal to both."""
     return (isinstance(norm, _BatchNorm) and type(conv) is _CONV_FOR_NORM.get(type(norm))
             and not norm.training and not conv.training and norm.running_mean is not None
             and conv.out_channels == norm.num_features)
 
 
-def fold_conv_bn(conv: nn.Module, norm: nn.Module) -> nn.Module:
-    """A new convolution equal to ``norm(conv(x))`` in eval mode (:func:`can_fold` must hold)."""
-    return fuse_conv_bn_eval(conv, norm)
-
-
-def norm_scale_shift(norm: _BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(s, t)`` with ``norm(x) = s * x + t`` per channel, in eval mode."""
+def norm_scale(norm: _BatchNorm) -> torch.Tensor:
+    """``s`` with ``norm(x) = s * x + t`` per channel, in eval mode."""
     s = torch.rsqrt(norm.running_var + norm.eps)
-    if norm.weight is not None:
-        s = s * norm.weight
-    t = -norm.running_mean * s
-    if norm.bias is not None:
-        t = t + norm.bias
-    return s.detach(), t.detach()
+    return (s if norm.weight is None else s * norm.weight).detach()
 
 
 def fold_batch_norms(module: nn.Module) -> int:
@@ -57,7 +47,7 @@ def fold_batch_norms(module: nn.Module) -> int:
         if isinstance(m, nn.Sequential):
             for i in range(len(m) - 1):
                 if can_fold(m[i], m[i + 1]):
-                    m[i], m[i + 1] = fold_conv_bn(m[i], m[i + 1]), nn.Identity()
+                    m[i], m[i + 1] = fuse_conv_bn_eval(m[i], m[i + 1]), nn.Identity()
                     folded += 1
         elif hasattr(m, "fold_batch_norm"):
             folded += int(m.fold_batch_norm())

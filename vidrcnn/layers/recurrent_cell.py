@@ -46,8 +46,9 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from vidrcnn.layers.fold import can_fold, fold_conv_bn, norm_scale_shift
+from vidrcnn.layers.fold import can_fold, norm_scale
 
 State = Tensor | tuple[Tensor, ...]
 PREACT_NORMS = (None, "group", "layer", "batch")
@@ -187,10 +188,10 @@ class RecurrentCell(nn.Module):
         if not can_fold(self.input_conv, self.input_norm):
             return False
         if self.input_conv_past is not None:
-            scale, _ = norm_scale_shift(self.input_norm)
+            scale = norm_scale(self.input_norm)
             with torch.no_grad():
                 self.input_conv_past.weight.mul_(scale.view(-1, 1, 1, 1, 1))
-        self.input_conv, self.input_norm = fold_conv_bn(self.input_conv, self.input_norm), nn.Identity()
+        self.input_conv, self.input_norm = fuse_conv_bn_eval(self.input_conv, self.input_norm), nn.Identity()
         return True
 
     def project_input(self, x: Tensor, past: Tensor | None = None) -> Tensor:

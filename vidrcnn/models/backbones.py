@@ -12,9 +12,10 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from vidrcnn.errors import CheckpointError
-from vidrcnn.layers.fold import can_fold, fold_conv_bn
+from vidrcnn.layers.fold import can_fold
 from vidrcnn.layers.per_frame import PerFrame
 
 
@@ -99,7 +100,7 @@ class CausalStem(nn.Module):
         """Fold ``bn`` into ``conv`` for inference (:func:`vidrcnn.layers.fold.fold_batch_norms`)."""
         if not can_fold(self.conv, self.bn):
             return False
-        self.conv, self.bn = fold_conv_bn(self.conv, self.bn), nn.Identity()
+        self.conv, self.bn = fuse_conv_bn_eval(self.conv, self.bn), nn.Identity()
         return True
 
     def forward(self, x: Tensor, past: Tensor | None = None) -> tuple[Tensor, Tensor]:

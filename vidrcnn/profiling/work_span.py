@@ -59,7 +59,7 @@ _ALLOCATIONS = {torch.ops.aten.empty, torch.ops.aten.empty_like, torch.ops.aten.
                 torch.ops.aten.new_empty, torch.ops.aten.new_empty_strided}
 
 
-def _is_view(func) -> bool:
+def _launches_nothing(func) -> bool:
     """An operator that returns a view of an input, or only allocates, computes nothing (no kernel)."""
     if func.overloadpacket in _ALLOCATIONS:
         return True
@@ -95,7 +95,7 @@ class _Counter(TorchDispatchMode):
         inputs = [t for t in tree_leaves((args, kwargs)) if isinstance(t, Tensor)]
         flops_in = max((self._depth(self.flops, t) for t in inputs), default=0)
         steps_in = max((self._depth(self.steps, t) for t in inputs), default=0)
-        if _is_view(func):
+        if _launches_nothing(func):
             cost_flops = cost_steps = 0
         else:
             formula = flop_registry.get(func.overloadpacket)
