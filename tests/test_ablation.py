@@ -61,6 +61,23 @@ def test_findings_compare_each_variant_with_its_models_reference():
     assert "Best mean: `gru+bn`" in text
 
 
+def test_the_table_gives_each_variants_seconds_to_the_target_against_the_3d_cnns():
+    def timed(variant, model, seed, curve):
+        return {**_r(variant, model, seed, 0.9), "curve": curve}
+
+    rows = ablation.summarize_variants([
+        timed("c3d", "c3d_s", 0, [[10, 0.5], [20, 0.86]]), timed("c3d", "c3d_s", 1, [[10, 0.9], [20, 0.9]]),
+        timed("gru", "rcn_gru_s", 0, [[30, 0.85]]), timed("gru", "rcn_gru_s", 1, [[20, 0.7], [40, 0.9]]),
+        timed("lstm", "rcn_lstm_s", 0, [[30, 0.8]]), timed("lstm", "rcn_lstm_s", 1, [[30, 0.9]])])
+    table = ablation.variant_table(rows)
+    assert table[0].endswith("| train s | s to 85% val | ÷ c3d_s |")
+    assert table[2].endswith("| 15 ± 7 | 1.00x |")  # the 3-D CNN: 20 and 10 s
+    assert table[3].endswith("| 35 ± 7 | 2.33x |")  # 30 and 40 s over 15
+    assert table[4].endswith("| 30 (1 of 2 seeds) | — |")  # no ratio unless every seed reached it
+    # Runs without a curve (older versions) keep the table as it was.
+    assert ablation.variant_table(ablation.summarize_variants([_r("c3d", "c3d_s", 0, 0.9)]))[0].endswith("| train s |")
+
+
 def test_tiny_ablation_end_to_end(tmp_path):
     data = make_synthetic(tmp_path / "data32", num_groups=8, clips_per_group=1, num_frames=16, size=32)
     quick = ("train.epochs=1", "data.num_workers=0")

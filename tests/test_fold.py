@@ -33,6 +33,7 @@ def batch_norms(model: nn.Module) -> int:
 MODELS = [
     ("rcn_gru_s", {}),  # causal 3-frame stem, per-frame stem convolutions, input BatchNorm in both layers
     ("rcn_lstm_s", {}),
+    ("rcn_lstm_s", {"coupled": True}),  # three gates: the fold sizes the norm by the cell's own gate count
     ("rcn_mingru_s", {}),
     ("rcn_rnn_s", {"input_frames": 2}),  # the norm acts on input_conv + input_conv_past
     ("c3d_s", {}),

@@ -99,17 +99,18 @@ def reference(cell: RecurrentCell, x: Tensor) -> Tensor:
             z = torch.sigmoid(inp(xt, 0))
             v = inp(xt, 1)
             h = (1 - z) * h + z * torch.where(v >= 0, v + 0.5, torch.sigmoid(v))
-        else:  # LSTM, gate order i, f, c, o
+        else:  # LSTM, gate order i, f, c, o; coupled: f, c, o with i = 1 - f
             u = cell.state_conv.weight.split(n)
-            pw = cell.peephole_weight if cell.peephole_weight is not None else torch.zeros(3, n, 1, 1)
+            g = 1 if cell.coupled else 0  # the first gate's index past i
+            pw = cell.peephole_weight if cell.peephole_weight is not None else torch.zeros(3 - g, n, 1, 1)
 
             def pre(k: int) -> Tensor:
-                return inp(xt, k) + gate_norm(cell.state_conv_norm, k, conv(h, u[k]))  # noqa: B023
+                return inp(xt, k - g) + gate_norm(cell.state_conv_norm, k - g, conv(h, u[k - g]))  # noqa: B023
 
-            i = torch.sigmoid(pre(0) + pw[0] * c)
-            f = torch.sigmoid(pre(1) + pw[1] * c)
+            f = torch.sigmoid(pre(1) + pw[1 - g] * c)
+            i = 1 - f if cell.coupled else torch.sigmoid(pre(0) + pw[0] * c)
             c = f * c + i * act(pre(2))
-            o = torch.sigmoid(pre(3) + pw[2] * c)
+            o = torch.sigmoid(pre(3) + pw[2 - g] * c)
             h = o * act(c)
         outs.append(h)
     return torch.stack(outs, dim=2)
@@ -130,7 +131,8 @@ def randomize_norms(layer: torch.nn.Module) -> None:
 
 
 CELL_CASES = [("rnn", {}), ("rcl", {}), ("gru", {}), ("lstm", {}), ("lstm", {"peephole": True}),
-              ("lstm", {"peephole_size": (H, W)})]
+              ("lstm", {"peephole_size": (H, W)}), ("lstm", {"coupled": True}),
+              ("lstm", {"coupled": True, "peephole": True})]
 # Every cell with its input and state pre-activations normalised (and the gated ones chrono-initialised).
 NORM_CASES = [("rnn", {"preact_norm": "group"}), ("rcl", {"preact_norm": "layer"}),
               ("gru", {"preact_norm": "group", "chrono": 8}), ("gru", {"preact_norm": "layer"}),
@@ -144,7 +146,8 @@ NORM_CASES = [("rnn", {"preact_norm": "group"}), ("rcl", {"preact_norm": "layer"
               # a ReLU where the equations have tanh (Li-GRU, IRNN)
               ("gru", {"preact_norm": "batch", "state_norm": None, "activation": "relu"}),
               ("rnn", {"preact_norm": "batch", "activation": "relu"}),
-              ("lstm", {"preact_norm": "batch", "activation": "relu", "peephole": True})]
+              ("lstm", {"preact_norm": "batch", "activation": "relu", "peephole": True}),
+              ("lstm", {"preact_norm": "batch", "activation": "relu", "coupled": True, "chrono": 8})]
 
 
 @pytest.mark.parametrize(("cell", "kw"), CELL_CASES + NORM_CASES)

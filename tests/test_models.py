@@ -102,7 +102,9 @@ def _stream_name_kw():
                     ("cnn_lstm_s", {"stem_first_downsample": "stride"}),
                     # the initialisations of 2026-12-04 (the rnn, rcl and mingru defaults are in CAUSAL above)
                     ("rcn_gru_s", {"state_init": "identity", "norm_scale": 0.1}),
-                    ("rcn_lstm_s", {"state_init": "identity", "norm_scale": 0.1, "head": "mean"})]
+                    ("rcn_lstm_s", {"state_init": "identity", "norm_scale": 0.1, "head": "mean"}),
+                    # the coupled input-forget gate (three gates)
+                    ("rcn_lstm_s", {"coupled": True, "peephole": True, "chrono": 16})]
 
 
 @pytest.mark.parametrize(("name", "kw"), _stream_name_kw())
@@ -187,6 +189,16 @@ def test_rcn_options():
         build("c3d_s", stem_strides=(1, 2))  # an option another family has: say which models take it
     with pytest.raises(ConfigError, match=r"model 'c3d_s' has no option 'checkpoint_every' .* rcn_gru_m, rcn_gru_s"):
         build("c3d_s", checkpoint_every=2)
+
+
+@pytest.mark.parametrize("size", ["s", "m"])
+def test_a_coupled_convlstm_has_three_gates_at_the_convgrus_widths(size):
+    lstm, gru = build(f"rcn_lstm_{size}", coupled=True), build(f"rcn_gru_{size}")
+    assert [layer.cell.hidden_channels for layer in lstm.layers] == [layer.cell.hidden_channels for layer in gru.layers]
+    assert all(layer.cell.num_gates == 3 for layer in lstm.layers)
+    assert sum(p.numel() for p in lstm.parameters()) == sum(p.numel() for p in gru.parameters())
+    narrow = build(f"rcn_lstm_{size}", coupled=True, channels=(8, 8))  # widths asked for are kept
+    assert [layer.cell.hidden_channels for layer in narrow.layers] == [8, 8]
 
 
 def test_residual_adds_each_layers_input_through_a_projection():

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from vidrcnn.errors import VidrcnnError
-from vidrcnn.experiments.study import KINDS, _machine, mean_std, run_one
-from vidrcnn.experiments.study_report import _pm
+from vidrcnn.experiments.study import KINDS, TARGET_TOP1, _machine, mean_std, run_one, time_to_target
+from vidrcnn.experiments.study_report import _pm, _seconds_cell, _seconds_ratio
 from vidrcnn.experiments.variants import VARIANTS, Variant
 
 log = logging.getLogger(__name__)
@@ -154,6 +154,8 @@ def summarize_variants(results: Sequence[Mapping[str, Any]]) -> list[dict[str, A
                "train_top1": mean_std([r["train_top1"] for r in runs]),
                "train_seconds": mean_std([r["train_seconds"] for r in runs]),
                "params": runs[0]["params"], "flops": runs[0]["flops"]}
+        if (reach := time_to_target(runs)) is not None:
+            row["seconds_to_target"] = reach
         for kind in KINDS:
             vals = [r["by_kind"][kind] for r in runs if kind in r["by_kind"]]
             if vals:
@@ -206,16 +208,22 @@ def _pair_table(rows: Sequence[Mapping[str, Any]], size: int) -> list[str]:
 
 
 def variant_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Markdown lines: one row per variant (from :func:`summarize_variants`), top-1 by class kind and cost."""
+    """Markdown lines: one row per variant (from :func:`summarize_variants`), top-1 by class kind and cost; where the
+    runs recorded a validation curve, the seconds to the study's validation target and their ratio to the 3-D CNN's
+    (the first ``c3d_s`` row: its variants of the same run are the time reference)."""
     kinds = [k for k in KINDS if any(k in r for r in rows)]
+    timed = any("seconds_to_target" in r for r in rows)
+    base = next((r for r in rows if r["model"] == "c3d_s"), None)
+    target = f" | s to {100 * TARGET_TOP1:.0f}% val | ÷ c3d_s" if timed else ""
     lines = ["| variant | options | seeds | top-1 | " + " | ".join(KINDS[k] for k in kinds)
-             + " | train top-1 | params | GFLOPs/clip | train s |",
-             "|---|---|---|---|" + "---|" * len(kinds) + "---|---|---|---|"]
+             + " | train top-1 | params | GFLOPs/clip | train s" + target + " |",
+             "|---|---|---|---|" + "---|" * len(kinds) + "---|---|---|---|" + "---|---|" * timed]
     for r in rows:
+        reach = f" | {_seconds_cell(r)} | {_seconds_ratio(r, base)}" if timed else ""
         lines.append(f"| `{r['variant']}` | {r['options']} | {len(r['seeds'])} | {_pm(r['top1'])} | "
                      + " | ".join(_pm(r[k]) if k in r else "" for k in kinds)
                      + f" | {_pm(r['train_top1'])} | {r['params'] / 1e6:.3f}M | {r['flops'] / 1e9:.2f} | "
-                     f"{r['train_seconds'][0]:.0f} |")
+                     f"{r['train_seconds'][0]:.0f}{reach} |")
     return lines
 
 

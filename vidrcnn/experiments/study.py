@@ -148,6 +148,15 @@ def seconds_to(curve: Sequence[Sequence[float]], top1: float = TARGET_TOP1) -> f
     return next((seconds for seconds, acc in curve if acc >= top1), None)
 
 
+def time_to_target(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """How many of ``runs`` reached :data:`TARGET_TOP1` and their mean ± std seconds to it (``seconds`` None when
+    none did); None when a run has no curve (runs of older vidrcnn versions)."""
+    if not all("curve" in r for r in runs):
+        return None
+    reached = [t for t in (seconds_to(r["curve"]) for r in runs) if t is not None]
+    return {"reached": len(reached), "runs": len(runs), "seconds": mean_std(reached) if reached else None}
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
     """Mean and sample standard deviation (None for a single value: one seed has no spread)."""
     values = list(values)
@@ -167,10 +176,8 @@ def summarize(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         row["params"] = runs[0]["params"]
         row["flops"] = runs[0]["flops"]
         row["train_seconds"] = mean_std([r["train_seconds"] for r in runs])
-        if all("curve" in r for r in runs):  # runs of older vidrcnn versions have no curve
-            reached = [t for t in (seconds_to(r["curve"]) for r in runs) if t is not None]
-            row["seconds_to_target"] = {"reached": len(reached), "runs": len(runs),
-                                        "seconds": mean_std(reached) if reached else None}
+        if (reach := time_to_target(runs)) is not None:
+            row["seconds_to_target"] = reach
         row["train_top1"] = mean_std([r["train_top1"] for r in runs])
         if all(r.get("early") for r in runs):
             row["early"] = {k: [statistics.fmean(v) for v in zip(*(r["early"][k] for r in runs))]
@@ -199,4 +206,4 @@ def run_study(data_root: str | os.PathLike, out_dir: str | os.PathLike, *, model
     return results
 
 
-__all__ = ["MODELS", "SEEDS", "early_accuracy", "mean_std", "run_one", "run_study", "seconds_to", "summarize"]
+__all__ = ["MODELS", "SEEDS", "early_accuracy", "mean_std", "run_one", "run_study", "seconds_to", "summarize", "time_to_target"]

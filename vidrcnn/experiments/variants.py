@@ -120,7 +120,7 @@ VARIANTS: tuple[Variant, ...] = (
       for m, kw in (("c3d_s", {}), ("cnn_lstm_s", {}), ("frame_avg_s", {}),
                     *((f"rcn_{cell}_s", NORMED_RESIDUAL) for cell in ("gru", "mingru", "lstm", "rcl", "rnn")))
       for lr in ("3e-3", "1e-3", "6e-3", "1e-2") if not (m == "rcn_gru_s" and lr == "3e-3")),
-    _v("c3d_s", sizes=(64,)),  # the reference of the 64x64 ranking
+    _v("c3d_s", sizes=(32, 64)),  # the reference of the 64x64 ranking, and of the seconds to 85% at 32x32
     # Time in the stem's first layer, at full resolution (the zoom pair needs it: docs/rcn_training.md).
     *(_v("rcn_gru_s", **NORMED_RESIDUAL, stem_frames=k, sizes=(32, 64) if k == 3 else (32,)) for k in (2, 3)),
     _v("cnn_lstm_s", stem_frames=3),  # equal terms: the same stem for the CNN+LSTM baseline
@@ -178,4 +178,13 @@ VARIANTS: tuple[Variant, ...] = (
     # ... and, for the ConvLSTM, the peephole (Shi et al.'s ConvLSTM has one) and a loss on every step (LRCN).
     *(_v("rcn_lstm_s", **NORMED_RESIDUAL, **POOLED_STEM_RELU["lstm"], **kw) for kw in ({"peephole": True}, {"head": "steps"})),
     _v("frame_avg_s", sizes=(64,)),
+    # Time to accuracy (issue 27): what might make the gated cells reach 85% sooner, or end higher, against their
+    # defaults and the 3-D CNN (the `c3d` row) of the same run. The ConvGRU's identity candidate kernel (+3 points in
+    # docs/ablation_cheap.md) on the all-strided stem (half the run's time there); for the ConvLSTM, the coupled
+    # input-forget gate (CIFG, Greff et al. 2017: with the ReLU the cell state is a running average, as the ConvGRU's,
+    # and cannot grow step after step; three gates at the ConvGRU's widths, so its parameters) and layer-normalised
+    # gates (Ba et al. 2016).
+    _v("rcn_gru_s", **NORMED_RESIDUAL, **{**POOLED_STEM_RELU["gru"], **ALL_STRIDED_STEM}, state_init="identity"),
+    _v("rcn_lstm_s", **NORMED_RESIDUAL, **POOLED_STEM_RELU["lstm"], coupled=True),
+    _v("rcn_lstm_s", **{**NORMED_RESIDUAL, "preact_norm": "layer", "state_norm": "auto"}, **POOLED_STEM_RELU["lstm"]),
 )

@@ -137,6 +137,10 @@ class LSTMCell(RecurrentCell):
     ``log U[1, T_max - 1]`` and the input gate's at minus that instead. ``preact_norm`` normalises the input and
     the state terms of every gate separately; the cell state ``c`` is never normalised. ``activation="relu"`` puts
     a ReLU in place of both tanh (the candidate's and the output's).
+
+    ``coupled=True``: the coupled input-forget gate (CIFG; Greff et al. 2017, "LSTM: A Search Space Odyssey"),
+    ``i_t = 1 - f_t``, so the cell state is a running average of the candidates, as a GRU's state is (with the ReLU it
+    cannot grow step after step); three gates ``f, c, o`` and, with peepholes, two peephole rows ``w_cf, w_co``.
     """
 
     num_gates = 4
@@ -144,23 +148,28 @@ class LSTMCell(RecurrentCell):
     option_names = (*RecurrentCell.option_names, "activation", "state_init", "chrono")
 
     def __init__(self, in_channels: int, hidden_channels: int, options: CellOptions | None = None, *,
-                 peephole: bool = False, peephole_size: tuple[int, int] | None = None, **kwargs):
+                 peephole: bool = False, peephole_size: tuple[int, int] | None = None, coupled: bool = False,
+                 **kwargs):
+        self.coupled = coupled
+        self.num_gates = 3 if coupled else 4  # before the base class sizes the input convolution by it
         super().__init__(in_channels, hidden_channels, options, **kwargs)
         o = self.options
         self.activation, self.act = o.activation, get_activation(o.activation)
-        self.state_conv = same_conv(hidden_channels, 4 * hidden_channels, o.kernel_size, bias=False)
-        self.init_state_kernel(self.state_conv, o.state_init, block=2)  # the candidate g's state term
-        self.state_conv_norm = self.make_state_norm(4)
+        self.state_conv = same_conv(hidden_channels, self.num_gates * hidden_channels, o.kernel_size, bias=False)
+        forget = 0 if coupled else 1  # the gates' order: f, c, o coupled; i, f, c, o otherwise
+        self.init_state_kernel(self.state_conv, o.state_init, block=forget + 1)  # the candidate g's state term
+        self.state_conv_norm = self.make_state_norm(self.num_gates)
         if o.chrono is None:
-            self.input_bias(1).fill_(1.0)
+            self.input_bias(forget).fill_(1.0)
         else:
             b_f = chrono_bias(hidden_channels, o.chrono)
-            self.input_bias(1).copy_(b_f)
-            self.input_bias(0).copy_(-b_f)
+            self.input_bias(forget).copy_(b_f)
+            if not coupled:  # coupled, the input gate 1 - f_t starts at sigmoid(-b_f) by itself
+                self.input_bias(0).copy_(-b_f)
         self.peephole = peephole or peephole_size is not None
         if self.peephole:
-            shape = (3, hidden_channels, *(peephole_size or (1, 1)))
-            self.peephole_weight = nn.Parameter(torch.zeros(shape))  # rows: w_ci, w_cf, w_co
+            shape = (self.num_gates - 1, hidden_channels, *(peephole_size or (1, 1)))
+            self.peephole_weight = nn.Parameter(torch.zeros(shape))  # rows: (w_ci,) w_cf, w_co
         else:
             self.register_parameter("peephole_weight", None)
 
@@ -175,17 +184,24 @@ class LSTMCell(RecurrentCell):
         else:
             h_prev, c_prev = state
             gates = xin_t + self.state_conv_norm(self.state_conv(h_prev))
-        gi, gf, gc, go = gates.chunk(4, dim=1)
-        if self.peephole_weight is not None:
-            w_ci, w_cf, w_co = self.peephole_weight
-            if c_prev is not None:
-                gi = gi + w_ci * c_prev
-                gf = gf + w_cf * c_prev
-        c = torch.sigmoid(gi) * self.act(gc)
+        if self.coupled:
+            (gf, gc, go), gi = gates.chunk(3, dim=1), None
+        else:
+            gi, gf, gc, go = gates.chunk(4, dim=1)
+        pw = self.peephole_weight  # rows: (w_ci,) w_cf, w_co
+        if pw is not None and c_prev is not None:
+            gi = gi + pw[0] * c_prev if gi is not None else None
+            gf = gf + pw[-2] * c_prev
+        if gi is None:  # coupled: i_t = 1 - f_t
+            f = torch.sigmoid(gf)
+            i = 1 - f
+        else:
+            f, i = (torch.sigmoid(gf) if c_prev is not None else None), torch.sigmoid(gi)
+        c = i * self.act(gc)
         if c_prev is not None:
-            c = torch.sigmoid(gf) * c_prev + c
-        if self.peephole_weight is not None:
-            go = go + w_co * c
+            c = f * c_prev + c
+        if pw is not None:
+            go = go + pw[-1] * c
         h = torch.sigmoid(go) * self.act(c)
         return h, (h, c)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -141,6 +141,16 @@ RCN_CONFIGS: dict[str, dict] = {
 }
 
 
+def default_widths(cell: str, size: str, cell_kwargs: Mapping[str, Any]) -> Sequence[int]:
+    """The recurrent widths of ``rcn_<cell>_<size>``: the cell's entry in :data:`RCN_CONFIGS`; a coupled ConvLSTM
+    (``coupled=True``: three gates, as the ConvGRU) gets the ConvGRU's, and so its parameters; a cell without an entry
+    (e.g. one added later) the vanilla cell's (two convolutions per step)."""
+    widths = RCN_CONFIGS[size]["channels"]
+    if cell == "lstm" and cell_kwargs.get("coupled"):
+        cell = "gru"
+    return widths.get(cell, widths["rnn"])
+
+
 def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_weights: str | os.PathLike | None,
          resnet_stage: int, channels: Sequence[int] | None, dropout: float, batch_input_conv: bool,
          stem_strides: Sequence[int] | None, stem_frames: int | None, stem_downsample: str | None,
@@ -153,8 +163,7 @@ def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_w
                                             downsample=stem_downsample, first_downsample=stem_first_downsample)
     pool_after = cfg["pool_after"]
     if channels is None:
-        # A cell without its own entry (e.g. one added later) gets the RNN's widths: two convolutions per step.
-        channels = cfg["channels"].get(cell, cfg["channels"]["rnn"])
+        channels = default_widths(cell, size, cell_kwargs)
     elif len(channels) != len(pool_after):  # a custom depth: pool after every layer but the last
         pool_after = [True] * (len(channels) - 1) + [False]
     return RCN(num_classes=num_classes, cell=cell, stem=stem_module, stem_channels=stem_channels, channels=channels,
@@ -194,7 +203,7 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
                     cell_kwargs={**CELL_DEFAULTS.get(cell, {}), **cell_kwargs})
 
     builder.__name__ = builder.__qualname__ = f"rcn_{cell}_{size}"
-    widths = RCN_CONFIGS[size]["channels"].get(cell, RCN_CONFIGS[size]["channels"]["rnn"])
+    widths = default_widths(cell, size, CELL_DEFAULTS.get(cell, {}))
     builder.__doc__ = (
         f"RCN with the {cell!r} cell, size {size!r} (recurrent widths {widths}). ``stem``: 'small' or 'resnet18' "
         "(truncated after ``resnet_stage``; ``stem_weights`` None, 'imagenet' or a local state_dict file); "
@@ -205,7 +214,8 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
         "same for its first, causal layer ('pool': at full resolution, then a max pool; 'stride': a quarter of the "
         f"work; default {STEM_FIRST_DOWNSAMPLE!r}). ``checkpoint_every=k``: "
         "gradient checkpointing over time in chunks of k steps (training memory for compute; off by default). "
-        "Extra keyword arguments go to the cell (e.g. norm='bn' for rcl, peephole=True for lstm); the cell options "
+        "Extra keyword arguments go to the cell (e.g. norm='bn' for rcl, peephole=True or coupled=True for lstm, the "
+        "latter at the ConvGRU's widths); the cell options "
         f"default to {CELL_DEFAULTS.get(cell, {})} (``preact_norm=None, residual=False, stem_frames=1, "
         "stem_downsample='stride'``, ``activation='tanh'`` for the cells that have it, ``chrono=None`` for the "
         "minGRU and ``state_init='default'`` for the vanilla cell and the RCL: the model before the ablations).")
