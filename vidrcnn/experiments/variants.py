@@ -185,6 +185,7 @@ VARIANTS: tuple[Variant, ...] = (
     # and cannot grow step after step; three gates at the ConvGRU's widths, so its parameters) and layer-normalised
     # gates (Ba et al. 2016).
     _v("rcn_gru_s", **NORMED_RESIDUAL, **{**POOLED_STEM_RELU["gru"], **ALL_STRIDED_STEM}, state_init="identity"),
-    _v("rcn_lstm_s", **NORMED_RESIDUAL, **POOLED_STEM_RELU["lstm"], coupled=True),
+    *(_v("rcn_lstm_s", **NORMED_RESIDUAL, **POOLED_STEM_RELU["lstm"], coupled=True, **kw)
+      for kw in ({}, {"state_init": "identity"})),  # ... and its candidate kernel as the identity, as the ConvGRU's
     _v("rcn_lstm_s", **{**NORMED_RESIDUAL, "preact_norm": "layer", "state_norm": "auto"}, **POOLED_STEM_RELU["lstm"]),
 )
