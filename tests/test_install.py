@@ -18,7 +18,9 @@ def _imported_top_level_modules() -> dict[str, tuple[str, bool]]:
     found: dict[str, tuple[str, bool]] = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
+        # Inside a function, or under ``if TYPE_CHECKING:`` (never run): a plain install does not import it.
         lazy = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                or isinstance(f, ast.If) and isinstance(f.test, ast.Name) and f.test.id == "TYPE_CHECKING"
                 for n in ast.walk(f)}
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):

@@ -61,8 +61,11 @@ def test_the_wheel_installs_and_runs_from_another_folder(installed, tmp_path):
     assert Path(where.stdout.strip()).parent.parent.name == "site-packages"  # the installed copy, not the checkout
     help_text = _run([str(installed / "vidrcnn"), "--help"], cwd=tmp_path).stdout
     for command in ("train", "test", "infer", "export", "profile", "study", "scan", "extract-frames",
-                    "make-synthetic", "bench-decode", "demo"):
+                    "make-synthetic", "bench-decode", "demo", "serve"):
         assert f"\n  {command} " in help_text
+    page = _run([str(installed / "python"), "-c", "from importlib import resources; print(resources.files("
+                 "'vidrcnn.inference').joinpath('serve_page.html').read_text())"], cwd=tmp_path).stdout
+    assert "/v1/stream" in page  # the live page of vidrcnn serve ships in the wheel
     assert "--ablation" in _run([str(installed / "vidrcnn"), "study", "--help"], cwd=tmp_path).stdout
     data = make_synthetic(tmp_path / "data", num_groups=8, clips_per_group=1, num_frames=16, size=32)
     _run([str(installed / "vidrcnn"), "train", "--config", "synthetic_frame_avg_s", "--out", str(tmp_path / "run"),

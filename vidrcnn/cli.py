@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "train a model from a config (one machine, or many through torchrun)"),
     "test": ("test", "video-level accuracy of a checkpoint on a test split, with the confusion matrix"),
     "infer": ("infer", "classify a video of any length, or a live source: top-K and a timeline"),
+    "serve": ("serve", "serve a model over HTTP and WebSocket: uploads, live streams and a live page"),
     "export": ("export", "export a checkpoint to ONNX (a streaming step or the clip model), checked with onnxruntime"),
     "profile": ("profile", "latency against clip length: where the sequential bottleneck shows"),
     "study": ("study", "the comparison study, the design ablation or the recipe report, and their reports"),

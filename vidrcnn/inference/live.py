@@ -30,6 +30,7 @@ from vidrcnn.errors import VideoDecodeError
 
 if TYPE_CHECKING:  # torch is imported where it runs: tools/infer.py answers argument errors without it
     import numpy as np
+    from torch import Tensor
 
     from vidrcnn.inference.scoring import StepMean
 
@@ -127,54 +128,83 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+class LiveStream:
+    """One live stream through the causal ``predictor``, frame by frame, with its own carried state (a server holds
+    one per connection): :meth:`admit` says whether a frame at stream time ``t`` is fed (resampled to the model's
+    spacing; dropped, and counted, when the model is more than ``max_lag_s`` behind), :meth:`step` feeds it and
+    returns a report every ``every_s`` of stream time (see :func:`predict_live`). ``stats`` is updated as frames come.
+    ``step_mode``: how the model is stepped (:mod:`.stream_runner`; None: a CUDA graph on CUDA)."""
+
+    def __init__(self, predictor, stats: LiveStats, *, every_s: float = 1.0, max_lag_s: float = 1.0,
+                 clock: Callable[[], float] = time.perf_counter, step_mode: str | None = None):
+        from vidrcnn.inference.stream_runner import make_stepper
+
+        self.predictor, self.stats, self.every_s, self.max_lag_s, self.clock = predictor, stats, every_s, max_lag_s, clock
+        self.interval = max(1, predictor.stride) / (predictor.train_fps or 25.0)
+        self.stepper = make_stepper(predictor.model, step_mode, predictor.device)
+        self.next_t = self.next_report = 0.0
+        self.wall0 = 0.0
+        self.lag = 0.0
+        self.window_s, self.window_n = 0.0, 0
+
+    def admit(self, t: float) -> bool:
+        """Count a frame at stream time ``t``; True when it is to be fed to the model (then call :meth:`step`)."""
+        stats = self.stats
+        stats.decoded += 1
+        if stats.first_t is None:
+            stats.first_t, self.wall0, self.next_t, self.next_report = t, self.clock(), t, t
+        stats.last_t = t
+        if t + 1e-6 < self.next_t:
+            return False  # between two model frames
+        while self.next_t <= t + 1e-6:
+            self.next_t += self.interval
+        # a source ahead of real time is not behind
+        self.lag = max(0.0, (self.clock() - self.wall0) - (t - stats.first_t))
+        if self.lag > self.max_lag_s:
+            stats.dropped += 1
+            return False
+        return True
+
+    def step(self, t: float, rgb: np.ndarray | Tensor) -> dict[str, Any] | None:
+        """Feed the admitted frame ``rgb`` ``(H, W, 3)`` uint8 at stream time ``t``; the report when one is due: ``t``
+        (stream seconds), the current ``label`` and ``score`` (the last step's top-1), ``model_ms`` (mean step time
+        since the last report), ``lag_s`` and the ``dropped`` count so far."""
+        import torch
+
+        stats, predictor, clock = self.stats, self.predictor, self.clock
+        start = clock()
+        with torch.inference_mode():
+            frame = torch.as_tensor(rgb)[None]
+            x = predictor.transform(frame)[None].to(predictor.device)  # (1, C, 1, H, W)
+            logits = self.stepper(x)
+            probs = logits[0, -1].float().softmax(-1).cpu()
+        spent = clock() - start
+        stats.model_s += spent
+        self.window_s, self.window_n = self.window_s + spent, self.window_n + 1
+        stats.fed += 1
+        stats.max_lag_s = max(stats.max_lag_s, self.lag)
+        stats.probs.add(probs[None])
+        if t + 1e-6 < self.next_report:
+            return None
+        score, index = probs.max(0)
+        report = {"t": round(t - stats.first_t, 3), "label": stats.classes[int(index)], "score": round(float(score), 4),
+                  "model_ms": round(1e3 * self.window_s / self.window_n, 3), "lag_s": round(self.lag, 3),
+                  "dropped": stats.dropped}
+        self.window_s, self.window_n = 0.0, 0
+        while self.next_report <= t + 1e-6:
+            self.next_report += self.every_s
+        return report
+
+
 def predict_live(predictor, frames: Iterable[tuple[float, np.ndarray]], stats: LiveStats, *, every_s: float = 1.0,
                  max_lag_s: float = 1.0, clock: Callable[[], float] = time.perf_counter,
                  step_mode: str | None = None) -> Iterator[dict[str, Any]]:
-    """Feed ``frames`` to the causal ``predictor`` at its spacing; yield a report every ``every_s`` of stream time:
-    ``t`` (stream seconds), the current ``label`` and ``score`` (the last step's top-1), ``model_ms`` (mean step time
-    since the last report), ``lag_s`` and the ``dropped`` count so far. ``stats`` is updated as frames come.
-    ``step_mode``: how the model is stepped (:mod:`.stream_runner`; None: a CUDA graph on CUDA)."""
-    import torch
-
-    from vidrcnn.inference.stream_runner import make_stepper
-
-    interval = max(1, predictor.stride) / (predictor.train_fps or 25.0)
-    stepper = make_stepper(predictor.model, step_mode, predictor.device)
-    next_t = next_report = None
-    wall0 = 0.0
-    window_s, window_n = 0.0, 0
-    with torch.inference_mode():
-        for t, rgb in frames:
-            stats.decoded += 1
-            if stats.first_t is None:
-                stats.first_t, wall0, next_t, next_report = t, clock(), t, t
-            stats.last_t = t
-            if t + 1e-6 < next_t:
-                continue  # between two model frames
-            while next_t <= t + 1e-6:
-                next_t += interval
-            lag = max(0.0, (clock() - wall0) - (t - stats.first_t))  # a source ahead of real time is not behind
-            if lag > max_lag_s:
-                stats.dropped += 1
-                continue
-            start = clock()
-            x = predictor.transform(torch.from_numpy(rgb)[None])[None].to(predictor.device)  # (1, C, 1, H, W)
-            logits = stepper(x)
-            probs = logits[0, -1].float().softmax(-1).cpu()
-            spent = clock() - start
-            stats.model_s += spent
-            window_s, window_n = window_s + spent, window_n + 1
-            stats.fed += 1
-            stats.max_lag_s = max(stats.max_lag_s, lag)
-            stats.probs.add(probs[None])
-            if t + 1e-6 >= next_report:
-                score, index = probs.max(0)
-                yield {"t": round(t - stats.first_t, 3), "label": stats.classes[int(index)],
-                       "score": round(float(score), 4), "model_ms": round(1e3 * window_s / window_n, 3),
-                       "lag_s": round(lag, 3), "dropped": stats.dropped}
-                window_s, window_n = 0.0, 0
-                while next_report <= t + 1e-6:
-                    next_report += every_s
+    """Feed ``frames`` to the causal ``predictor`` at its spacing through one :class:`LiveStream`; yield its report
+    every ``every_s`` of stream time."""
+    stream = LiveStream(predictor, stats, every_s=every_s, max_lag_s=max_lag_s, clock=clock, step_mode=step_mode)
+    for t, rgb in frames:
+        if stream.admit(t) and (report := stream.step(t, rgb)) is not None:
+            yield report
 
 
-__all__ = ["LiveStats", "is_live", "live_frames", "open_live", "predict_live"]
+__all__ = ["LiveStats", "LiveStream", "is_live", "live_frames", "open_live", "predict_live"]
