@@ -19,7 +19,7 @@ def test_a_variant_switches_every_option_explicitly_and_merges_with_the_config_f
     v = variants.Variant("gru+bn", "rcn_gru_s", {"preact_norm": "batch", "chrono": 16})
     cfg = load_config(CONFIGS / "synthetic_rcn_gru_s.yaml", v.all_overrides())
     assert cfg.model.name == "rcn_gru_s"
-    off = {**variants.OFF, **variants.ACTIVATION_OFF}  # the GRU has tanh to replace
+    off = {**variants.OFF, **variants.ACTIVATION_OFF, **variants.INIT_OFF["gru"]}  # the GRU has tanh to replace
     assert cfg.model.kwargs == {**off, "preact_norm": "batch", "chrono": 16}
     model = get_model(cfg.model.name, num_classes=11, **cfg.model.kwargs)
     assert type(model.layers[0].cell.input_norm).__name__ == "BatchNorm2d"
@@ -37,9 +37,11 @@ def test_a_variant_switches_every_option_explicitly_and_merges_with_the_config_f
 @pytest.mark.parametrize("cell", sorted(variants.POOLED_STEM_RELU))
 def test_the_spelled_out_defaults_rebuild_the_default_model(cell):
     # The leave-one-out rows compare against the builders' defaults: spelled out, they must build the same network.
-    full = variants.Variant("d", f"rcn_{cell}_s", {**variants.NORMED_RESIDUAL, **variants.POOLED_STEM_RELU[cell]})
+    # ... with the defaults of docs/ablation_time.md: the coupled ConvLSTM, the minGRU's strided 3-frame stem.
+    later = {"lstm": {"coupled": True}, "mingru": {"stem_frames": 3, "stem_downsample": "stride"}}.get(cell, {})
+    full = variants.Variant("d", f"rcn_{cell}_s", {**variants.NORMED_RESIDUAL, **variants.POOLED_STEM_RELU[cell], **later})
     assert repr(get_model(full.model, num_classes=11, **full.options())) == repr(get_model(full.model, num_classes=11))
-    one_off = {**full.kwargs, "stem_downsample": "stride"}
+    one_off = {**full.kwargs, "stem_downsample": {"stride": "pool", "pool": "stride"}[full.kwargs["stem_downsample"]]}
     assert repr(get_model(full.model, num_classes=11, **{**full.options(), **one_off})) != repr(
         get_model(full.model, num_classes=11))
 

@@ -149,7 +149,7 @@ def test_an_rcn_checkpoint_from_before_the_new_defaults_still_loads():
 def test_an_rcn_checkpoint_with_the_per_frame_stem_of_before_still_loads():
     torch.manual_seed(0)
     before = get_model("rcn_lstm_s", num_classes=4, stem_frames=1, stem_downsample="stride",  # 2026-12-01
-                       activation="tanh").eval()
+                       activation="tanh", coupled=False).eval()
     ckpt = {"model": before.state_dict(), "model_name": "rcn_lstm_s", "num_classes": 4,
             "config": {"model": {"kwargs": {}}}}
     x = torch.randn(1, 3, 4, 16, 16)
@@ -170,15 +170,34 @@ def test_a_checkpoint_from_before_a_changed_default_rebuilds_with_the_value_it_w
     torch.manual_seed(0)
     x = torch.randn(1, 3, 4, 16, 16)
     old_stem = {"stem_frames": 3, "stem_downsample": "stride"}  # the defaults of the morning of 2026-12-02
-    for name, before in (("rcn_gru_s", {"activation": "tanh", **old_stem}), ("rcn_lstm_s", {"activation": "tanh", **old_stem}),
+    for name, before in (("rcn_gru_s", {"activation": "tanh", **old_stem}), ("rcn_lstm_s", {"activation": "tanh", "coupled": False, **old_stem}),
                          ("rcn_rcl_s", old_stem), ("cnn_lstm_s", old_stem)):
         old = get_model(name, num_classes=4, **before).eval()  # same weight names and shapes as today's
         ckpt = {"model": old.state_dict(), "model_name": name, "num_classes": 4, "config": {"model": {"kwargs": {}}}}
         with torch.no_grad():
             torch.testing.assert_close(model_from_checkpoint(ckpt)(x), old(x))  # no version: the old defaults
-            same_shapes = get_model(name, num_classes=4, stem_frames=3).eval()  # today's but for the kernel length
+            # today's but for the kernel length (and, for the ConvLSTM, its four gates of then)
+            same_shapes = get_model(name, num_classes=4, stem_frames=3, **{k: before[k] for k in ("coupled",)
+                                                                           if k in before}).eval()
             same_shapes.load_state_dict(old.state_dict())
             assert not torch.allclose(same_shapes(x), old(x))  # the weights fit, so the rebuild had to know
             today = get_model(name, num_classes=4).eval()
             current = {**ckpt, "model": today.state_dict(), "defaults_version": DEFAULTS_VERSION}
             torch.testing.assert_close(model_from_checkpoint(current)(x), today(x))
+
+
+@pytest.mark.parametrize(("name", "before"), [("rcn_lstm_s", {"coupled": False}),
+                                              ("rcn_mingru_s", {"stem_frames": 5, "stem_downsample": "pool"})])
+def test_a_checkpoint_from_before_the_time_to_accuracy_defaults_rebuilds_as_trained(name, before):
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 4, 16, 16)
+    old = get_model(name, num_classes=4, **before).eval()  # the defaults of 2026-12-04 (DEFAULTS_VERSION 1)
+    ckpt = {"model": old.state_dict(), "model_name": name, "num_classes": 4, "config": {"model": {"kwargs": {}}},
+            "defaults_version": 1}
+    with torch.no_grad():
+        torch.testing.assert_close(model_from_checkpoint(ckpt)(x), old(x))
+    today = get_model(name, num_classes=4).eval()
+    assert repr(today) != repr(old)
+    current = {**ckpt, "model": today.state_dict(), "defaults_version": DEFAULTS_VERSION}
+    with torch.no_grad():
+        torch.testing.assert_close(model_from_checkpoint(current)(x), today(x))

@@ -370,7 +370,8 @@ def test_rcn_builders_default_to_input_batchnorm_and_residual_and_can_build_the_
     from vidrcnn.models.backbones import CausalStem
 
     model = build(name)
-    assert isinstance(model.stem, CausalStem) and model.stem.frames == STEM_FRAMES == 5  # a 5-frame first stem layer
+    frames = 3 if name.startswith("rcn_mingru_") else STEM_FRAMES  # the minGRU's is the strided 3-frame stem
+    assert isinstance(model.stem, CausalStem) and model.stem.frames == frames and STEM_FRAMES == 5
     assert isinstance(build(name, stem_frames=1).stem, PerFrame)
     assert isinstance(build(name, stem="resnet18").stem, PerFrame)  # a 2-D pretrained stem sees one frame
     for layer in model.layers:
@@ -401,6 +402,18 @@ def test_the_vanilla_and_rcl_builders_start_the_state_kernel_as_the_identity(nam
     assert not any(is_dirac(layer.cell.state_conv.weight) for layer in build(name, state_init="default").layers)
     if name == "rcn_rcl_s":  # Liang & Hu's RCNN stays as in the paper
         assert not is_dirac(build("rcnn_k96").rcl2.cell.state_conv.weight)
+
+
+@pytest.mark.parametrize("name", ["rcn_gru_s", "rcn_lstm_s", "rcn_gru_m", "rcn_lstm_m"])
+def test_the_gated_builders_start_the_candidates_state_kernel_as_the_identity(name):
+    def candidate_kernel(cell):  # the ConvGRU's own convolution; the coupled ConvLSTM's block c of f, c, o
+        return cell.state_conv_n.weight if hasattr(cell, "state_conv_n") else cell.state_conv.weight.chunk(3)[1]
+
+    for layer in build(name).layers:
+        w = candidate_kernel(layer.cell)
+        assert torch.equal(w, nn.init.dirac_(torch.empty_like(w)))
+    w = candidate_kernel(build(name, state_init="default").layers[0].cell)
+    assert not torch.equal(w, nn.init.dirac_(torch.empty_like(w)))
 
 
 def test_liang_and_hu_rcnn_has_no_preactivation_norm():

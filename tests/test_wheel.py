@@ -63,8 +63,9 @@ def test_the_wheel_installs_and_runs_from_another_folder(installed, tmp_path):
     for command in ("train", "test", "infer", "export", "profile", "study", "scan", "extract-frames",
                     "make-synthetic", "bench-decode", "demo", "serve"):
         assert f"\n  {command} " in help_text
-    page = _run([str(installed / "python"), "-c", "from importlib import resources; print(resources.files("
-                 "'vidrcnn.inference').joinpath('serve_page.html').read_text())"], cwd=tmp_path).stdout
+    read_page = ("from importlib import resources; "
+                 "print(resources.files('vidrcnn.inference').joinpath('serve_page.html').read_text())")
+    page = _run([str(installed / "python"), "-c", read_page], cwd=tmp_path).stdout
     assert "/v1/stream" in page  # the live page of vidrcnn serve ships in the wheel
     assert "--ablation" in _run([str(installed / "vidrcnn"), "study", "--help"], cwd=tmp_path).stdout
     data = make_synthetic(tmp_path / "data", num_groups=8, clips_per_group=1, num_frames=16, size=32)

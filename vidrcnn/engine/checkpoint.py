@@ -44,6 +44,9 @@ DEFAULT_CHANGES: tuple[tuple[int, tuple[str, ...], str, Any], ...] = (
     (1, ("rcn_gru_", "rcn_rnn_", "rcn_lstm_"), "activation", "tanh"),  # now ReLU (docs/rcn_training.md)
     (1, ("rcn_", "cnn_lstm_"), "stem_downsample", "stride"),  # now the stem's later layers pool
     (1, ("rcn_", "cnn_lstm_"), "stem_frames", 3),  # now 5 frames (a shape change: it would fail, not mislead)
+    (2, ("rcn_lstm_",), "coupled", False),  # now the coupled input-forget gate (three gates, the ConvGRU's widths)
+    (2, ("rcn_mingru_",), "stem_frames", 5),  # now the strided 3-frame stem
+    (2, ("rcn_mingru_",), "stem_downsample", "pool"),
 )
 DEFAULTS_VERSION = max(v for v, *_ in DEFAULT_CHANGES)
 

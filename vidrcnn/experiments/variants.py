@@ -19,7 +19,8 @@ ACTIVATION_OFF: dict[str, Any] = {"activation": "tanh"}
 ACTIVATION_CELLS = ("rnn", "gru", "lstm")
 # ... and the builders' initialisations (vidrcnn/models/rcn.py: INIT_DEFAULTS) switched off, per cell.
 INIT_OFF: dict[str, dict[str, Any]] = {"mingru": {"chrono": None}, "rnn": {"state_init": "default"},
-                                       "rcl": {"state_init": "default"}}
+                                       "rcl": {"state_init": "default"}, "gru": {"state_init": "default"},
+                                       "lstm": {"state_init": "default", "coupled": False}}  # and its four gates
 
 # The CNN+LSTM baseline as it was before it took the RCNs' stem.
 CNN_LSTM_OFF: dict[str, Any] = {"stem_frames": 1, "stem_downsample": "stride"}

@@ -179,11 +179,19 @@ def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_w
 # Two initialisations too (so checkpoints are unaffected): the minGRU's update gate starts with chrono
 # biases over the study's 16 frames (Tallec & Ollivier 2018), and the state kernel of the vanilla cell and of the RCL
 # as the identity (IRNN, Le et al. 2015); docs/rcn_training.md, "the state kernel as the identity". Liang & Hu's rcnn_k* keep theirs.
+# The ConvGRU's and the ConvLSTM's candidate state kernels start as the identity too (docs/ablation_time.md: +1.5
+# points for the ConvGRU, as in docs/ablation_cheap.md). The ConvLSTM couples its input and forget gates (CIFG, at the
+# ConvGRU's widths: docs/ablation_time.md, 87.0 ± 3.2 against 84.2 ± 5.0; with the ReLU its cell state cannot grow
+# step after step), and the minGRU's small stem is the cheaper strided one, 3 frames (90.3 ± 1.4 against 88.7 ± 3.9
+# there, 90.7 ± 2.4 in docs/ablation_cheap.md). Older checkpoints rebuild as trained (engine.checkpoint.DEFAULT_CHANGES).
 RELU_CELLS = ("rnn", "gru", "lstm")
 INIT_DEFAULTS: dict[str, dict] = {"mingru": {"chrono": 16}, "rnn": {"state_init": "identity"},
-                                  "rcl": {"state_init": "identity"}}
+                                  "rcl": {"state_init": "identity"}, "gru": {"state_init": "identity"},
+                                  "lstm": {"state_init": "identity"}}
+GATE_DEFAULTS: dict[str, dict] = {"lstm": {"coupled": True}}
+STEM_DEFAULTS: dict[str, dict] = {"mingru": {"stem_frames": 3, "stem_downsample": "stride"}}  # with the small stem
 CELL_DEFAULTS: dict[str, dict] = {cell: {"preact_norm": "batch", **({"activation": "relu"} if cell in RELU_CELLS else {}),
-                                         **INIT_DEFAULTS.get(cell, {})}
+                                         **INIT_DEFAULTS.get(cell, {}), **GATE_DEFAULTS.get(cell, {})}
                                   for cell in ("rnn", "rcl", "gru", "lstm", "mingru")}
 
 
@@ -195,6 +203,9 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
                 stem_strides: Sequence[int] | None = None, stem_frames: int | None = None,
                 stem_downsample: str | None = None, stem_first_downsample: str | None = None,
                 residual: bool = True, checkpoint_every: int | None = None, **cell_kwargs) -> RCN:
+        stem_defaults = STEM_DEFAULTS.get(cell, {}) if stem == "small" else {}
+        stem_frames = stem_defaults.get("stem_frames") if stem_frames is None else stem_frames
+        stem_downsample = stem_defaults.get("stem_downsample") if stem_downsample is None else stem_downsample
         return _rcn(cell, size, num_classes=num_classes, head=head, stem=stem, stem_weights=stem_weights,
                     resnet_stage=resnet_stage, channels=channels, dropout=dropout,
                     batch_input_conv=batch_input_conv, stem_strides=stem_strides, stem_frames=stem_frames,
@@ -209,8 +220,9 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
         "(truncated after ``resnet_stage``; ``stem_weights`` None, 'imagenet' or a local state_dict file); "
         f"``stem_strides`` replaces the small stem's {RCN_CONFIGS[size]['stem_strides']}; ``stem_frames=k > 1`` "
         "gives the small stem's first layer a causal k-frame kernel at full resolution (:class:`CausalStem`; "
-        f"default {STEM_FRAMES} with the small stem, 1 otherwise); ``stem_downsample``: 'stride' or 'pool', how the "
-        f"small stem's later layers coarsen the grid (default {STEM_DOWNSAMPLE!r}); ``stem_first_downsample``: the "
+        f"default {STEM_DEFAULTS.get(cell, {}).get('stem_frames', STEM_FRAMES)} with the small stem, 1 otherwise); "
+        "``stem_downsample``: 'stride' or 'pool', how the small stem's later layers coarsen the grid (default "
+        f"{STEM_DEFAULTS.get(cell, {}).get('stem_downsample', STEM_DOWNSAMPLE)!r}); ``stem_first_downsample``: the "
         "same for its first, causal layer ('pool': at full resolution, then a max pool; 'stride': a quarter of the "
         f"work; default {STEM_FIRST_DOWNSAMPLE!r}). ``checkpoint_every=k``: "
         "gradient checkpointing over time in chunks of k steps (training memory for compute; off by default). "
@@ -218,7 +230,8 @@ def make_rcn_builder(cell: str, size: str) -> Callable[..., RCN]:
         "latter at the ConvGRU's widths); the cell options "
         f"default to {CELL_DEFAULTS.get(cell, {})} (``preact_norm=None, residual=False, stem_frames=1, "
         "stem_downsample='stride'``, ``activation='tanh'`` for the cells that have it, ``chrono=None`` for the "
-        "minGRU and ``state_init='default'`` for the vanilla cell and the RCL: the model before the ablations).")
+        "minGRU, ``state_init='default'`` for the cells with a state kernel and ``coupled=False`` for the ConvLSTM: "
+        "the model before the ablations).")
     return builder
 
 
