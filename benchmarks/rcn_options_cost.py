@@ -7,7 +7,8 @@ timed in one process and interleaved (so the ratio is of one run on one machine 
 
 A pair is ``A|B`` of variants ``MODEL[:key=value,...]``. Training step: forward + backward of a batch of 16 clips of
 16 frames at 32x32 (the study's step); clip forward: batch 1, 16 frames, eval; stream: one frame at batch 1 carrying
-the state of 15 frames before it, eval, as ``tools/infer.py`` streams.
+the state of 15 frames before it, eval, as ``tools/infer.py`` streams. In eval both models run as ``tools/test.py``
+and ``tools/infer.py`` run them, each BatchNorm folded into the convolution before it (``--no-fold``: not folded).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from bench_args import parse, parse_variant, stat_ms, timing_parser
 
 from vidrcnn.experiments.variants import Variant
+from vidrcnn.layers import fold_batch_norms
 from vidrcnn.models import get_model
 from vidrcnn.profiling import forward_backward, time_fn
 
@@ -42,6 +44,8 @@ def timings(spec: str, args) -> dict[str, float]:
     model.train()
     step = stat_ms(time_fn(forward_backward(model, train_x), warmup=1, iters=args.iters), args)
     model.eval()
+    if args.fold:
+        fold_batch_norms(model)
     with torch.no_grad():
         fwd = stat_ms(time_fn(lambda: model(clip), warmup=2, iters=args.iters), args)
         _, state = model.stream(clip[:, :, :15])
@@ -55,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", nargs="+", help="A|B variant pairs [every rcn_*_s: reference | today's default]")
     ap.add_argument("--candidate", help="key=value,... added to today's default of every rcn_*_s as a second B "
                     "(the reference against a candidate default); ignored with --pairs")
+    ap.add_argument("--no-fold", dest="fold", action="store_false",
+                    help="time eval with the BatchNorms kept (tools/test.py and tools/infer.py fold them)")
     ap.add_argument("--repeats", type=int, default=3, help="alternations of A and B; the median of each is kept")
     args = parse(ap, argv)
     pairs = args.pairs or default_pairs(args.candidate)

@@ -6,7 +6,7 @@
 For each backend and K the server runs in its own process (`python -m vidrcnn.cli serve`, with `--every 0.04` so
 that every frame the model takes is answered) and K client streams each send S seconds of their own moving pattern
 (160x120 JPEGs, as the live page sends them) paced at 25 fps. Reported: the per-frame latency (a frame's answer
-received minus the frame sent) p50/p95/p99, the frames dropped by the server's lag bound, messages per second, the
+received minus the frame sent, over the frames answered) p50/p95/p99, the frames dropped by the server's lag bound, messages per second, the
 server's peak resident memory and its growth over the run (the mean of its last 5 s minus that of its first 5 s after
 a 5 s warm-up), and whether each stream's labels equal offline streaming of the same frames in this process (only
 where the server dropped none of that stream's frames: a dropped frame changes the state). Without --checkpoint the
@@ -52,10 +52,11 @@ def pattern(seed: int, seconds: float) -> list[bytes]:
     return out
 
 
-def _rss_mb(pid: int) -> float | None:
+def _rss_mb(pid: int, field: str = "VmRSS:") -> float | None:
+    """The process's resident memory (``VmHWM:``: its peak so far) in MB, from /proc (Linux)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except OSError:
         return None
@@ -86,12 +87,19 @@ def _stream(port: int, messages: list[bytes], result: dict) -> None:
             time.sleep(max(0.0, start + i / FPS - time.perf_counter()))
             sent[i] = time.perf_counter()
             ws.send(m)
-        time.sleep(1.0)  # the last answers
+        # The last answers, the slowest: until the last frame's (if the server took it) or 3 s of silence.
+        last_t = (len(messages) - 1) / FPS
+        while True:
+            count = len(answers)
+            time.sleep(3.0)
+            if len(answers) == count or any(abs(m.get("t", -1) - last_t) < 1e-3 for _, m in answers[-3:]):
+                break
     reader.join(timeout=5)
     predictions = [(t, m) for t, m in answers if m.get("event") == "prediction"]
     result["latency_ms"] = [1e3 * (t - sent[round(m["t"] * FPS)]) for t, m in predictions]
     result["labels"] = {round(m["t"] * FPS): m["label"] for _, m in predictions}
-    result["dropped"] = predictions[-1][1]["dropped"] if predictions else None
+    # Drops after the last answer are not reported: a stream is compared with offline only when none was seen.
+    result["dropped"] = max((m["dropped"] for _, m in predictions), default=None)
     result["messages"] = len(predictions)
 
 
@@ -110,10 +118,12 @@ def offline_labels(predictor, messages: list[bytes]) -> dict[int, str]:
 
 
 def run(model_flag: list[str], streams: int, seconds: float, port: int, predictor) -> dict:
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in the finally below; read if the server fails to start
     server = subprocess.Popen([sys.executable, "-m", "vidrcnn.cli", "serve", *model_flag, "--port", str(port),
                                "--every", str(EVERY), "--max-streams", str(streams), "--max-lag", "1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.DEVNULL, stderr=log, text=True)
     rss: list[tuple[float, float]] = []
+    peak: list[float] = []
     try:
         from urllib.request import urlopen
 
@@ -123,7 +133,8 @@ def run(model_flag: list[str], streams: int, seconds: float, port: int, predicto
                     break
             except OSError:
                 if server.poll() is not None:
-                    raise RuntimeError(f"the server did not start: {server.stderr.read()[-2000:]}") from None
+                    log.seek(0)
+                    raise RuntimeError(f"the server did not start: {log.read()[-2000:]}") from None
                 time.sleep(0.1)
         messages = [pattern(k, seconds) for k in range(streams)]
         results = [{} for _ in range(streams)]
@@ -136,9 +147,11 @@ def run(model_flag: list[str], streams: int, seconds: float, port: int, predicto
                 rss.append((time.perf_counter() - start, mb))
             time.sleep(0.5)
         wall = time.perf_counter() - start
+        peak.append(_rss_mb(server.pid, "VmHWM:") or math.nan)  # the kernel's own peak, between samples too
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
     latencies = sorted(x for r in results for x in r["latency_ms"])
     sent = streams * int(seconds * FPS)
     dropped = sum(r["dropped"] or 0 for r in results)
@@ -152,7 +165,7 @@ def run(model_flag: list[str], streams: int, seconds: float, port: int, predicto
 
     return {"streams": streams, "seconds": seconds, "frames_sent": sent, "frames_dropped": dropped,
             "dropped_pct": 100 * dropped / sent, "p50_ms": pct(0.5), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
-            "messages_per_s": sum(r["messages"] for r in results) / wall, "peak_rss_mb": max(mb for _, mb in rss),
+            "messages_per_s": sum(r["messages"] for r in results) / wall, "peak_rss_mb": peak[0],
             "rss_growth_mb": statistics.fmean(last) - statistics.fmean(first) if first and last else None,
             "offline_equal": f"{sum(checked)} of {len(checked)}" if checked else "n/a (frames dropped)"}
 

@@ -48,6 +48,14 @@ class Browser:
              "--remote-debugging-port=0", f"--user-data-dir={profile}", "--use-fake-ui-for-media-stream",
              "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={camera}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            self._connect(profile)
+        except BaseException:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            raise
+
+    def _connect(self, profile: Path) -> None:
         port_file = profile / "DevToolsActivePort"  # Chromium writes its port there once it listens
         for _ in range(300):
             if port_file.is_file() and port_file.read_text().strip():

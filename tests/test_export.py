@@ -177,3 +177,81 @@ def test_an_onnx_file_without_usable_metadata_says_what_it_lacks(tmp_path, metad
         load_onnx_predictor(path)
     assert str(error.value) == f"{path}: the ONNX model {words}" if metadata is None else \
         str(error.value).startswith(f"{path}: {words}"), str(error.value)
+
+
+def _pbtxt(text: str):
+    """A protobuf text-format message as nested dicts and lists (enough for a Triton config.pbtxt)."""
+    import re
+
+    tokens = re.findall(r'"[^"]*"|[{}\[\]:,]|[^\s{}\[\]:,]+', text)
+    pos = 0
+
+    def value():
+        nonlocal pos
+        tok = tokens[pos]
+        pos += 1
+        if tok == "{":
+            return message("}")
+        if tok == "[":
+            items = []
+            while tokens[pos] != "]":
+                items.append(value())
+                pos += tokens[pos] == ","
+            pos += 1
+            return items
+        return tok[1:-1] if tok.startswith('"') else int(tok) if re.fullmatch(r"-?\d+", tok) else tok
+
+    def message(end):
+        nonlocal pos
+        fields = {}
+        while pos < len(tokens) and tokens[pos] != end:
+            key = tokens[pos]
+            pos += 1 + (tokens[pos + 1] == ":")
+            fields[key] = value()
+        pos += 1
+        return fields
+
+    return message(None)
+
+
+def test_the_triton_repository_declares_what_the_onnx_step_has_and_start_resets_the_state(tmp_path, capsys):
+    from vidrcnn.inference.triton import onnx_io
+
+    export = load_tool("export")
+    ckpt = write_checkpoint(tmp_path / "rcn.pt", "rcn_gru_s", favour=None, num_frames=4, stride=1)
+    repo = tmp_path / "repo"
+    assert export.run_tool(export.main, ["--checkpoint", str(ckpt), "--triton", str(repo)]) == 0
+    assert "wrote the Triton model repository" in capsys.readouterr().out
+    folder = repo / "rcn_gru_s"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == ["1", "1/model.onnx", "config.pbtxt"]
+    config, io = _pbtxt((folder / "config.pbtxt").read_text()), onnx_io(folder / "1" / "model.onnx")
+    types = {"float32": "TYPE_FP32", "int64": "TYPE_INT64"}
+    assert config["name"] == "rcn_gru_s" and config["backend"] == "onnxruntime" and config["max_batch_size"] == 0
+    for section in ("input", "output"):
+        for tensor in config[section]:
+            assert (types[io[tensor["name"]][0]], io[tensor["name"]][1]) == (tensor["data_type"], tensor["dims"])
+    batcher = config["sequence_batching"]
+    (start,) = batcher["control_input"]
+    assert start["name"] == "START" and start["control"][0]["kind"] == "CONTROL_SEQUENCE_START"
+    assert io["START"] == ("float32", [1])
+    states = batcher["state"]
+    assert {s["input_name"] for s in states} | {"frames", "START"} == {n for n in io if not n.startswith(("logits", "next"))}
+    for s in states:
+        assert s["output_name"] == "next_" + s["input_name"] and s["output_name"] in io
+        assert (s["data_type"], s["dims"]) == (types[io[s["input_name"]][0]], io[s["input_name"]][1])
+        assert s["initial_state"]["zero_data"] == "true" and s["initial_state"]["dims"] == s["dims"]
+    # START = 1 on the first frame: whatever state the server passes in (here garbage), the step starts from zeros.
+    session = session_for(folder / "1" / "model.onnx")
+    rng = np.random.default_rng(0)
+    frame = rng.standard_normal((1, 3, 1, 32, 32)).astype(np.float32)
+    garbage = {s["input_name"]: (rng.standard_normal(io[s["input_name"]][1]) * 100).astype(io[s["input_name"]][0])
+               for s in states}
+    zeros = {k: np.zeros_like(v) for k, v in garbage.items()}
+    at_start = session.run(["logits"], {"frames": frame, "START": np.ones(1, np.float32), **garbage})[0]
+    from_zeros = session.run(["logits"], {"frames": frame, "START": np.zeros(1, np.float32), **zeros})[0]
+    carried = session.run(["logits"], {"frames": frame, "START": np.zeros(1, np.float32), **garbage})[0]
+    np.testing.assert_allclose(at_start, from_zeros, atol=1e-6)
+    assert not np.allclose(carried, from_zeros, atol=1e-3)  # without START the state is used
+    # An existing model folder is never replaced unasked.
+    assert export.run_tool(export.main, ["--checkpoint", str(ckpt), "--triton", str(repo)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {folder}: exists; add --overwrite")

@@ -221,6 +221,8 @@ def test_an_idle_stream_is_closed_with_the_reason(predictor, tmp_path):
     with (TestClient(create_app(predictor, options(tmp_path, idle_timeout_s=0.2))) as client,
           client.websocket_connect("/v1/stream") as ws):
         ws.receive_json()
+        ws.send_text("still here")  # only frames keep a stream open
+        assert ws.receive_json()["error"].startswith("message 1: text")
         assert "no frame for 0.2 s" in ws.receive_json()["error"]
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
@@ -375,3 +377,74 @@ def test_the_page_in_a_real_browser_shows_the_offline_label_of_the_camera(tmp_pa
             browser.close()
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_a_failure_inside_the_server_is_one_line_not_a_traceback(predictor, tmp_path, monkeypatch, caplog):
+    from vidrcnn.inference import serve
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("out of memory\nand more lines")
+
+    monkeypatch.setattr(serve, "_predict_file", boom)
+    monkeypatch.setattr(serve, "_step", boom)
+    o = options(tmp_path)
+    with TestClient(create_app(predictor, o)) as client:
+        failed = client.post("/v1/predict", content=b"any bytes")
+        assert failed.status_code == 500
+        assert failed.json() == {"error": "the server failed: RuntimeError: out of memory"}
+        with client.websocket_connect("/v1/stream") as ws:
+            ws.receive_json()
+            ws.send_bytes(frames(0, n=1)[0])
+            assert ws.receive_json() == {"event": "error", "error": "the server failed: RuntimeError: out of memory"}
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_json()
+            assert closed.value.code == 1011
+        assert client.get("/v1/health").json()["jobs"] == 0
+    assert not any(Path(o.upload_dir).iterdir())
+    assert [r.getMessage() for r in caplog.records if r.name == "vidrcnn.inference.serve"] == [
+        "predict: RuntimeError: out of memory", "stream: RuntimeError: out of memory"]
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_requests_from_another_sites_page_or_host_are_refused(predictor, tmp_path):
+    o = options(tmp_path, allowed_hosts=("127.0.0.1", "localhost", "::1"))
+    with TestClient(create_app(predictor, o), base_url="http://127.0.0.1:8000") as client:
+        assert client.get("/v1/health").status_code == 200
+        assert client.get("/v1/health", headers={"Origin": "http://127.0.0.1:8000"}).status_code == 200  # its page
+        rebound = client.get("/v1/health", headers={"Host": "evil.example:8000"})  # DNS rebinding
+        assert rebound.status_code == 403 and "is not this server's" in rebound.json()["error"]
+        other = client.post("/v1/predict", content=b"x", headers={"Origin": "https://evil.example"})
+        assert other.status_code == 403 and "https://evil.example is refused" in other.json()["error"]
+        with pytest.raises(WebSocketDenialResponse) as denied, client.websocket_connect(
+                "/v1/stream", headers={"Origin": "https://evil.example"}):
+            pass
+        assert denied.value.status_code == 403
+        same = {"Origin": "http://127.0.0.1:8000", "Host": "127.0.0.1:8000"}
+        with client.websocket_connect("/v1/stream", headers=same) as ws:
+            assert ws.receive_json()["event"] == "ready"
+
+
+def test_uploads_that_name_other_files_are_refused(predictor, tmp_path, sample_videos):
+    # FFmpeg's concat script (and playlists) would open the files they name: an upload may only be a container.
+    script = f"ffconcat version 1.0\nfile '{sample_videos['bikes.mp4']}'\n".encode()
+    o = options(tmp_path)
+    with TestClient(create_app(predictor, o)) as client:
+        answer = client.post("/v1/predict", content=script)
+        assert answer.status_code == 422 and "not a container this server takes" in answer.json()["error"]
+        bad_topk = client.post("/v1/predict?topk=many", content=b"x")
+        assert bad_topk.status_code == 422 and bad_topk.json()["error"].startswith("bad request parameter (topk:")
+    assert not any(Path(o.upload_dir).iterdir())
+
+
+def test_absurd_frame_times_are_refused_or_skipped_at_once(predictor, tmp_path):
+    good = frames(0, n=6)
+    with (TestClient(create_app(predictor, options(tmp_path, token="t"))) as client,
+          client.websocket_connect("/v1/stream", headers={"Authorization": "bearer t"}) as ws):  # the header works too
+        ws.receive_json()
+        ws.send_bytes(struct.pack("<d", 1e300) + good[0][8:])
+        assert "at most 1e+09" in ws.receive_json()["error"]
+        ws.send_bytes(good[0])
+        assert ws.receive_json()["event"] == "prediction"
+        start = time.perf_counter()
+        ws.send_bytes(struct.pack("<d", 9e8) + good[1][8:])  # 28 years later: the next model frame, found at once
+        assert ws.receive_json()["event"] == "prediction" and time.perf_counter() - start < 5

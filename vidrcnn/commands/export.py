@@ -1,12 +1,14 @@
 """Export a trained checkpoint to ONNX and check it against PyTorch before reporting success.
 
     python tools/export.py --checkpoint CKPT --out model.onnx [--video VIDEO] [--overwrite]
+    python tools/export.py --checkpoint CKPT --triton REPO   # a Triton model repository: REPO/<model>/{config.pbtxt,1/}
 
 Causal models (``rcn_*``, ``cnn_lstm_*``) become one streaming step with the state as named tensors; the others the
 clip model with a dynamic batch (vidrcnn/inference/export.py says how). The file carries the model name, class names and
 preprocessing in its metadata. The export is checked with onnxruntime on random clips, and on the first clip of
 ``--video`` when given, chunk after chunk for a stream: the largest difference of the logits is printed, and above
-1e-4 the export fails and no file is written. Needs ``pip install -e '.[deploy]'``.
+1e-4 the export fails and no file is written. ``--triton`` writes the model for Triton's sequence batcher with
+implicit state (vidrcnn/inference/triton.py). Needs ``pip install -e '.[deploy]'``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from vidrcnn.outputs import check_output_file
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="checkpoint written by tools/train.py")
-    parser.add_argument("--out", required=True, help="the ONNX file to write")
+    parser.add_argument("--out", help="the ONNX file to write")
+    parser.add_argument("--triton", metavar="REPO", help="write a Triton model repository: REPO/<model>/config.pbtxt "
+                        "and REPO/<model>/1/model.onnx (a stream step with a sequence-start input)")
     parser.add_argument("--video", help="also check the export on the first clip of this video")
     parser.add_argument("--weights", choices=("ema", "raw"), help="the EMA or the raw weights (default: the checkpoint's)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -32,18 +36,21 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     missing = [m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None]
     if missing:
         parser.error(f"needs {', '.join(missing)}: pip install -e '.[deploy]'")
-    out = Path(args.out)
-    if out.is_dir():
-        raise OutputError(out, "is a folder, not an ONNX file name (give a file ending in .onnx)")
-    if out.suffix.lower() != ".onnx":
-        raise OutputError(out, "an ONNX file name ends in .onnx; refusing to write another kind of file")
-    if out.absolute().parent.is_dir():  # else the folder is made below, and nothing in it can be an input
-        check_output_file(out, overwrite=args.overwrite, inputs=[p for p in (args.checkpoint, args.video) if p])
+    if not (args.out or args.triton):
+        parser.error("give --out FILE.onnx, --triton REPO, or both")
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        if out.is_dir():
+            raise OutputError(out, "is a folder, not an ONNX file name (give a file ending in .onnx)")
+        if out.suffix.lower() != ".onnx":
+            raise OutputError(out, "an ONNX file name ends in .onnx; refusing to write another kind of file")
+        if out.absolute().parent.is_dir():  # else the folder is made below, and nothing in it can be an input
+            check_output_file(out, overwrite=args.overwrite, inputs=[p for p in (args.checkpoint, args.video) if p])
+    if args.triton and Path(args.triton).exists() and not Path(args.triton).is_dir():
+        raise OutputError(args.triton, "is a file, not a folder for a Triton model repository")
 
     import torch
 
-    from vidrcnn.errors import ExportError
-    from vidrcnn.inference.export import TOLERANCE, export_onnx, verify
     from vidrcnn.inference.predictor import load_predictor
 
     predictor = load_predictor(args.checkpoint, device="cpu", weights=args.weights)
@@ -57,29 +64,55 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.video:
         checks[args.video] = [_first_clip(predictor, args.video)]
 
-    # Written beside the target and moved into place only once it checks out: a failed export leaves nothing behind.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=out.parent, prefix=f".{out.stem}-")
+    if args.triton:
+        folder = Path(args.triton) / predictor.name
+        if folder.exists() and not args.overwrite:
+            raise OutputError(folder, "exists; add --overwrite to replace this model of the repository")
+    if out is not None:
+        meta, report = _export_checked(predictor, out.parent, out.stem, size, metadata, checks, sequence_start=False)
+        os.replace(meta.pop("path"), out)
+        kind = (f"one streaming step, {len(meta['state'])} state tensors" if meta["kind"] == "stream"
+                else f"the clip model, {predictor.num_frames} frames, dynamic batch")
+        print(f"wrote {out} ({meta['model']}: {kind}, {out.stat().st_size / 1e6:.1f} MB)")
+        print(f"onnxruntime vs PyTorch, max abs logit difference: {report}")
+    if args.triton:
+        from vidrcnn.inference.triton import write_triton_repository
+
+        Path(args.triton).mkdir(parents=True, exist_ok=True)
+        meta, report = _export_checked(predictor, Path(args.triton), predictor.name, size, metadata, checks,
+                                       sequence_start=True)
+        try:
+            folder = write_triton_repository(meta["path"], args.triton, meta)
+        finally:
+            os.unlink(meta.pop("path"))
+        print(f"wrote the Triton model repository {args.triton}: {folder / 'config.pbtxt'}, {folder / '1' / 'model.onnx'}")
+        print(f"onnxruntime vs PyTorch, max abs logit difference: {report}")
+    return 0
+
+
+def _export_checked(predictor, folder: Path, stem: str, size: int, metadata: dict, checks: dict, *,
+                    sequence_start: bool) -> tuple[dict, str]:
+    """Export to a temporary file in ``folder`` and check it against PyTorch; the metadata (with ``path``, the
+    checked file, for the caller to move or remove) and the check's report. A failed export leaves nothing behind."""
+    from vidrcnn.errors import ExportError
+    from vidrcnn.inference.export import TOLERANCE, export_onnx, verify
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=folder, prefix=f".{stem}-")
     os.close(fd)
     try:
         meta = export_onnx(predictor.model, tmp, frame_size=(size, size), num_frames=predictor.num_frames,
-                           metadata=metadata)
+                           metadata=metadata, sequence_start=sequence_start)
         diffs = {what: verify(tmp, predictor.model, clips) for what, clips in checks.items()}
-        worst = max(diffs.values())
         report = "; ".join(f"{d:.2e} on {what}" for what, d in diffs.items())
-        if not worst <= TOLERANCE:
+        if not max(diffs.values()) <= TOLERANCE:
             raise ExportError(f"onnxruntime and PyTorch disagree on {meta['model']}: max abs logit difference "
                               f"{report} (tolerance {TOLERANCE:g})")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    kind = (f"one streaming step, {len(meta['state'])} state tensors" if meta["kind"] == "stream"
-            else f"the clip model, {predictor.num_frames} frames, dynamic batch")
-    print(f"wrote {out} ({meta['model']}: {kind}, {out.stat().st_size / 1e6:.1f} MB)")
-    print(f"onnxruntime vs PyTorch, max abs logit difference: {report} (tolerance {TOLERANCE:g}"
-          + (", frame by frame)" if meta["kind"] == "stream" else ")"))
-    return 0
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    frame_by_frame = ", frame by frame" if meta["kind"] == "stream" else ""
+    return {**meta, "path": tmp}, f"{report} (tolerance {TOLERANCE:g}{frame_by_frame})"
 
 
 def _first_clip(predictor, video: str):

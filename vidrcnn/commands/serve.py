@@ -86,10 +86,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         from vidrcnn.inference.predictor import load_predictor
 
         predictor = load_predictor(args.checkpoint, device=args.device, weights=args.weights)
+    loopback = ("127.0.0.1", "localhost", "::1") if is_loopback(args.host) else None
     options = ServeOptions(max_upload_mb=args.max_upload_mb, every_s=args.every, max_lag_s=args.max_lag,
-                           max_jobs=args.max_streams, idle_timeout_s=args.idle_timeout, topk=args.topk, token=token)
+                           max_jobs=args.max_streams, idle_timeout_s=args.idle_timeout, topk=args.topk, token=token,
+                           allowed_hosts=loopback)
     app = create_app(predictor, options)
     kind = "causal: streams" if predictor.is_causal else "window: no streaming"
     print(f"serving {predictor.name} ({kind}) on http://{args.host}:{args.port}/", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", ws="websockets-sansio")
+    # No access log, and warnings only: uvicorn would log each request's query string, the ?token= with it.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, ws="websockets-sansio")
     return 0

@@ -35,22 +35,38 @@ from vidrcnn.inference.stream_step import StreamStep, is_streamable
 TOLERANCE = 1e-4  # max abs difference of the fp32 logits between onnxruntime and PyTorch
 
 
+class SequenceStartStep(nn.Module):
+    """The streaming step with a sequence-start input, as Triton's sequence batcher drives one (its
+    ``CONTROL_SEQUENCE_START``): ``START`` ``(1,)`` float32 is 1 on a stream's first frame, where the state passed in
+    is replaced by zeros whatever it holds (a server's first state may be uninitialised memory), and 0 after."""
+
+    def __init__(self, step: StreamStep):
+        super().__init__()
+        self.step = step
+
+    def forward(self, frames: Tensor, start: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
+        fresh = start.reshape(()) > 0.5
+        return self.step(frames, *(torch.where(fresh, torch.zeros_like(s), s) for s in state))
+
+
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, frame_size: tuple[int, int], num_frames: int,
-                metadata: Mapping[str, Any]) -> dict[str, Any]:
+                metadata: Mapping[str, Any], sequence_start: bool = False) -> dict[str, Any]:
     """Write ``model`` (eval mode) to ``path`` as ONNX, with ``metadata`` (model, classes, preprocess) and what the
-    export adds (kind, state); returns that metadata. Raises :class:`ExportError` naming the part that failed."""
+    export adds (kind, state); returns that metadata. ``sequence_start``: a stream step takes the ``START`` input of
+    :class:`SequenceStartStep` (for a Triton repository). Raises :class:`ExportError` naming the part that failed."""
     import onnx
 
     model = model.eval()
     h, w = frame_size
     if is_streamable(model):
         step = StreamStep(model, frame_size=frame_size)
-        args = (torch.zeros(1, 3, 1, h, w), *step.initial_state())
-        inputs = ["frames", *(STATE_IN + n for n in step.names)]
+        start = ["START"] if sequence_start else []
+        args = (torch.zeros(1, 3, 1, h, w), *([torch.ones(1)] if sequence_start else []), *step.initial_state())
+        inputs = ["frames", *start, *(STATE_IN + n for n in step.names)]
         outputs = ["logits", *(STATE_OUT + n for n in step.names)]
-        module, dynamic = step.eval(), None
+        module, dynamic = (SequenceStartStep(step) if sequence_start else step).eval(), None
         info = {"kind": "stream", "state": [{"name": n, "shape": list(step.shapes[n]), "dtype": str(
-            step.dtypes[n]).removeprefix("torch.")} for n in step.names]}
+            step.dtypes[n]).removeprefix("torch.")} for n in step.names], **({"sequence_start": True} if start else {})}
     else:
         args = (torch.zeros(2, 3, num_frames, h, w),)
         inputs, outputs = ["clips"], ["logits"]
@@ -97,6 +113,7 @@ def verify(path: str | os.PathLike, model: nn.Module, inputs: Sequence[Tensor]) 
 
 __all__ = [
     "TOLERANCE",
+    "SequenceStartStep",
     "StreamStep",
     "export_onnx",
     "verify",

@@ -156,8 +156,7 @@ class LiveStream:
         stats.last_t = t
         if t + 1e-6 < self.next_t:
             return False  # between two model frames
-        while self.next_t <= t + 1e-6:
-            self.next_t += self.interval
+        self.next_t = _next_mark(self.next_t, t, self.interval)
         # a source ahead of real time is not behind
         self.lag = max(0.0, (self.clock() - self.wall0) - (t - stats.first_t))
         if self.lag > self.max_lag_s:
@@ -191,9 +190,19 @@ class LiveStream:
                   "model_ms": round(1e3 * self.window_s / self.window_n, 3), "lag_s": round(self.lag, 3),
                   "dropped": stats.dropped}
         self.window_s, self.window_n = 0.0, 0
-        while self.next_report <= t + 1e-6:
-            self.next_report += self.every_s
+        self.next_report = _next_mark(self.next_report, t, self.every_s)
         return report
+
+
+def _next_mark(mark: float, t: float, period: float) -> float:
+    """The first of ``mark``, ``mark + period``, ... after time ``t``. Step by step as a stream goes (the marks a run
+    has always used); a jump of more than a thousand periods (a stream's clock that leaps, or a client's absurd time)
+    is computed at once, so that no time a source sends can hold the loop for long."""
+    if t + 1e-6 - mark > 1000 * period:
+        return mark + (math.floor((t + 1e-6 - mark) / period) + 1) * period
+    while mark <= t + 1e-6:
+        mark += period
+    return mark
 
 
 def predict_live(predictor, frames: Iterable[tuple[float, np.ndarray]], stats: LiveStats, *, every_s: float = 1.0,

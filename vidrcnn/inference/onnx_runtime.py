@@ -65,6 +65,7 @@ class OnnxModel:
         self.session = session
         self.is_causal = meta["kind"] == "stream"
         self.names = [s["name"] for s in meta.get("state", [])]
+        self.sequence_start = bool(meta.get("sequence_start"))  # a step for Triton: START is 1 on the first frame
         self._initial = {s["name"]: np.zeros(s["shape"], dtype=np.dtype(s["dtype"])) for s in meta.get("state", [])}
 
     def eval(self) -> OnnxModel:
@@ -74,11 +75,14 @@ class OnnxModel:
                ) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
         """Per-frame logits ``(1, T, K)`` for ``frames`` ``(1, 3, T, H, W)`` continuing from ``state`` (None: the
         zero initial state), and the state after the last frame; as ``model.stream``."""
+        first = state is None
         state = dict(self._initial) if state is None else state
         x = frames.detach().float().cpu().numpy()
         out = []
         for t in range(x.shape[2]):
             feeds = {"frames": np.ascontiguousarray(x[:, :, t:t + 1]), **{STATE_IN + n: v for n, v in state.items()}}
+            if self.sequence_start:
+                feeds["START"] = np.array([1.0 if first and t == 0 else 0.0], dtype=np.float32)
             logits, *new = self.session.run(None, feeds)
             state = dict(zip(self.names, new, strict=True))
             out.append(logits)
