@@ -229,24 +229,30 @@ def test_an_idle_stream_is_closed_with_the_reason(predictor, tmp_path):
         assert closed.value.code == 1000
 
 
+def _uvicorn(app):
+    """``app`` on a real uvicorn at a free loopback port, in a thread: ``(server, thread, port)``."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, ws="websockets-sansio", log_level="warning",
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(500):
+        if server.started:
+            break
+        time.sleep(0.01)
+    return server, thread, server.servers[0].sockets[0].getsockname()[1]
+
+
 def test_a_real_server_on_a_loopback_port(predictor, tmp_path):
     import urllib.request
 
-    import uvicorn
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
     app = create_app(predictor, options(tmp_path, max_jobs=1))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, ws="websockets-sansio", log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    server, thread, port = _uvicorn(app)
     try:
-        for _ in range(500):
-            if server.started:
-                break
-            time.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=10) as answer:
             assert json.load(answer)["status"] == "ok"
         messages = frames(3)
@@ -334,7 +340,6 @@ def _input_dependent_checkpoint(path: Path, images: list[np.ndarray]) -> Path:
 def test_the_page_in_a_real_browser_shows_the_offline_label_of_the_camera(tmp_path):
     import os
 
-    import uvicorn
     from browser import REQUIRE_ENV, Browser, artifact_dir, chromium, write_y4m
 
     executable = chromium()
@@ -351,17 +356,9 @@ def test_the_page_in_a_real_browser_shows_the_offline_label_of_the_camera(tmp_pa
     assert {predictor.classes[int(_stream_probs(predictor, im).argmax())] for im in images} != {expected}
 
     camera = write_y4m(tmp_path / "camera.y4m", np.stack([images[2]] * 10))
-    server = uvicorn.Server(uvicorn.Config(create_app(predictor, options(tmp_path)), host="127.0.0.1", port=0,
-                                           ws="websockets-sansio", log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    server, thread, port = _uvicorn(create_app(predictor, options(tmp_path)))
     browser = None
     try:
-        for _ in range(500):
-            if server.started:
-                break
-            time.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
         (profile := tmp_path / "profile").mkdir()
         browser = Browser(executable, profile, camera)
         browser.call("Emulation.setDeviceMetricsOverride", width=900, height=1000, deviceScaleFactor=1, mobile=False)
