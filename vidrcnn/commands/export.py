@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if folder.exists() and not args.overwrite:
             raise OutputError(folder, "exists; add --overwrite to replace this model of the repository")
     if out is not None:
-        meta, report = _export_checked(predictor, out.parent, out.stem, size, metadata, checks, sequence_start=False)
-        os.replace(meta.pop("path"), out)
+        checked, meta, report = _export_checked(predictor, out.parent, out.stem, size, metadata, checks,
+                                                sequence_start=False)
+        os.replace(checked, out)
         kind = (f"one streaming step, {len(meta['state'])} state tensors" if meta["kind"] == "stream"
                 else f"the clip model, {predictor.num_frames} frames, dynamic batch")
         print(f"wrote {out} ({meta['model']}: {kind}, {out.stat().st_size / 1e6:.1f} MB)")
@@ -78,22 +79,21 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.triton:
         from vidrcnn.inference.triton import write_triton_repository
 
-        Path(args.triton).mkdir(parents=True, exist_ok=True)
-        meta, report = _export_checked(predictor, Path(args.triton), predictor.name, size, metadata, checks,
-                                       sequence_start=True)
+        checked, meta, report = _export_checked(predictor, Path(args.triton), predictor.name, size, metadata, checks,
+                                                sequence_start=True)
         try:
-            folder = write_triton_repository(meta["path"], args.triton, meta)
+            folder = write_triton_repository(checked, args.triton, meta)
         finally:
-            os.unlink(meta.pop("path"))
+            os.unlink(checked)
         print(f"wrote the Triton model repository {args.triton}: {folder / 'config.pbtxt'}, {folder / '1' / 'model.onnx'}")
         print(f"onnxruntime vs PyTorch, max abs logit difference: {report}")
     return 0
 
 
 def _export_checked(predictor, folder: Path, stem: str, size: int, metadata: dict, checks: dict, *,
-                    sequence_start: bool) -> tuple[dict, str]:
-    """Export to a temporary file in ``folder`` and check it against PyTorch; the metadata (with ``path``, the
-    checked file, for the caller to move or remove) and the check's report. A failed export leaves nothing behind."""
+                    sequence_start: bool) -> tuple[str, dict, str]:
+    """Export to a temporary file in ``folder`` and check it against PyTorch: that file (for the caller to move or
+    remove), the metadata and the check's report. A failed export leaves nothing behind."""
     from vidrcnn.errors import ExportError
     from vidrcnn.inference.export import TOLERANCE, export_onnx, verify
 
@@ -112,7 +112,7 @@ def _export_checked(predictor, folder: Path, stem: str, size: int, metadata: dic
         os.unlink(tmp)
         raise
     frame_by_frame = ", frame by frame" if meta["kind"] == "stream" else ""
-    return {**meta, "path": tmp}, f"{report} (tolerance {TOLERANCE:g}{frame_by_frame})"
+    return tmp, meta, f"{report} (tolerance {TOLERANCE:g}{frame_by_frame})"
 
 
 def _first_clip(predictor, video: str):

@@ -140,7 +140,7 @@ class LiveStream:
         from vidrcnn.inference.stream_runner import make_stepper
 
         self.predictor, self.stats, self.every_s, self.max_lag_s, self.clock = predictor, stats, every_s, max_lag_s, clock
-        self.interval = max(1, predictor.stride) / (predictor.train_fps or 25.0)
+        self.interval = predictor.frame_interval_s
         self.stepper = make_stepper(predictor.model, step_mode, predictor.device)
         self.next_t = self.next_report = 0.0
         self.wall0 = 0.0

@@ -48,6 +48,12 @@ class Predictor:
     def is_causal(self) -> bool:
         return bool(getattr(self.model, "is_causal", False))
 
+    @property
+    def frame_interval_s(self) -> float:
+        """Seconds between two frames the model sees in a live stream (the training stride at its frame rate, 25 fps
+        when the checkpoint does not record it)."""
+        return max(1, self.stride) / (self.train_fps or 25.0)
+
     def frame_stride(self, video_fps: float) -> int:
         """Frames of this video between two frames the model sees (the training stride, rescaled by frame rate)."""
         if self.train_fps and video_fps > 0:

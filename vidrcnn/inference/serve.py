@@ -19,9 +19,10 @@ Routes (every answer is JSON; an error is ``{"error": "<one line>"}`` with its s
 - ``GET /``: the live page (``serve_page.html``): the camera or a local video file streamed to ``/v1/stream``.
 
 Safety: a request whose Origin is another site's page, or (on the loopback) whose Host is not this machine's, is
-refused with 403, so a web page the user visits cannot use the server. ``token`` (when set) is required on every request, as ``Authorization: Bearer TOKEN`` or ``?token=TOKEN``
-(a browser's WebSocket cannot set headers), compared in constant time; 401 otherwise. ``max_jobs`` bounds the
-streams and predictions running at once: 503 past it. Nothing a request sends names a file: uploads go to a
+refused with 403, so a web page the user visits cannot use the server. ``token`` (when set) is required on every
+request, as ``Authorization: Bearer TOKEN`` or ``?token=TOKEN`` (a browser's WebSocket cannot set headers),
+compared in constant time; 401 otherwise. ``max_jobs`` bounds the streams and predictions running at once: 503
+past it. Nothing a request sends names a file: uploads go to a
 temporary file whose name the server makes.
 """
 
@@ -110,7 +111,7 @@ def model_info(predictor) -> dict[str, Any]:
     """What ``GET /v1/model`` answers."""
     return {"name": predictor.name, "classes": list(predictor.classes), "preprocess": predictor.preprocess,
             "kind": "causal" if predictor.is_causal else "window", "num_frames": predictor.num_frames,
-            "frame_interval_s": max(1, predictor.stride) / (predictor.train_fps or 25.0)}
+            "frame_interval_s": predictor.frame_interval_s}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -173,9 +174,11 @@ def create_app(predictor, options: ServeOptions | None = None) -> "FastAPI":
     async def one_line_error(request: Request, exc: StarletteHTTPException):
         return JSONResponse({"error": str(exc.detail)}, exc.status_code)
 
+    page_html = resources.files("vidrcnn.inference").joinpath("serve_page.html").read_text(encoding="utf-8")
+
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:
-        return resources.files("vidrcnn.inference").joinpath("serve_page.html").read_text(encoding="utf-8")
+        return page_html
 
     @app.get("/v1/health")
     async def health() -> dict[str, Any]:
@@ -191,8 +194,7 @@ def create_app(predictor, options: ServeOptions | None = None) -> "FastAPI":
     @app.post("/v1/predict")
     async def predict(request: Request, name: str = "upload", topk: int | None = None) -> dict[str, Any]:
         if busy():
-            raise HTTPException(503, f"the server runs {o.max_jobs} streams and predictions at most "
-                                     "(--max-streams): try again later")
+            raise HTTPException(503, _busy_reason(o))
         jobs["predictions"] += 1
         try:
             answer = await _predict(request, predictor, o)
@@ -279,6 +281,10 @@ def _predict_file(predictor, path: str, o: ServeOptions):
     return predict_video(predictor, path, chunk_size=o.chunk_size, backend=o.backend, step_mode="chunk")
 
 
+def _busy_reason(o: ServeOptions) -> str:
+    return f"the server runs {o.max_jobs} streams and predictions at most (--max-streams): try again later"
+
+
 def _refusal(ws: "WebSocket", o: ServeOptions, busy: bool) -> tuple[int, str] | None:
     """The status and reason a WebSocket is refused with before it is accepted (None: it is not)."""
     if (reason := foreign(ws.headers, o.allowed_hosts)) is not None:
@@ -286,7 +292,7 @@ def _refusal(ws: "WebSocket", o: ServeOptions, busy: bool) -> tuple[int, str] | 
     if not authorized(o.token, ws.headers, ws.query_params):
         return 401, "a token is required: ?token=TOKEN"
     if busy:
-        return 503, f"the server runs {o.max_jobs} streams and predictions at most (--max-streams): try again later"
+        return 503, _busy_reason(o)
     return None
 
 
