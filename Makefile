@@ -23,7 +23,7 @@ test: venv
 demo: venv
 	$(BIN)/python tools/demo.py
 
-# The comparison study (8 models x 3 seeds, ~45 minutes on 2 CPU cores): regenerates docs/results.md.
+# The comparison study (8 models x 3 seeds, ~45 minutes on 2 CPU cores): regenerates docs/reports/model_comparison.md.
 study: venv
 	$(BIN)/python tools/study.py
 

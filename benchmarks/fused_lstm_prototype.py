@@ -4,7 +4,7 @@
 the forward saves the gate activations, the backward walks back in time computing only the input gradient of the
 state convolution per step, then ONE weight-gradient convolution over all ``B*(T-1)`` steps, and hands the stacked
 gate gradients to the batched input convolution. That is what cuDNN's RNNs do for matrices. Not in the package: it
-is a measurement of the ceiling of this kind of rewrite (docs/performance.md), checked against autograd below.
+is a measurement of the ceiling of this kind of rewrite (docs/guide/performance.md), checked against autograd below.
 
     python benchmarks/fused_lstm_prototype.py [--threads 2] [--iters 10]
 """

@@ -1,11 +1,11 @@
-"""Parameters and FLOPs of every registered model; writes docs/models.md.
+"""Parameters and FLOPs of every registered model; writes docs/guide/models.md.
 
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` for one forward pass of one clip
 (1x3x16x112x112 for every model; 1x3x16x64x64 as well for the ``_s`` models). It counts matrix products and
 convolutions (a multiply-add is 2 FLOPs) and ignores element-wise work (activations, gates, norms, pooling).
 ``--time`` also measures forward + backward of the ``_s`` models at batch 8, 16x64x64, on the CPU.
 
-    python benchmarks/model_table.py [--out docs/models.md] [--threads 2] [--time]
+    python benchmarks/model_table.py [--out docs/guide/models.md] [--threads 2] [--time]
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def family(name: str) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "models.md")
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "guide" / "models.md")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--num-classes", type=int, default=101)
     p.add_argument("--time", action="store_true", help="also time forward+backward of the _s models (batch 8)")
@@ -85,10 +85,10 @@ def main() -> None:
         "of recurrent conv layers (vanilla RNN, Liang & Hu RCL, ConvGRU, ConvLSTM, and the convolutional minGRU whose "
         "time axis is a parallel scan); causal, `stream()`-able. Widths differ per cell so every cell gets about the "
         "same budget. Each cell normalises its input pre-activations with BatchNorm by default (`preact_norm`, "
-        "[docs/ablation.md](ablation.md)); `preact_norm=None` builds the models as they were before. Further options "
+        "[docs/reports/rcn_design_choices.md](../reports/rcn_design_choices.md)); `preact_norm=None` builds the models as they were before. Further options "
         "in the model kwargs: `state_norm`, `chrono` (on by default for the minGRU), `state_init` (`identity`, the "
         "IRNN's, by default for the vanilla cell and the RCL), `norm_scale`, `residual`, `head` (`last`, `mean`, "
-        "`steps`), `input_frames` ([docs/rcn_training.md](rcn_training.md))."),
+        "`steps`), `input_frames` ([docs/reports/how_defaults_were_chosen.md](../reports/how_defaults_were_chosen.md))."),
         "- `cnn_lstm_{s,m}`: LRCN-style per-frame CNN (same stem) + LSTM on pooled features; causal, `stream()`-able.",
         "- `frame_avg_{s,m}`: the same per-frame CNN, scores averaged over time: no temporal modelling.",
         ("- `c3d_{s,m}`: small C3D-style 3-D CNN; `r3d_18`, `mc3_18`, `r2plus1d_18`: torchvision's video ResNets "

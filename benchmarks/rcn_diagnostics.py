@@ -1,5 +1,5 @@
 """Why the recurrent conv networks learn slowly: signal, gradient, gate saturation and memory, before and after a
-short training, per cell and design option (vidrcnn.experiments.diagnostics). Writes docs/diagnostics.md.
+short training, per cell and design option (vidrcnn.experiments.diagnostics). Writes docs/reports/why_rcns_learned_slowly.md.
 
     python benchmarks/rcn_diagnostics.py --data outputs/study/synthetic            # ~4 minutes on 2 CPU cores
     python benchmarks/rcn_diagnostics.py --data D --variants 'rcn_gru_s' 'rcn_gru_s:preact_norm=group' --steps 50
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="outputs/study/synthetic", help="a synthetic dataset [%(default)s]")
     parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, help="MODEL[:key=value,...] ...")
     parser.add_argument("--steps", type=int, default=100, help="training steps per variant [%(default)s]")
-    parser.add_argument("--doc", default="docs/diagnostics.md", help="report to write [%(default)s]")
+    parser.add_argument("--doc", default="docs/reports/why_rcns_learned_slowly.md", help="report to write [%(default)s]")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     if args.steps < 5:

@@ -11,7 +11,7 @@ server's peak resident memory and its growth over the run (the mean of its last 
 a 5 s warm-up), and whether each stream's labels equal offline streaming of the same frames in this process (only
 where the server dropped none of that stream's frames: a dropped frame changes the state). Without --checkpoint the
 model is a random-weight `rcn_gru_s` at 32x32 (latency does not depend on the weights). The figures are in
-docs/performance.md, "Serving under load".
+docs/guide/performance.md, "Serving under load".
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Can a model tell ZoomIn from ZoomOut? The probe behind the "Zoom" section of docs/rcn_training.md.
+"""Can a model tell ZoomIn from ZoomOut? The probe behind the "Zoom" section of docs/reports/how_defaults_were_chosen.md.
 
     python benchmarks/zoom_probe.py [--seeds 0,1,2,3,4] [--epochs 6] [--runs NAME[:JSON] ...] [--data DIR]
 
@@ -15,7 +15,7 @@ the grid at which mixing time first stops working (conv 1 runs at 32x32, conv 2 
 decoded, instead of frames rendered in memory: the study's clips as the loader sees them, after lossy encoding.
 
 The default runs spell out the options of the morning of 2026-12-02 (``activation="tanh"``,
-``stem_downsample="stride"``), so they reproduce the table of docs/rcn_training.md whatever the builders' defaults.
+``stem_downsample="stride"``), so they reproduce the table of docs/reports/how_defaults_were_chosen.md whatever the builders' defaults.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def test_a_variant_switches_every_option_explicitly_and_merges_with_the_config_f
 @pytest.mark.parametrize("cell", sorted(variants.POOLED_STEM_RELU))
 def test_the_spelled_out_defaults_rebuild_the_default_model(cell):
     # The leave-one-out rows compare against the builders' defaults: spelled out, they must build the same network.
-    # ... with the defaults of docs/ablation_time.md: the coupled ConvLSTM, the minGRU's strided 3-frame stem.
+    # ... with the defaults of docs/reports/time_to_accuracy.md: the coupled ConvLSTM, the minGRU's strided 3-frame stem.
     later = {"lstm": {"coupled": True}, "mingru": {"stem_frames": 3, "stem_downsample": "stride"}}.get(cell, {})
     full = variants.Variant("d", f"rcn_{cell}_s", {**variants.NORMED_RESIDUAL, **variants.POOLED_STEM_RELU[cell], **later})
     assert repr(get_model(full.model, num_classes=11, **full.options())) == repr(get_model(full.model, num_classes=11))

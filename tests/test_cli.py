@@ -51,3 +51,29 @@ def test_tools_are_thin_wrappers_that_never_import_each_other():
         assert len(text.splitlines()) <= 45, path
         imported = [n.module for n in ast.walk(ast.parse(text)) if isinstance(n, ast.ImportFrom) and n.module]
         assert not any(m.startswith("tools") for m in imported), path
+
+
+def test_the_demo_says_its_labels_mean_nothing_on_a_real_video(tmp_path, monkeypatch, capsys):
+    """The demo's steps as a user runs them (each `vidrcnn` command recorded, not run), and the note after the real
+    video's labels: the synthetic classes cannot describe real footage."""
+    from vidrcnn.commands import demo
+
+    steps = []
+
+    def run(step, args):
+        steps.append(args[0])
+        if args[0] == "test":  # what `vidrcnn test --json` would write
+            Path(args[args.index("--json") + 1]).write_text('{"top1": 0.9}')
+
+    data = tmp_path / "synthetic"
+    (data / "ucfTrainTestlist").mkdir(parents=True)
+    (data / "classes.json").write_text("[]")
+    (data / "ucfTrainTestlist" / "testlist01.txt").write_text("ZoomIn/v_ZoomIn_g01_c01.avi\n")
+    (tmp_path / "rcn_gru_s").mkdir()
+    monkeypatch.setattr(demo, "_run", run)
+    monkeypatch.setattr(demo, "_real_video", lambda: tmp_path / "bikes.mp4")
+    assert demo.main(["--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert steps == ["train", "test", "infer", "infer"]
+    assert demo.REAL_VIDEO_NOTE in out and "mean nothing" in out
+    assert "test top-1 90.0%" in out

@@ -1,4 +1,4 @@
-"""Configs: defaults, YAML files with _base_, typed key=value overrides, the shipped configs, docs/config.md in sync."""
+"""Configs: defaults, YAML files with _base_, typed key=value overrides, the shipped configs, docs/guide/config.md in sync."""
 
 from __future__ import annotations
 
@@ -162,9 +162,9 @@ def test_shipped_configs_load_and_name_registered_models():
 
 
 def test_docs_config_md_is_in_sync():
-    doc = REPO / "docs" / "config.md"
+    doc = REPO / "docs" / "guide" / "config.md"
     assert doc.read_text(encoding="utf-8") == render_markdown(), (
-        "docs/config.md is stale: run `python -m vidrcnn.engine.config docs/config.md`")
+        "docs/guide/config.md is stale: run `python -m vidrcnn.engine.config docs/guide/config.md`")
     for key in valid_keys():
         assert f"`{key}`" in render_markdown()
 

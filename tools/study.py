@@ -1,4 +1,4 @@
-"""The comparison study: train every family on the synthetic dataset over 3 seeds and write docs/results.md.
+"""The comparison study: train every family on the synthetic dataset over 3 seeds and write docs/reports/model_comparison.md.
 
 The same code and flags as ``vidrcnn study`` (vidrcnn/commands/study.py, whose docstring is the full usage);
 ``python tools/study.py --help`` lists the options.

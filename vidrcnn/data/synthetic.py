@@ -37,7 +37,7 @@ from vidrcnn.io.writer import write_video
 from vidrcnn.outputs import check_output_dir
 
 SPLIT_DIR = "ucfTrainTestlist"
-FORMATS = ("ucf101", "hmdb51", "kinetics", "ssv2", "frames")  # the layout and split files written (docs/data.md)
+FORMATS = ("ucf101", "hmdb51", "kinetics", "ssv2", "frames")  # the layout and split files written (docs/guide/data.md)
 # MPEG-4 Part 2 with a bit rate so high that the encoder sits at its finest quantiser: measured at 64x64, the decoded
 # clips are within ~1 dB PSNR of a lossless 4:2:0 encoding (FFV1), i.e. only chroma subsampling costs anything.
 # One encoder thread: 4x faster for such small frames (no thread start-up per file), and deterministic output.

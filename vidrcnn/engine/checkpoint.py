@@ -41,7 +41,7 @@ WEIGHTS = ("ema", "raw")  # which weights of a checkpoint test and inference loa
 # option, its value before). fit() records the version it trained at ("defaults_version"); a checkpoint without
 # one predates them all. model_from_checkpoint rebuilds each older checkpoint with the values it was trained with.
 DEFAULT_CHANGES: tuple[tuple[int, tuple[str, ...], str, Any], ...] = (
-    (1, ("rcn_gru_", "rcn_rnn_", "rcn_lstm_"), "activation", "tanh"),  # now ReLU (docs/rcn_training.md)
+    (1, ("rcn_gru_", "rcn_rnn_", "rcn_lstm_"), "activation", "tanh"),  # now ReLU (docs/reports/how_defaults_were_chosen.md)
     (1, ("rcn_", "cnn_lstm_"), "stem_downsample", "stride"),  # now the stem's later layers pool
     (1, ("rcn_", "cnn_lstm_"), "stem_frames", 3),  # now 5 frames (a shape change: it would fail, not mislead)
     (2, ("rcn_lstm_",), "coupled", False),  # now the coupled input-forget gate (three gates, the ConvGRU's widths)

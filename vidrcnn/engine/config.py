@@ -3,9 +3,9 @@
 Resolution order (later wins): the dataclass defaults (:mod:`vidrcnn.engine.config_schema`), the ``_base_`` files a YAML file names (recursively,
 paths relative to that file), the file itself, then command-line overrides such as ``train.lr=3e-4`` or
 ``model.kwargs.dropout=0.2``. Every key is type-checked; an unknown key is a :class:`~vidrcnn.errors.ConfigError` that
-names the file and the nearest valid key. ``docs/config.md`` is generated from the dataclasses of
+names the file and the nearest valid key. ``docs/guide/config.md`` is generated from the dataclasses of
 :mod:`vidrcnn.engine.config_schema` by
-:func:`render_markdown` (``python -m vidrcnn.engine.config docs/config.md``); a test keeps it in sync.
+:func:`render_markdown` (``python -m vidrcnn.engine.config docs/guide/config.md``); a test keeps it in sync.
 """
 
 from __future__ import annotations
@@ -323,11 +323,11 @@ def _yaml_value(value: Any) -> str:
 
 
 def render_markdown() -> str:
-    """The config reference (docs/config.md): every key with its type, default and help, from the dataclasses."""
+    """The config reference (docs/guide/config.md): every key with its type, default and help, from the dataclasses."""
     lines = [
         "# Config reference",
         "",
-        "<!-- Generated from vidrcnn/engine/config.py by `python -m vidrcnn.engine.config docs/config.md` -->",
+        "<!-- Generated from vidrcnn/engine/config.py by `python -m vidrcnn.engine.config docs/guide/config.md` -->",
         "",
         "A run's configuration is resolved in this order, later wins: the defaults below; the files named by a",
         f"config file's `{BASE_KEY}` key (a file name or a list, relative to that file); the config file itself;",
@@ -366,7 +366,7 @@ def _row(key: str, f: dataclasses.Field, tp: Any) -> str:
     return f"| `{key}` | {_type_name(tp)} | `{_yaml_value(default)}` | {help_text} |"
 
 
-if __name__ == "__main__":  # python -m vidrcnn.engine.config [docs/config.md]
+if __name__ == "__main__":  # python -m vidrcnn.engine.config [docs/guide/config.md]
     text = render_markdown()
     if len(sys.argv) > 1:
         Path(sys.argv[1]).write_text(text, encoding="utf-8")

@@ -1,5 +1,5 @@
 """The run configuration's schema: one dataclass per section, each field with its default, its help text (the text
-of docs/config.md) and its allowed values or bounds. :mod:`vidrcnn.engine.config` loads, checks and renders it."""
+of docs/guide/config.md) and its allowed values or bounds. :mod:`vidrcnn.engine.config` loads, checks and renders it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 def _meta(help: str, *, choices: tuple | None = None, minimum: float | None = None, maximum: float | None = None,
           above: float | None = None, below: float | None = None) -> dict[str, Any]:
-    """Field metadata: the help text of docs/config.md, allowed values, bounds (``minimum`` and ``maximum``
+    """Field metadata: the help text of docs/guide/config.md, allowed values, bounds (``minimum`` and ``maximum``
     inclusive, ``above`` and ``below`` exclusive)."""
     return {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum, "above": above, "below": below}
 
@@ -29,7 +29,7 @@ class DataConfig:
     split_dir: str | None = _opt(
         None, "Folder with UCF101's classInd.txt, trainlistNN.txt, testlistNN.txt, or HMDB51's "
         "<class>_test_splitN.txt. None: `root/ucfTrainTestlist` or `root/testTrainMulti_7030_splits` if present, else "
-        "split by the group number in the file names (docs/data.md).")
+        "split by the group number in the file names (docs/guide/data.md).")
     split: int = _opt(1, "UCF101 or HMDB51 split (1, 2 or 3).", choices=(1, 2, 3))
     list_file: str | list | None = _opt(  # noqa: RUF009 (the default is None; ruff sees the list type)
         None, "Annotation list (`path label` lines, 0-based labels) instead of split_dir, split like a folder; or a "
@@ -70,7 +70,7 @@ class ModelConfig:
         "Builder options passed to `get_model(name, num_classes=..., **kwargs)`, e.g. `{dropout: 0.2}`; stored in the "
         "checkpoint so the model can be rebuilt. `model.kwargs.checkpoint_every=k` (the `rcn_*` models): gradient "
         "checkpointing over time, the recurrent loop recomputed in chunks of k steps in backward (same gradients, "
-        "less training memory, about one more forward; docs/performance.md)."))
+        "less training memory, about one more forward; docs/guide/performance.md)."))
 
 
 @dataclass
@@ -115,7 +115,7 @@ class TrainConfig:
     ema_bn_batches: int = _opt(
         16, "With ema_decay: after each epoch, before the EMA is validated and checkpointed, recompute its BatchNorm "
         "statistics over this many training batches (torch.optim.swa_utils.update_bn): averaged running statistics "
-        "belong to none of the averaged weights (docs/recipe.md: 68.8% with them, 85.4% recomputed, raw weights "
+        "belong to none of the averaged weights (docs/reports/training_recipe.md: 68.8% with them, 85.4% recomputed, raw weights "
         "89.0%). 0: keep the averaged statistics.", minimum=0)
     amp: bool = _opt(True, "Mixed precision on CUDA (bf16 where supported, else fp16 with a grad scaler); "
                            "no effect on CPU.")

@@ -85,7 +85,7 @@ def recompute_ema_bn(ema: AveragedModel, batches: Iterable[dict[str, Any]], num_
     ``num_batches`` of ``batches`` (training batches, ``video`` ``(B, C, T, H, W)``), as an equal-weight average
     (``torch.optim.swa_utils.update_bn``); the weights are not touched. The averaged statistics that
     ``use_buffers=True`` keeps are an average over many weights' activations, none of them the EMA's: on the recipe
-    report's ConvGRU they cost 17 points (docs/recipe.md). Returns the number of clips seen (0: nothing changed)."""
+    report's ConvGRU they cost 17 points (docs/reports/training_recipe.md). Returns the number of clips seen (0: nothing changed)."""
     if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in ema.module.modules()):
         return 0  # nothing to recompute: no batch is decoded
     # Streamed, one batch in memory at a time; update_bn resets the statistics first, so it runs only once a

@@ -3,7 +3,7 @@
 Each :class:`Variant` is a registered model with builder options (``model.kwargs``) and, rarely, other config
 overrides; it trains with the study's recipe (``configs/synthetic_<model>.yaml``) once per seed and per frame size, through
 :func:`vidrcnn.experiments.study.run_one`, so a stopped ablation continues where it left off. :func:`write_report` writes
-``docs/ablation.md``: per frame size, one row per variant (mean ± std over seeds), and generated findings that
+``docs/reports/rcn_design_choices.md``: per frame size, one row per variant (mean ± std over seeds), and generated findings that
 compare each variant with its model's first row, the reference.
 
 The variants switch options *off* and *on* explicitly, so the table keeps its meaning when the builders' defaults
@@ -86,7 +86,7 @@ def _check_overrides(result: Mapping[str, Any], v: Variant, size: int, *, where:
 
 
 def ledger_path(doc: str | os.PathLike) -> Path:
-    """Where a report keeps the record of its runs: ``docs/recipe.md`` -> ``docs/recipe.runs.jsonl``."""
+    """Where a report keeps the record of its runs: ``docs/reports/training_recipe.md`` -> ``docs/reports/training_recipe.runs.jsonl``."""
     return Path(doc).with_suffix(".runs.jsonl")
 
 
@@ -228,7 +228,7 @@ def variant_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def write_report(results: Mapping[int, Sequence[Mapping[str, Any]]], doc: str | os.PathLike, *, command: str) -> None:
-    """``docs/ablation.md``: a table and findings per frame size."""
+    """``docs/reports/rcn_design_choices.md``: a table and findings per frame size."""
     doc = Path(doc)
     first = next(iter(results.values()))[0]
     conf = first["config"]

@@ -46,7 +46,7 @@ VARIANTS: tuple[Variant, ...] = tuple(_variant(m, o) for m in MODELS for o in (N
 
 
 def write_report(results: Mapping[int, Sequence[Mapping[str, Any]]], doc: str | os.PathLike, *, command: str) -> None:
-    """``docs/recipe.md``: per frame size, a table (mean ± std over seeds) and each option against the plain row."""
+    """``docs/reports/training_recipe.md``: per frame size, a table (mean ± std over seeds) and each option against the plain row."""
     first = next(iter(results.values()))[0]
     conf = first["config"]
     lines = ["# Training recipe: Mixup, CutMix, EMA, repeated augmentation", "",

@@ -9,7 +9,7 @@ the streaming per-frame logits after t of the clip's frames.
 
 Every run keeps its result in ``OUT/<model>/seed<k>/result.json``; a study that is stopped continues where it left
 off (a run stopped mid-training resumes from its last checkpoint). :func:`write_report` turns the results into
-``docs/results.md`` with its plots; the findings paragraphs there are generated from the numbers, so they always say
+``docs/reports/model_comparison.md`` with its plots; the findings paragraphs there are generated from the numbers, so they always say
 what the table says.
 """
 

@@ -1,4 +1,4 @@
-"""The comparison study's report (docs/results.md): the table, the findings written from the numbers, the early
+"""The comparison study's report (docs/reports/model_comparison.md): the table, the findings written from the numbers, the early
 prediction, time to accuracy and the best model's confusion matrix. The runs are :mod:`vidrcnn.experiments.study`'s.
 """
 

@@ -87,8 +87,8 @@ POOLED_STEM_RELU: dict[str, dict[str, Any]] = {
 CHRONO_IDENTITY_INIT: dict[str, dict[str, Any]] = {"mingru": {"chrono": 16}, "rnn": {"state_init": "identity"},
                                             "rcl": {"state_init": "identity"}}
 
-# The cheaper stem that 3 seeds could not tell from the default on the ConvGRU (docs/ablation_defaults.md: 3 frames,
-# strided: 90.2 ± 1.5 against 91.5 ± 2.4), which costs less per step (docs/rcn_training.md, the cost breakdown).
+# The cheaper stem that 3 seeds could not tell from the default on the ConvGRU (docs/reports/each_default_left_out.md: 3 frames,
+# strided: 90.2 ± 1.5 against 91.5 ± 2.4), which costs less per step (docs/reports/how_defaults_were_chosen.md, the cost breakdown).
 STRIDED_STEM: dict[str, Any] = {"stem_frames": 3, "stem_downsample": "stride"}
 # ... and with its causal first layer strided too (a quarter of that layer's work, no max pool): the candidate for
 # the cost target of issue 11 (a training step within 1.3x of the NORMED_RESIDUAL models').
@@ -122,7 +122,7 @@ VARIANTS: tuple[Variant, ...] = (
                     *((f"rcn_{cell}_s", NORMED_RESIDUAL) for cell in ("gru", "mingru", "lstm", "rcl", "rnn")))
       for lr in ("3e-3", "1e-3", "6e-3", "1e-2") if not (m == "rcn_gru_s" and lr == "3e-3")),
     _v("c3d_s", sizes=(32, 64)),  # the reference of the 64x64 ranking, and of the seconds to 85% at 32x32
-    # Time in the stem's first layer, at full resolution (the zoom pair needs it: docs/rcn_training.md).
+    # Time in the stem's first layer, at full resolution (the zoom pair needs it: docs/reports/how_defaults_were_chosen.md).
     *(_v("rcn_gru_s", **NORMED_RESIDUAL, stem_frames=k, sizes=(32, 64) if k == 3 else (32,)) for k in (2, 3)),
     _v("cnn_lstm_s", stem_frames=3),  # equal terms: the same stem for the CNN+LSTM baseline
     # The 3-frame stem at the engine's default rate (users start there), against the 3-D CNN's row at that rate, and
@@ -181,7 +181,7 @@ VARIANTS: tuple[Variant, ...] = (
     _v("frame_avg_s", sizes=(64,)),
     # Time to accuracy (issue 27): what might make the gated cells reach 85% sooner, or end higher, against their
     # defaults and the 3-D CNN (the `c3d` row) of the same run. The ConvGRU's identity candidate kernel (+3 points in
-    # docs/ablation_cheap.md) on the all-strided stem (half the run's time there); for the ConvLSTM, the coupled
+    # docs/reports/cheaper_stems_and_state_init.md) on the all-strided stem (half the run's time there); for the ConvLSTM, the coupled
     # input-forget gate (CIFG, Greff et al. 2017: with the ReLU the cell state is a running average, as the ConvGRU's,
     # and cannot grow step after step; three gates at the ConvGRU's widths, so its parameters) and layer-normalised
     # gates (Ba et al. 2016).

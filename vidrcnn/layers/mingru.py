@@ -31,7 +31,7 @@ def g(v: Tensor) -> Tensor:
     That is also ``max(v + 0.5, sigmoid(v))``: both pieces meet at 0 and the line lies above the sigmoid for
     ``v > 0`` (the sigmoid's slope is at most 1/4 there) and below it for ``v < 0``. Without autograd the maximum is
     used, one pass over the data fewer than the mask and select (a layer's forward 1.15-1.26x faster on
-    CPU, docs/performance.md); with autograd the select, whose backward is the cheaper of the two.
+    CPU, docs/guide/performance.md); with autograd the select, whose backward is the cheaper of the two.
     """
     if torch.is_grad_enabled() and v.requires_grad:
         return torch.where(v >= 0, v + 0.5, torch.sigmoid(v))
@@ -50,7 +50,7 @@ class MinGRUCell(RecurrentCell):
     ``"hillis"`` (Hillis-Steele, ``ceil(log2 T)`` steps), ``"sequential"`` (a loop of element-wise updates), or
     ``"auto"``: ``log`` on GPU, ``sequential`` on CPU, where each loop step is already one vectorised element-wise
     pass over ``B*C*H*W`` values and the scans' extra work (``exp``/``log``, ``T log T`` terms) costs more than the
-    loop (docs/performance.md). :meth:`step` is the streaming form; all give the same outputs.
+    loop (docs/guide/performance.md). :meth:`step` is the streaming form; all give the same outputs.
     """
 
     num_gates = 2

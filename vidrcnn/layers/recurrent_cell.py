@@ -12,20 +12,20 @@ Shapes: ``xin_t`` is the input convolution's output at one step, ``(B, num_gates
 is ``(B, C, H, W)``; the state is a tensor ``(B, C, H, W)`` or, for the LSTM, a tuple ``(h, c)``.
 
 Training options every cell shares, all off by default (the cells as they were; the ``rcn_*`` builders turn on
-``preact_norm="batch"``, the choice of docs/ablation.md):
+``preact_norm="batch"``, the choice of docs/reports/rcn_design_choices.md):
 
 - ``preact_norm``: a norm on the input pre-activations, each gate normalised on its own. ``"batch"``: BatchNorm per
   map, statistics over all frames of the batch in training (as the stem's BatchNorm), running statistics in eval,
   where the cell is causal and streams exactly. ``"group"`` / ``"layer"``: GroupNorm over one frame's maps of one
   sample (up to 8 groups per gate / one), causal and streaming-exact in training too. Without a norm the
   pre-activations shrink layer after layer (the default init has gain 1/sqrt(3)), the gates sit at 0.5, and the
-  cell is close to linear: docs/diagnostics.md.
+  cell is close to linear: docs/reports/why_rcns_learned_slowly.md.
 - ``state_norm``: the same for the state pre-activations, scale only (``"group"``, ``"layer"`` or None; ``"auto"``:
   the input's kind for group/layer, none with ``"batch"``). The LSTM's cell state is never normalised (PredRNN,
   Cooijmans et al. 2016).
 - ``norm_scale``: the scale the norms above start with (default 1, PyTorch's); Cooijmans et al. 2016 start theirs
   at 0.1, so the gates start near their biases. Initialisation only: the model's equations do not change. (With
-  the rcn builders' residual layers and ReLU it breaks training: docs/rcn_training.md, "the state kernel as the identity".)
+  the rcn builders' residual layers and ReLU it breaks training: docs/reports/how_defaults_were_chosen.md, "the state kernel as the identity".)
 - ``state_init`` (cells with a state kernel): ``"identity"`` starts the state kernel as a Dirac kernel (the IRNN
   of Le et al. 2015): the vanilla cell's and the RCL's state kernel, the GRU's and the LSTM's candidate term.
   Initialisation only; the rcn builders use it for the vanilla cell and the RCL.
@@ -37,7 +37,7 @@ Training options every cell shares, all off by default (the cells as they were; 
   (the Li-GRU of Ravanelli et al. 2018: a ReLU candidate after a batch-normalised input; the IRNN's ReLU for the
   vanilla cell, Le et al. 2015). A bounded odd activation is close to linear around zero, where the per-frame
   normalisation puts its input; the ZoomIn/ZoomOut pair, which needs its motion features rectified before they
-  are pooled over space, was then not learned in the study's budget (docs/rcn_training.md, "a rectifying activation").
+  are pooled over space, was then not learned in the study's budget (docs/reports/how_defaults_were_chosen.md, "a rectifying activation").
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ class RecurrentCell(nn.Module):
         self.preact_norm = None if preact_norm == "none" else preact_norm
         # The state terms' norm: by default the input's kind, none where the input's is BatchNorm (batch statistics
         # of a state would differ from step to step, it grows from zero; and a per-frame norm of the state makes a
-        # small early state count as much as a large one: docs/diagnostics.md, "Memory").
+        # small early state count as much as a large one: docs/reports/why_rcns_learned_slowly.md, "Memory").
         if state_norm == "auto":
             state_norm = None if self.preact_norm == "batch" else self.preact_norm
         if state_norm not in (None, "none", "group", "layer"):

@@ -2,7 +2,7 @@
 
 Every model maps a float clip ``(B, C, T, H, W)`` to logits ``(B, num_classes)`` and says whether it is causal
 (``is_causal``). Causal models (the RCNs and CNN+LSTM) also offer ``stream(x, state=None) -> (per_frame_logits
-(B, T, num_classes), state)``. See docs/models.md for every model's parameters and FLOPs.
+(B, T, num_classes), state)``. See docs/guide/models.md for every model's parameters and FLOPs.
 """
 
 # Importing the family modules registers their builders.

@@ -51,11 +51,11 @@ def small_stem(widths: Sequence[int], strides: Sequence[int], *, in_channels: in
 
 
 # Frames the small stem's first convolution sees by default in the causal models (rcn_*, cnn_lstm_*): a causal 5-frame
-# kernel at full resolution (CausalStem), chosen by the ablations (3 frames, then 5: docs/rcn_training.md).
+# kernel at full resolution (CausalStem), chosen by the ablations (3 frames, then 5: docs/reports/how_defaults_were_chosen.md).
 # A pretrained 2-D stem (resnet18) keeps seeing one frame; ``stem_frames=1`` gives the per-frame stem of before.
 STEM_FRAMES = 5
 # How the causal models' small stem coarsens the grid after its first layer (see small_stem): its later layers are
-# evaluated at every position, then max pooled, chosen by the ablation (docs/rcn_training.md).
+# evaluated at every position, then max pooled, chosen by the ablation (docs/reports/how_defaults_were_chosen.md).
 STEM_DOWNSAMPLE = "pool"
 # How the causal stem's first layer coarsens the grid: "pool", its causal convolution at every position of the full
 # grid, then a max pool (the default, as above), or "stride", the same kernel evaluated at every other position (a
@@ -69,13 +69,13 @@ class CausalStem(nn.Module):
     layer's stride, then the ``rest`` of the stem on every frame alone; ``first_downsample="stride"`` evaluates the
     causal convolution at every ``pool``-th position instead (no max pool).
 
-    Why (docs/rcn_training.md, "Zoom"): motion finer than the stem's output grid (rings a few pixels apart moving a
+    Why (docs/reports/how_defaults_were_chosen.md, "Zoom"): motion finer than the stem's output grid (rings a few pixels apart moving a
     fraction of a pixel) survived only where frames were compared before the grid was coarsened; the max pool after
     the comparison is a complex cell after a space-time filter (whether it matters, or only the full-resolution
     kernel, was not settled).
     Before the first frame the clip is taken to stand still (the first frame repeated), so the first step sees no
     motion (zeros there, as ``input_frames`` in the cells pads, would make the first frame a jump from black; in
-    the zoom probe of docs/rcn_training.md the two paddings made no clear difference over 2 seeds).
+    the zoom probe of docs/reports/how_defaults_were_chosen.md the two paddings made no clear difference over 2 seeds).
     ``forward(x, past=None) -> (y, past)``: ``x`` ``(B, C, T, H, W)``; ``past`` carries the input's last
     ``frames - 1`` frames to the next chunk, so chunk after chunk equals one pass (in eval mode; in train mode the
     BatchNorms share batch statistics across frames, as everywhere in the stem).

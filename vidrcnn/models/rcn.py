@@ -171,19 +171,19 @@ def _rcn(cell: str, size: str, *, num_classes: int, head: str, stem: str, stem_w
                residual=residual, checkpoint_every=checkpoint_every, cell_kwargs=cell_kwargs)
 
 
-# The cell options every rcn_* builder passes unless told otherwise, chosen by the ablations (docs/ablation.md,
-# docs/ablation_act.md), with the builders' ``residual=True``: BatchNorm on the input pre-activations (and, with it,
+# The cell options every rcn_* builder passes unless told otherwise, chosen by the ablations (docs/reports/rcn_design_choices.md,
+# docs/reports/activation_and_stem_screen.md), with the builders' ``residual=True``: BatchNorm on the input pre-activations (and, with it,
 # no norm on the state's), and a ReLU where the vanilla, GRU and LSTM cells have tanh (IRNN, Li-GRU;
-# docs/rcn_training.md, "a rectifying activation"). ``preact_norm=None, residual=False, activation="tanh"`` gives the models as they
+# docs/reports/how_defaults_were_chosen.md, "a rectifying activation"). ``preact_norm=None, residual=False, activation="tanh"`` gives the models as they
 # were before (the ablation's reference rows); the cells' own defaults stay off (Liang & Hu's RCNN uses them).
 # Two initialisations too (so checkpoints are unaffected): the minGRU's update gate starts with chrono
 # biases over the study's 16 frames (Tallec & Ollivier 2018), and the state kernel of the vanilla cell and of the RCL
-# as the identity (IRNN, Le et al. 2015); docs/rcn_training.md, "the state kernel as the identity". Liang & Hu's rcnn_k* keep theirs.
-# The ConvGRU's and the ConvLSTM's candidate state kernels start as the identity too (docs/ablation_time.md: +1.5
-# points for the ConvGRU, as in docs/ablation_cheap.md). The ConvLSTM couples its input and forget gates (CIFG, at the
-# ConvGRU's widths: docs/ablation_time.md, 87.0 ± 3.2 against 84.2 ± 5.0; with the ReLU its cell state cannot grow
+# as the identity (IRNN, Le et al. 2015); docs/reports/how_defaults_were_chosen.md, "the state kernel as the identity". Liang & Hu's rcnn_k* keep theirs.
+# The ConvGRU's and the ConvLSTM's candidate state kernels start as the identity too (docs/reports/time_to_accuracy.md: +1.5
+# points for the ConvGRU, as in docs/reports/cheaper_stems_and_state_init.md). The ConvLSTM couples its input and forget gates (CIFG, at the
+# ConvGRU's widths: docs/reports/time_to_accuracy.md, 87.0 ± 3.2 against 84.2 ± 5.0; with the ReLU its cell state cannot grow
 # step after step), and the minGRU's small stem is the cheaper strided one, 3 frames (90.3 ± 1.4 against 88.7 ± 3.9
-# there, 90.7 ± 2.4 in docs/ablation_cheap.md). Older checkpoints rebuild as trained (engine.checkpoint.DEFAULT_CHANGES).
+# there, 90.7 ± 2.4 in docs/reports/cheaper_stems_and_state_init.md). Older checkpoints rebuild as trained (engine.checkpoint.DEFAULT_CHANGES).
 RELU_CELLS = ("rnn", "gru", "lstm")
 INIT_DEFAULTS: dict[str, dict] = {"mingru": {"chrono": 16}, "rnn": {"state_init": "identity"},
                                   "rcl": {"state_init": "identity"}, "gru": {"state_init": "identity"},
