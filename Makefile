@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test demo study lint clean
+.PHONY: venv test demo study bench lint clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,10 @@ demo: venv
 # The comparison study (8 models x 3 seeds, ~45 minutes on 2 CPU cores): regenerates docs/reports/model_comparison.md.
 study: venv
 	$(BIN)/python tools/study.py
+
+# The benchmarks: what each measures and the doc that shows its figures; `python benchmarks/run.py NAME [ARGS]` runs one.
+bench: venv
+	$(BIN)/python benchmarks/run.py
 
 lint: venv
 	$(BIN)/ruff check vidrcnn tools tests benchmarks

@@ -1,5 +1,7 @@
 """Training memory and step time with gradient checkpointing over time (``model.kwargs.checkpoint_every``).
 
+Figures: docs/guide/performance.md, "Gradient checkpointing: training memory".
+
     python benchmarks/checkpoint_memory.py [--model rcn_gru_s] [--lengths 16,32,64] [--every 0,4,8,16]
                                            [--batch 8] [--size 64] [--steps 3] [key=value builder options ...]
 

@@ -1,4 +1,8 @@
-"""The common way of writing a ConvLSTM, as a yardstick for the package's layer.
+"""The package's ConvLSTM against the common concat-per-step ConvLSTM: forward and forward+backward latency.
+
+Figures: docs/guide/performance.md, "What did not help on the CPU".
+
+The common way of writing a ConvLSTM, as a yardstick for the package's layer.
 
 Most public ConvLSTM layers concatenate the input and the hidden state and run ONE convolution per time step over
 the concatenation (``conv([x_t, h_{t-1}]) -> i, f, o, g``), e.g. the widely copied ndrplz/ConvLSTM_pytorch. The
@@ -14,11 +18,11 @@ prints forward and forward+backward latency of both at the same configuration an
 from __future__ import annotations
 
 import torch
-from bench_args import add_layer_configs, layer_configs, parse, stat_ms, timing_parser
 from torch import Tensor, nn
 
 from vidrcnn.layers import ConvRecurrent
 from vidrcnn.profiling import forward_backward, time_fn
+from vidrcnn.profiling.bench_args import add_layer_configs, layer_configs, parse, stat_ms, timing_parser
 
 
 class ConvLSTMCellRef(nn.Module):

@@ -1,5 +1,7 @@
 """The GPU suite: every latency figure the project wants from a GPU, in one command, in under 8 minutes.
 
+Figures: docs/guide/performance.md, "What was measured on a GPU" (what it measures, and what a GPU has run).
+
     python benchmarks/gpu_suite.py --out DIR                      # on a lent GPU (device cuda)
     python benchmarks/gpu_suite.py --out DIR --device cpu --quick # the same code path in under a minute (tested)
 
@@ -19,7 +21,7 @@ carries its peak memory. Writes ``DIR/suite.md`` (a table per configuration, the
 ``DIR/suite.json`` and a latency-against-T plot per configuration, rewritten after every configuration, so that a
 suite stopped early (a killed run, a device lent for less time) still leaves the tables it measured. A
 configuration that would start after ``--budget-s`` is skipped and listed as skipped, so the suite ends in time.
-The report ends with the measured fp32 latencies beside the projection of ``benchmarks/latency_model.py`` (an
+The report ends with the measured fp32 latencies beside the projection of ``vidrcnn.profiling.latency_model`` (an
 H100's published throughput and a cited launch cost, the operators of each forward pass counted here): on the GPU
 that projection was made for, the ratio says how far the latency model is off; on any other device it only
 compares unlike hardware, and the report says so.
@@ -33,16 +35,16 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import stream_frame  # benchmarks/, beside this file (as latency_model is)
+import stream_frame  # a benchmark beside this one (python benchmarks/gpu_suite.py puts benchmarks/ on sys.path)
 import torch
 import train_step
-from latency_model import GPU_TFLOPS, LAUNCH_US, UTILISATION, project
 
 from vidrcnn.layers import compile_steps
 from vidrcnn.models import get_model
 from vidrcnn.profiling import report
 from vidrcnn.profiling.equal_work import equal_work
 from vidrcnn.profiling.equal_work import markdown as equal_work_markdown
+from vidrcnn.profiling.latency_model import GPU_TFLOPS, LAUNCH_US, UTILISATION, project
 from vidrcnn.profiling.run import ProfileOptions, profile_models
 
 # name -> (registered model, builder options)
@@ -145,7 +147,7 @@ def equal_work_rows(device: str, quick: bool) -> list[dict]:
 
 def span_check(rows: list[dict], device: str) -> list[dict]:
     """Each measured equal-work forward row beside its counted launches and span launches and the bounds of
-    ``benchmarks/latency_model.py`` (its GPU constants): eager, every launch in turn, and the span floor no schedule
+    ``vidrcnn.profiling.latency_model`` (its GPU constants): eager, every launch in turn, and the span floor no schedule
     goes under. Measured below the floor means the constants are wrong for this device."""
     out = []
     for r in rows:
@@ -175,7 +177,7 @@ def _write(out: Path, result: dict, start: float) -> None:
 
 def projection(rows: list[dict]) -> list[dict]:
     """Each measured fp32 row beside the latency model's GPU projection for it (max of work at the H100's
-    throughput x utilisation and launched operators x launch cost; ``benchmarks/latency_model.py``)."""
+    throughput x utilisation and launched operators x launch cost; ``vidrcnn.profiling.latency_model``)."""
     out = []
     for r in rows:
         if r.get("error") or r["model"] not in MODELS:
@@ -214,7 +216,7 @@ def markdown(result: dict) -> str:
                    "a recurrent model pays per dependent step, a 3-D CNN's time axis is parallel work."), "",
                   equal_work_markdown(result["equal_work"]), ""]
     if result.get("span_check"):
-        lines += ["## The span bound, checked (`benchmarks/latency_model.py`, `vidrcnn.profiling.work_span`)", "",
+        lines += ["## The span bound, checked (`vidrcnn.profiling.latency_model`, `vidrcnn.profiling.work_span`)", "",
                   (f"Each forward row above beside its launches, counted, and the bounds at {GPU_TFLOPS:g} TFLOPS x "
                    f"{UTILISATION:g} and {LAUNCH_US:g} us per launch: eager (every launch in turn) and the span floor "
                    "(the launches on the longest chain). Span-bound: the span's launches outweigh the work."), "",
@@ -224,7 +226,7 @@ def markdown(result: dict) -> str:
         same = "H100" in gpu
         lines += ["## Measured (fp32) against projected", "",
                   (f"Projected: {GPU_TFLOPS:g} TFLOPS x {UTILISATION:g} utilisation, {LAUNCH_US:g} us per launched "
-                   "operator, eager (benchmarks/latency_model.py; projected, not measured). "
+                   "operator, eager (vidrcnn.profiling.latency_model; projected, not measured). "
                    + ("This device is the kind the projection was made for: the ratio is the latency model's error."
                       if same else f"This device ({gpu or m['cpu']}) is not an H100: the ratio compares unlike "
                       "hardware and is not the model's error.")), "",

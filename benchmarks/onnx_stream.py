@@ -1,5 +1,7 @@
 """onnxruntime against eager PyTorch: one streamed frame (batch 1, carrying the state) and a clip, per model.
 
+Figures: docs/guide/performance.md, "onnxruntime".
+
     python benchmarks/onnx_stream.py [--models rcn_gru_s,rcn_mingru_s,cnn_lstm_s,c3d_s] [--threads 2] [--iters 50]
 
 Each model is exported as ``tools/export.py`` exports it (vidrcnn/inference/export.py), at 32x32 and 16 frames, with random
@@ -17,12 +19,12 @@ import tempfile
 from pathlib import Path
 
 import torch
-from bench_args import parse, stat_ms, timing_parser
 
 from vidrcnn.inference.export import export_onnx
 from vidrcnn.inference.onnx_runtime import OnnxModel, read_metadata, session_for
 from vidrcnn.models import get_model
 from vidrcnn.profiling import time_fn
+from vidrcnn.profiling.bench_args import parse, stat_ms, timing_parser
 
 MODELS = "rcn_gru_s,rcn_mingru_s,cnn_lstm_s,c3d_s"
 

@@ -1,5 +1,9 @@
-"""What the RCN design options cost: a training step, a clip forward and one streamed frame, options off against on,
-timed in one process and interleaved (so the ratio is of one run on one machine state).
+"""What the RCN design options cost: a training step, a clip forward and one streamed frame, off against on.
+
+Figures: docs/guide/performance.md, "What today's defaults cost"; the cost of each candidate default in
+docs/reports/how_defaults_were_chosen.md.
+
+Options off and on are timed in one process and interleaved (so the ratio is of one run on one machine state).
 
     python benchmarks/rcn_options_cost.py                     # every rcn_*_s, today's defaults against the reference
     python benchmarks/rcn_options_cost.py --pairs 'rcn_gru_s:preact_norm=null|rcn_gru_s:preact_norm=batch'
@@ -14,12 +18,12 @@ and ``tools/infer.py`` run them, each BatchNorm folded into the convolution befo
 from __future__ import annotations
 
 import torch
-from bench_args import parse, parse_variant, stat_ms, timing_parser
 
 from vidrcnn.experiments.variants import Variant
 from vidrcnn.layers import fold_batch_norms
 from vidrcnn.models import get_model
 from vidrcnn.profiling import forward_backward, time_fn
+from vidrcnn.profiling.bench_args import parse, parse_variant, stat_ms, timing_parser
 
 MODELS = ("rcn_rnn_s", "rcn_rcl_s", "rcn_gru_s", "rcn_lstm_s", "rcn_mingru_s")
 

@@ -1,5 +1,7 @@
 """Training loader throughput with repeated augmentation (``data.repeats``): clips/s for K = 1, 2, 4.
 
+Figures: docs/guide/training.md, "Training" (``data.repeats``).
+
     python tools/make_synthetic.py /tmp/syn64 --size 64         # or let the script make a small one (--root omitted)
     python benchmarks/repeat_aug.py --root /tmp/syn64 [--repeats 1,2,4] [--batches 10] [--workers 0] [key=value ...]
 

@@ -1,5 +1,7 @@
 """`vidrcnn serve` under load, on loopback: K concurrent WebSocket streams of generated video at 25 fps.
 
+Figures: docs/guide/performance.md, "Serving under load"; the tables of the last run in docs/reports/serve_load/.
+
     python benchmarks/serve_load.py [--checkpoint CKPT] [--backends torch,onnx] [--streams 1,2,4,8] [--seconds 20]
         [--out docs/reports/serve_load]
 
@@ -10,8 +12,7 @@ received minus the frame sent, over the frames answered) p50/p95/p99, the frames
 server's peak resident memory and its growth over the run (the mean of its last 5 s minus that of its first 5 s after
 a 5 s warm-up), and whether each stream's labels equal offline streaming of the same frames in this process (only
 where the server dropped none of that stream's frames: a dropped frame changes the state). Without --checkpoint the
-model is a random-weight `rcn_gru_s` at 32x32 (latency does not depend on the weights). The figures are in
-docs/guide/performance.md, "Serving under load".
+model is a random-weight `rcn_gru_s` at 32x32 (latency does not depend on the weights).
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""One streamed frame: what stepping a causal model by one frame with carried state costs in each step mode
+"""What one streamed frame costs in each step mode, against a 3-D CNN re-running its window for every new frame.
+
+Figures: docs/guide/performance.md, "BatchNorm folding" and "CUDA graphs and compiled cell steps" (CPU); on a GPU
+part of the GPU suite.
+
+One streamed frame: what stepping a causal model by one frame with carried state costs in each step mode
 (``vidrcnn.inference.stream_runner``), against a 3-D CNN re-running its 16-frame window for every new frame; and
 how many streams K one batched step serves within a frame's budget (40 ms: 25 fps); and a 64-frame clip at once,
 timed and with its kernels counted (``torch.profiler``: CUDA kernels on a GPU, top-level operators on the CPU), and

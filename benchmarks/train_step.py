@@ -1,4 +1,9 @@
-"""One training step as ``tools/train.py`` runs it (forward, loss, backward, gradient clipping, AdamW's step; bf16
+"""One training step as ``tools/train.py`` runs it, eagerly and replayed as a CUDA graph.
+
+Figures: docs/guide/performance.md, "CUDA graphs and compiled cell steps" (part of the GPU suite; not yet run on a
+GPU).
+
+One training step as ``tools/train.py`` runs it (forward, loss, backward, gradient clipping, AdamW's step; bf16
 autocast on CUDA), eagerly and, on CUDA, captured as one CUDA graph and replayed (``train.cuda_graph``,
 ``vidrcnn.engine.train_step.GraphedStep``); optionally with the cells' steps compiled (``train.compile_step``).
 The GPU issue's training target is rcn_gru_s against c3d_s at equal work, T = 16 x batch 4 at 64x64.

@@ -4,7 +4,6 @@ import, a dataset format importing another, an import circle (each planted in a 
 from __future__ import annotations
 
 import ast
-import importlib.util
 import os
 import pkgutil
 import shutil
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import vidrcnn.data.formats as formats_package
+from vidrcnn.experiments import import_graph
 
 REPO = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")  # the dev extra installs it beside the interpreter
@@ -76,16 +76,14 @@ def test_every_dataset_format_is_under_the_independence_contract():
 
 
 def test_import_graph_counts_circles_and_layers(tmp_path):
-    spec = importlib.util.spec_from_file_location("import_graph", REPO / "benchmarks" / "import_graph.py")
-    import_graph = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(import_graph)
     edges = {"a": {"b"}, "b": {"a", "c"}, "c": {"d"}, "d": set()}
     assert import_graph.strongly_connected(set(edges), edges) == [["d"], ["c"], ["a", "b"]]
     assert import_graph.longest_chain(list(edges), edges) == 3  # {a, b} -> c -> d
     root = _copy(tmp_path)
     (root / "vidrcnn" / "io" / "base.py").write_text((root / "vidrcnn" / "io" / "base.py").read_text()
                                                        + "\nfrom vidrcnn.io import probe  # noqa\n")
-    run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "import_graph.py"), "--root", str(root)],
+    # python -m imports this checkout's vidrcnn first: the graph counted must still be the copy's, under --root
+    run = subprocess.run([sys.executable, "-m", "vidrcnn.experiments.import_graph", "--root", str(root)],
                          check=True, capture_output=True, text=True, timeout=120)
     circle = run.stdout.split("import circles: 1\n", 1)[1].splitlines()[0]  # base -> probe -> (pyav ->) base
     assert {"vidrcnn.io.base", "vidrcnn.io.probe"} <= set(circle.strip().split(" <-> "))

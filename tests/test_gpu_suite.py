@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _suite(monkeypatch):
     """benchmarks/gpu_suite.py as a module."""
     spec = importlib.util.spec_from_file_location("gpu_suite", REPO / "benchmarks" / "gpu_suite.py")
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # it imports latency_model from beside itself
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # it imports stream_frame and train_step from beside itself
     suite = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(suite)
     return suite

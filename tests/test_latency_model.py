@@ -1,17 +1,11 @@
-"""benchmarks/latency_model.py: the fit recovers a known cost model, and the projection's kernel count grows with T
+"""vidrcnn.profiling.latency_model: the fit recovers a known cost model, and the projection's kernel count grows with T
 for a time loop and not for a 3-D CNN."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-_SPEC = importlib.util.spec_from_file_location(
-    "latency_model", Path(__file__).resolve().parents[1] / "benchmarks" / "latency_model.py")
-latency_model = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(latency_model)
+from vidrcnn.profiling import latency_model
 
 
 def test_the_fit_recovers_work_and_step_costs_and_drops_a_negative_term():

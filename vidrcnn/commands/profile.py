@@ -122,20 +122,24 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             check_output_file(out / name, overwrite=args.overwrite,
                               replaceable=is_own_png if name.endswith(".png") else lambda _: earlier)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for n in threads:  # every thread count and batch in one run: the speed-ups compare like with like
-        torch.set_num_threads(n)
-        for batch in batches:
-            opts = ProfileOptions(batch=batch, device=args.device, size=args.size, warmup=args.warmup,
-                                  iters=args.iters, train=args.train, amp=args.amp, compile=args.compile,
-                                  compile_step=args.compile_step, channels_last=args.channels_last,
-                                  stream=not args.no_stream)
-            where = f"{n} thread(s), batch {batch}"
-            rows += [{**r, "threads": n} for r in profile_models(
-                models, lengths, opts, build=_builder(opts), progress=lambda name, where=where: print(f"profiling {name} ({where}) ...", flush=True))]
-    options = {**vars(args), "lengths": lengths, "batch": batches[0] if len(batches) == 1 else batches,
-               "threads": threads[0] if len(threads) == 1 else threads}
-    fits = write_all(rows, args.out, device=args.device, options=options)
+    rows, threads_before = [], torch.get_num_threads()
+    try:
+        for n in threads:  # every thread count and batch in one run: the speed-ups compare like with like
+            torch.set_num_threads(n)
+            for batch in batches:
+                opts = ProfileOptions(batch=batch, device=args.device, size=args.size, warmup=args.warmup,
+                                      iters=args.iters, train=args.train, amp=args.amp, compile=args.compile,
+                                      compile_step=args.compile_step, channels_last=args.channels_last,
+                                      stream=not args.no_stream)
+                where = f"{n} thread(s), batch {batch}"
+                rows += [{**r, "threads": n} for r in profile_models(
+                    models, lengths, opts, build=_builder(opts),
+                    progress=lambda name, where=where: print(f"profiling {name} ({where}) ...", flush=True))]
+        options = {**vars(args), "lengths": lengths, "batch": batches[0] if len(batches) == 1 else batches,
+                   "threads": threads[0] if len(threads) == 1 else threads}
+        fits = write_all(rows, args.out, device=args.device, options=options)  # its meta: the last thread count
+    finally:  # called in-process (tests, notebooks), the caller keeps its thread count
+        torch.set_num_threads(threads_before)
     print(summary(rows, fits))
     print(f"wrote {args.out}/profile.csv, profile.json, profile.md, latency_vs_length.png"
           + (", scaling.png, work_per_step.png" if len(threads) > 1 else ""))

@@ -1,7 +1,8 @@
 """Why a recurrent convolutional network learns slowly: what flows forward and backward through its layers and time.
 
-Four measurements on one batch, for any :class:`~vidrcnn.models.rcn.RCN` (``benchmarks/rcn_diagnostics.py`` runs
-them before and after a short training and writes docs/reports/why_rcns_learned_slowly.md):
+Four measurements on one batch, for any :class:`~vidrcnn.models.rcn.RCN`
+(``python -m vidrcnn.experiments.diagnostics_report`` runs them before and after a short training and writes
+docs/reports/why_rcns_learned_slowly.md):
 
 - :func:`activation_rms`: root mean square of the stem's and each recurrent layer's output (a signal that shrinks
   layer after layer leaves the classifier nothing to read, and the state terms nothing to add);

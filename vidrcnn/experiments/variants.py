@@ -126,11 +126,12 @@ VARIANTS: tuple[Variant, ...] = (
     *(_v("rcn_gru_s", **NORMED_RESIDUAL, stem_frames=k, sizes=(32, 64) if k == 3 else (32,)) for k in (2, 3)),
     _v("cnn_lstm_s", stem_frames=3),  # equal terms: the same stem for the CNN+LSTM baseline
     # The 3-frame stem at the engine's default rate (users start there), against the 3-D CNN's row at that rate, and
-    # with twice the epochs (the zoom pair needs more steps: benchmarks/zoom_probe.py).
+    # with twice the epochs (the zoom pair needs more steps: docs/reports/how_defaults_were_chosen.md).
     *(_v("rcn_gru_s", **NORMED_RESIDUAL, stem_frames=3, overrides=(o,), seeds=(0,))
       for o in ("train.lr=1e-3", "train.epochs=12")),
     # A ReLU in place of tanh, and the stem's second layer at full resolution before a max pool
-    # (benchmarks/zoom_probe.py: without a rectifying activation after the stem the zoom pair was not learned).
+    # (docs/reports/how_defaults_were_chosen.md, by benchmarks/zoom_probe.py of 7e25895: without a rectifying
+    # activation after the stem the zoom pair was not learned).
     *(_v(f"rcn_{cell}_s", **NORMED_RESIDUAL, stem_frames=3, **kw)
       for cell, kw in (("gru", {"activation": "relu", "stem_downsample": "pool"}), ("gru", {"activation": "relu"}),
                        ("gru", {"stem_downsample": "pool"}), ("rnn", {"activation": "relu", "stem_downsample": "pool"}),

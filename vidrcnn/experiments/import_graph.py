@@ -1,6 +1,6 @@
 """The shape of the package's imports: import circles, top-level parts, import layers, the largest files.
 
-    python benchmarks/import_graph.py [--root DIR]
+    python -m vidrcnn.experiments.import_graph [--root DIR]
 
 ``--root``: the folder holding the ``vidrcnn`` package to count (default: this checkout), so that two checkouts are
 counted by one command (e.g. ``git worktree add /tmp/before <commit>``, then ``--root /tmp/before``). The figures go
@@ -80,12 +80,19 @@ def longest_chain(parts: list[str], edges: dict[str, set[str]]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[2])
     args = parser.parse_args(argv)
     sys.path.insert(0, str(args.root.resolve()))
     import grimp  # the dev extra (import-linter's graph); imported here so that --help needs nothing
 
-    graph = grimp.build_graph(PACKAGE)
+    # Run as ``python -m``, this checkout's package is imported already, and grimp finds the package to count by
+    # importlib.util.find_spec, which answers from sys.modules: set the entry aside, so that --root's is counted.
+    loaded = sys.modules.pop(PACKAGE, None)
+    try:
+        graph = grimp.build_graph(PACKAGE)
+    finally:
+        if loaded is not None:
+            sys.modules[PACKAGE] = loaded
     modules = {m for m in graph.modules if m.startswith(PACKAGE + ".")}
     edges = {m: {i for i in graph.find_modules_directly_imported_by(m) if i in modules} for m in modules}
     circles = [c for c in strongly_connected(modules, edges) if len(c) > 1]

@@ -2,8 +2,9 @@
 
     python tools/profile.py --models rcn_gru_s,rcn_mingru_s,c3d_s --lengths 8,16,32,64,128 --batch 1,4,8 \\
         --iters 10 --no-stream --out outputs/profile_model
-    python benchmarks/latency_model.py outputs/profile_model/profile.json [--threads N]
-    python benchmarks/latency_model.py --equal-work outputs/equal_work_{32,64,112}/equal_work.json [--held-size 64]
+    python -m vidrcnn.profiling.latency_model outputs/profile_model/profile.json [--threads N]
+    python -m vidrcnn.profiling.latency_model --equal-work outputs/equal_work_{32,64,112}/equal_work.json \\
+        [--held-size 64]
 
 **The work/span bound (CPU, measured; issue 28).** With ``--equal-work``: every forward row of the equal-work sweeps
 (the same 64 frames per call, T from 1 to 64) gets its work (GFLOPs, launches) and span (launches on the longest

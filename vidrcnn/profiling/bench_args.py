@@ -1,6 +1,8 @@
-"""What every timing benchmark in this folder shares: ``--threads``, ``--iters``, ``--stat`` and reading the statistic.
+"""What the timing benchmarks in ``benchmarks/`` share: ``--threads``, ``--iters``, ``--stat`` and reading the
+statistic; the layer configurations of the layer benchmarks; a model variant ``MODEL:key=value,...`` read as builder
+options (also :mod:`vidrcnn.experiments.diagnostics_report`).
 
-Imported by the scripts next to it (``python benchmarks/<name>.py`` puts this folder on ``sys.path``).
+Imported as a package module: ``from vidrcnn.profiling.bench_args import timing_parser, parse, stat_ms``.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import argparse
 
 import torch
 
-from vidrcnn.profiling import Timing
+from vidrcnn.profiling.measure import Timing
 
 
 def timing_parser(doc: str | None) -> argparse.ArgumentParser:

@@ -1,8 +1,10 @@
 """Why the recurrent conv networks learn slowly: signal, gradient, gate saturation and memory, before and after a
-short training, per cell and design option (vidrcnn.experiments.diagnostics). Writes docs/reports/why_rcns_learned_slowly.md.
+short training, per cell and design option (vidrcnn.experiments.diagnostics). Writes
+docs/reports/why_rcns_learned_slowly.md.
 
-    python benchmarks/rcn_diagnostics.py --data outputs/study/synthetic            # ~4 minutes on 2 CPU cores
-    python benchmarks/rcn_diagnostics.py --data D --variants 'rcn_gru_s' 'rcn_gru_s:preact_norm=group' --steps 50
+    python -m vidrcnn.experiments.diagnostics_report --data outputs/study/synthetic   # ~4 minutes on 2 CPU cores
+    python -m vidrcnn.experiments.diagnostics_report --data D --variants 'rcn_gru_s' 'rcn_gru_s:preact_norm=group' \\
+        --steps 50
 
 A variant is ``MODEL`` or ``MODEL:key=value,key=value`` (builder options, values parsed as YAML). Every variant trains
 with the study's recipe (configs/synthetic.yaml: AdamW, lr 3e-3, warm-up, batch 16) for ``--steps`` steps from seed
@@ -18,7 +20,6 @@ import time
 from pathlib import Path
 
 import torch
-from bench_args import parse_variant
 from torch.utils.data import DataLoader
 
 from vidrcnn.engine.config import load_config
@@ -28,8 +29,9 @@ from vidrcnn.engine.train_data import build_datasets
 from vidrcnn.engine.train_step import clip_loss
 from vidrcnn.experiments import diagnostics
 from vidrcnn.models import get_model
+from vidrcnn.profiling.bench_args import parse_variant
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # The models as they were on 2026-12-01, before the ablations (tanh, no norm, no residual, a per-frame strided stem);
 # the minGRU has no tanh to replace; the minGRU's gates started without chrono biases and the state kernel of the
 # vanilla cell and the RCL at PyTorch's default, not the identity (2026-12-04). A bare name is today's default.
@@ -162,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run_variant(spec, cfg, len(split.classes), loader, probe, args.steps))
         print(f"{spec}: final loss {sum(results[-1]['losses'][-10:]) / 10:.3f} ({results[-1]['seconds']:.0f} s)",
               flush=True)
-    command = shlex.join(["python", "benchmarks/rcn_diagnostics.py", *(argv if argv is not None else sys.argv[1:])])
+    command = shlex.join(["python", "-m", "vidrcnn.experiments.diagnostics_report",
+                          *(argv if argv is not None else sys.argv[1:])])
     Path(args.doc).write_text(report(results, args.steps, command), encoding="utf-8")
     print(f"wrote {args.doc}")
     return 0
