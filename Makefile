@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 # lint-imports: the layering contracts of pyproject.toml (no upward import, formats independent, no circles).
 test: venv
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2  # two workers of one thread each: the two cores, not four threads
 
 demo: venv
 	$(BIN)/python tools/demo.py
