@@ -23,9 +23,14 @@ test: venv
 demo: venv
 	$(BIN)/python tools/demo.py
 
-# The comparison study (8 models x 3 seeds, ~45 minutes on 2 CPU cores): regenerates docs/reports/model_comparison.md.
+# The comparison study (8 models x 3 seeds at 32x32, ~35 minutes on 2 CPU cores): docs/reports/model_comparison.md;
+# then its 64x64 companion (the recurrent models and the 3-D CNN, 3 seeds, ~50 minutes): model_comparison_64.md.
+STUDY64 := outputs/study64
 study: venv
 	$(BIN)/python tools/study.py
+	test -f $(STUDY64)/synthetic/classes.json || $(BIN)/python tools/make_synthetic.py $(STUDY64)/synthetic --size 64
+	$(BIN)/python tools/study.py --data $(STUDY64)/synthetic --out $(STUDY64) --doc docs/reports/model_comparison_64.md \
+		--models rcn_gru_s,rcn_lstm_s,rcn_mingru_s,c3d_s data.size=64 data.resize=64
 
 # The benchmarks: what each measures and the doc that shows its figures; `python benchmarks/run.py NAME [ARGS]` runs one.
 bench: venv
