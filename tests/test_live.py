@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from checkpoints import write_checkpoint
 from toolrun import TOOLS
+from videos import mpegts_command
 
 from vidrcnn.inference.live import LiveStats, is_live, predict_live
 from vidrcnn.inference.predictor import load_predictor
@@ -21,30 +22,9 @@ from vidrcnn.inference.scoring import predict_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-# Writes SECONDS of a moving pattern at 25 fps as MPEG-TS on stdout, in real time when REALTIME is 1 (as a camera).
-_STREAM = """import sys, time, av, numpy as np
-seconds, realtime = float(sys.argv[1]), sys.argv[2] == "1"
-out = av.open(sys.stdout.buffer, mode="w", format="mpegts")
-s = out.add_stream("mpeg2video", rate=25)
-s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-yy, xx = np.mgrid[0:48, 0:64]
-start = time.perf_counter()
-for i in range(int(seconds * 25)):
-    img = np.stack([(xx * 4 + i * 3) % 256, (yy * 5 + i * 2) % 256, np.full_like(xx, (i * 7) % 256)], -1)
-    for p in s.encode(av.VideoFrame.from_ndarray(img.astype(np.uint8), format="rgb24")):
-        out.mux(p)
-    sys.stdout.flush()
-    if realtime:
-        time.sleep(max(0.0, start + (i + 1) / 25 - time.perf_counter()))
-for p in s.encode():
-    out.mux(p)
-out.close()
-"""
-
 
 def _stream(seconds: float, *, realtime: bool = False) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", _STREAM, str(seconds), "1" if realtime else "0"],
-                            stdout=subprocess.PIPE)
+    return subprocess.Popen(mpegts_command(seconds, realtime=realtime), stdout=subprocess.PIPE)
 
 
 def _default_sigint() -> None:

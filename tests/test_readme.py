@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 from toolrun import load_tool
+from videos import mpegts_command
 
 from vidrcnn.cli import run_tool
 
@@ -42,13 +43,6 @@ ON_TINY_DATA = {
     "vidrcnn serve": None,  # see _serve
 }
 NOT_RUN = {"make test": "it runs this test suite"}
-# Writes a moving pattern as MPEG-TS on stdout: stands in for ffmpeg where it is not installed.
-_MPEGTS = ("import sys, av, numpy as np; o = av.open(sys.stdout.buffer, 'w', format='mpegts'); "
-           "s = o.add_stream('mpeg2video', rate=25); s.width, s.height, s.pix_fmt = 64, 48, 'yuv420p'\n"
-           "for i in range(40):\n"
-           "    img = np.full((48, 64, 3), (i * 6) % 256, np.uint8)\n"
-           "    [o.mux(p) for p in s.encode(av.VideoFrame.from_ndarray(img, format='rgb24'))]\n"
-           "[o.mux(p) for p in s.encode()]; o.close()")
 
 
 def readme_commands() -> list[str]:
@@ -73,7 +67,7 @@ def _tool(argv: list[str], extra: list[str]) -> None:
 def _pipe(command: str) -> None:
     left, right = (part.strip() for part in command.split("|"))
     if shutil.which("ffmpeg") is None and left.startswith("ffmpeg"):
-        left = shlex.join([sys.executable, "-c", _MPEGTS])
+        left = shlex.join(mpegts_command(1.6))  # 40 frames, as fast as they encode
     right = right.replace("python tools/", f"{shlex.quote(sys.executable)} {REPO}/tools/", 1)
     run = subprocess.run(f"{left} | {right}", shell=True, capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0 and "error" not in run.stderr, run.stderr[-2000:]

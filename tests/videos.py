@@ -7,6 +7,7 @@ frame identifies itself even through lossy codecs: :func:`frame_number` reads it
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import av
@@ -163,3 +164,29 @@ def write_rotated(path: Path, degrees: int, num_frames: int = 6, size: tuple[int
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode(None))
     return frames
+
+
+# Writes SECONDS of a moving pattern at 25 fps as MPEG-TS on stdout, in real time when REALTIME is 1 (as a camera).
+_MPEGTS_SCRIPT = """import sys, time, av, numpy as np
+seconds, realtime = float(sys.argv[1]), sys.argv[2] == "1"
+out = av.open(sys.stdout.buffer, mode="w", format="mpegts")
+s = out.add_stream("mpeg2video", rate=25)
+s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+yy, xx = np.mgrid[0:48, 0:64]
+start = time.perf_counter()
+for i in range(int(seconds * 25)):
+    img = np.stack([(xx * 4 + i * 3) % 256, (yy * 5 + i * 2) % 256, np.full_like(xx, (i * 7) % 256)], -1)
+    for p in s.encode(av.VideoFrame.from_ndarray(img.astype(np.uint8), format="rgb24")):
+        out.mux(p)
+    sys.stdout.flush()
+    if realtime:
+        time.sleep(max(0.0, start + (i + 1) / 25 - time.perf_counter()))
+for p in s.encode():
+    out.mux(p)
+out.close()
+"""
+
+
+def mpegts_command(seconds: float, *, realtime: bool = False) -> list[str]:
+    """A command writing ``seconds`` of a moving pattern at 25 fps as MPEG-TS on its stdout (a live source)."""
+    return [sys.executable, "-c", _MPEGTS_SCRIPT, str(seconds), "1" if realtime else "0"]

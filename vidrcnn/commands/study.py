@@ -99,7 +99,8 @@ def _ablation(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: l
     vidrcnn/experiments/recipe_report.py, run by the same runner."""
     from vidrcnn.experiments import ablation, recipe_report, variants
 
-    flag, name = ("--recipe", "recipe") if args.recipe else ("--ablation", "ablation")
+    flag, name, doc_name = (("--recipe", "recipe", "training_recipe") if args.recipe
+                          else ("--ablation", "ablation", "rcn_design_choices"))
     pool, report = (recipe_report.VARIANTS, recipe_report.write_report) if args.recipe else (variants.VARIANTS, None)
     if args.overrides or args.data:
         parser.error(f"{flag} takes no config overrides and no --data: its variants say what they change")
@@ -110,7 +111,7 @@ def _ablation(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: l
     sizes = args.sizes or (list(recipe_report.SIZES) if args.recipe else [32, 64])
     if any(s < 32 or s % 2 for s in sizes):
         parser.error("--sizes must be even frame sizes >= 32")
-    args.doc = args.doc or f"docs/reports/{'training_recipe' if args.recipe else 'rcn_design_choices'}.md"
+    args.doc = args.doc or f"docs/reports/{doc_name}.md"
     _check_doc(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     # The recipe's variants in their own order (each model's plain row first: the reference of its findings).
