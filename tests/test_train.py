@@ -181,7 +181,7 @@ def test_resume_may_extend_a_run_and_the_record_says_so(reference_run, tiny_data
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(reference_run, tiny_data, tmp_path):
     out = tmp_path / "killed"
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # the reference run's: the same sums
     cmd = [sys.executable, str(REPO / "tools" / "train.py"), "--out", str(out), *overrides(tiny_data)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
