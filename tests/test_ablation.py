@@ -7,7 +7,6 @@ import json
 import pytest
 from toolrun import load_tool
 
-from vidrcnn.data.synthetic import make_synthetic
 from vidrcnn.engine.config import load_config
 from vidrcnn.errors import VidrcnnError
 from vidrcnn.experiments import ablation, variants
@@ -80,8 +79,8 @@ def test_the_table_gives_each_variants_seconds_to_the_target_against_the_3d_cnns
     assert ablation.variant_table(ablation.summarize_variants([_r("c3d", "c3d_s", 0, 0.9)]))[0].endswith("| train s |")
 
 
-def test_tiny_ablation_end_to_end(tmp_path):
-    data = make_synthetic(tmp_path / "data32", num_groups=8, clips_per_group=1, num_frames=16, size=32)
+def test_tiny_ablation_end_to_end(tiny_synthetic, tmp_path):
+    data = tiny_synthetic
     quick = ("train.epochs=1", "data.num_workers=0")
     runs = [variants.Variant("rnn", "rcn_rnn_s", {}, quick),
             variants.Variant("rnn+bn", "rcn_rnn_s", {"preact_norm": "batch"}, quick)]

@@ -18,7 +18,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from vidrcnn.data.datasets import collate
-from vidrcnn.data.synthetic import make_synthetic
 from vidrcnn.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from vidrcnn.engine.config import load_config
 from vidrcnn.engine.distributed import ShardSampler
@@ -38,12 +37,10 @@ def test_shard_sampler_visits_each_index_exactly_once(n, world):
 
 
 @pytest.fixture(scope="module")
-def odd_data(tmp_path_factory) -> tuple[Path, Path]:
+def odd_data(tiny_synthetic, tmp_path_factory) -> tuple[Path, Path]:
     """4 classes at 32x32: 23 train videos, 9 test videos (groups 7-8, plus group 6 of the first class)."""
-    root = make_synthetic(tmp_path_factory.mktemp("synthetic_ddp"), num_groups=8, clips_per_group=1, num_frames=16,
-                          size=32, seed=0)
-    lists = root / "lists_odd"
-    lists.mkdir()
+    root = tiny_synthetic
+    lists = tmp_path_factory.mktemp("lists_odd")
     (lists / "classInd.txt").write_bytes("".join(f"{i} {c}\r\n" for i, c in enumerate(CLASSES, 1)).encode())
     train, test = [], []
     for label, name in enumerate(CLASSES, 1):

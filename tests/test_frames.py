@@ -89,8 +89,8 @@ def test_a_list_of_frame_folders_with_counts(extracted, tmp_path):
         read_list_file(lst, root)
 
 
-def test_extract_frames_resumes_and_its_list_trains_and_tests(tmp_path, capsys):
-    data = make_synthetic(tmp_path / "data", num_groups=8, clips_per_group=1, num_frames=16, size=32)
+def test_extract_frames_resumes_and_its_list_trains_and_tests(tiny_synthetic, tmp_path, capsys):
+    data = tiny_synthetic
     out = tmp_path / "frames"
     tool = load_tool("extract_frames")
     assert run_tool(tool.main, [str(data), str(out)]) == 0

@@ -10,7 +10,6 @@ import pytest
 from toolrun import load_tool
 
 from vidrcnn.cli import run_tool
-from vidrcnn.data.synthetic import make_synthetic
 from vidrcnn.engine.config import load_config
 from vidrcnn.errors import VidrcnnError
 from vidrcnn.experiments import ablation, recipe_report, variants
@@ -29,9 +28,9 @@ def test_each_variant_adds_its_options_to_the_plain_recipe_of_its_model():
         assert on == {k: option in (k, "all") for k in on}, v.label
 
 
-def test_tiny_recipe_report_end_to_end(tmp_path):
+def test_tiny_recipe_report_end_to_end(tiny_synthetic, tmp_path):
     # ablate() finds the dataset of each size at OUT/synthetic<size>
-    make_synthetic(tmp_path / "synthetic32", num_groups=8, clips_per_group=1, num_frames=16, size=32)
+    (tmp_path / "synthetic32").symlink_to(tiny_synthetic, target_is_directory=True)
     quick = ("train.epochs=1", "data.num_workers=0")
     runs = [variants.Variant("c3d", "c3d_s", {}, quick, sizes=(32,), builder_defaults=True),
             variants.Variant("c3d+all", "c3d_s", {}, (*quick, *recipe_report.OPTIONS["all"]), sizes=(32,),

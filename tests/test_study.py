@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch import nn
 
-from vidrcnn.data.synthetic import make_synthetic
 from vidrcnn.errors import VidrcnnError
 from vidrcnn.experiments import study, study_report
 
@@ -113,8 +112,8 @@ def test_early_accuracy_per_frame_and_per_kind():
     assert curves["global"] == pytest.approx([0.0] * 5)  # its only video is unreadable: counted wrong
 
 
-def test_tiny_study_end_to_end_and_resume(tmp_path):
-    data = make_synthetic(tmp_path / "data", num_groups=8, clips_per_group=1, num_frames=16, size=32)
+def test_tiny_study_end_to_end_and_resume(tiny_synthetic, tmp_path):
+    data = tiny_synthetic
     out, doc = tmp_path / "runs", tmp_path / "docs" / "results.md"
     overrides = ["train.epochs=1", "data.num_workers=0"]
     results = study.run_study(data, out, models=["rcn_rnn_s", "frame_avg_s"], seeds=[0], overrides=overrides)

@@ -25,7 +25,6 @@ import yaml
 from toolrun import load_tool
 
 import vidrcnn.engine.train as train_module
-from vidrcnn.data.synthetic import make_synthetic
 from vidrcnn.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from vidrcnn.engine.config import load_config
 from vidrcnn.engine.logging import read_metrics
@@ -55,10 +54,8 @@ def write_lists(root: Path, lists: Path, test_groups=(7, 8), extra_train: tuple[
 
 
 @pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory) -> tuple[Path, Path]:
-    root = make_synthetic(tmp_path_factory.mktemp("synthetic"), num_groups=8, clips_per_group=1, num_frames=16,
-                          size=32, seed=0)
-    return root, write_lists(root, root / "lists4")
+def tiny_data(tiny_synthetic, tmp_path_factory) -> tuple[Path, Path]:
+    return tiny_synthetic, write_lists(tiny_synthetic, tmp_path_factory.mktemp("lists4"))
 
 
 def overrides(data: tuple[Path, Path], *extra: str) -> list[str]:
@@ -243,7 +240,7 @@ def test_tool_reports_model_options_the_builder_rejects(tiny_data, tmp_path, cap
 
 def test_unreadable_training_videos_are_skipped_counted_and_summarised(tiny_data, tmp_path, caplog):
     root = tmp_path / "data"
-    shutil.copytree(tiny_data[0], root, ignore=shutil.ignore_patterns("lists4"))
+    shutil.copytree(tiny_data[0], root)
     (root / "MoveLeft" / "v_MoveLeft_g09_c01.avi").write_bytes(b"not a video at all" * 10)
     lists = write_lists(root, root / "lists", extra_train=("MoveLeft/v_MoveLeft_g09_c01.avi",))
     cfg = load_config(None, overrides((root, lists), "train.epochs=2", "train.batch_size=5"))  # 25 videos, none dropped
@@ -260,7 +257,7 @@ def test_unreadable_training_videos_are_skipped_counted_and_summarised(tiny_data
 
 def test_a_validation_set_with_no_readable_video_is_an_error_not_a_result(tiny_data, tmp_path):
     root = tmp_path / "data"
-    shutil.copytree(tiny_data[0], root, ignore=shutil.ignore_patterns("lists4"))
+    shutil.copytree(tiny_data[0], root)
     lists = write_lists(root, root / "lists")
     for rel in (lists / "testlist01.txt").read_text().split():
         (root / rel).write_bytes(b"not a video" * 10)
@@ -270,7 +267,7 @@ def test_a_validation_set_with_no_readable_video_is_an_error_not_a_result(tiny_d
 
 def test_training_stops_with_one_error_when_too_many_videos_are_unreadable(tiny_data, tmp_path):
     root = tmp_path / "data"
-    shutil.copytree(tiny_data[0], root, ignore=shutil.ignore_patterns("lists4"))
+    shutil.copytree(tiny_data[0], root)
     lists = write_lists(root, root / "lists")
     train = (lists / "trainlist01.txt").read_text().split()[::2]
     for rel in train[:3]:  # 3 of 24: 12.5%, above the default limit of 10%
@@ -395,13 +392,13 @@ def test_resume_with_nothing_to_resume_is_refused_or_starts_as_asked(tiny_data, 
 
 
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled-step"])
-def test_two_epochs_give_the_recorded_metrics(tmp_path, monkeypatch, compiled):
+def test_two_epochs_give_the_recorded_metrics(tiny_synthetic, tmp_path, monkeypatch, compiled):
     # Recorded before the training loop was rewritten (tests/fixtures/train_reference.json): the same seed must give
     # the same metrics after any refactor of fit, the cells or the data path (float tolerance: thread counts differ).
     # train.compile_step=true too: compiled (TorchDynamo and AOTAutograd, no code generated, to keep the test short)
     # the cells' steps give the same run.
     reference = json.loads((Path(__file__).parent / "fixtures" / "train_reference.json").read_text())["epochs"]
-    root = make_synthetic(tmp_path / "data", num_groups=8, clips_per_group=1, num_frames=16, size=32, seed=0)
+    root = tiny_synthetic
     cfg = load_config(None, [f"data.root={root}", "data.size=32", "data.num_frames=4", "data.sampling=segments",
                              "data.num_workers=0", "model.name=rcn_gru_s",
                              # the initialisation of the recording (the identity candidate kernel came later)

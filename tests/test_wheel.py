@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from vidrcnn.data.synthetic import make_synthetic
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -56,7 +54,7 @@ def installed(tmp_path_factory) -> Path:
     return venv / "bin"
 
 
-def test_the_wheel_installs_and_runs_from_another_folder(installed, tmp_path):
+def test_the_wheel_installs_and_runs_from_another_folder(installed, tiny_synthetic, tmp_path):
     where = _run([str(installed / "python"), "-c", "import vidrcnn; print(vidrcnn.__file__)"], cwd=tmp_path)
     assert Path(where.stdout.strip()).parent.parent.name == "site-packages"  # the installed copy, not the checkout
     help_text = _run([str(installed / "vidrcnn"), "--help"], cwd=tmp_path).stdout
@@ -68,7 +66,7 @@ def test_the_wheel_installs_and_runs_from_another_folder(installed, tmp_path):
     page = _run([str(installed / "python"), "-c", read_page], cwd=tmp_path).stdout
     assert "/v1/stream" in page  # the live page of vidrcnn serve ships in the wheel
     assert "--ablation" in _run([str(installed / "vidrcnn"), "study", "--help"], cwd=tmp_path).stdout
-    data = make_synthetic(tmp_path / "data", num_groups=8, clips_per_group=1, num_frames=16, size=32)
+    data = tiny_synthetic
     _run([str(installed / "vidrcnn"), "train", "--config", "synthetic_frame_avg_s", "--out", str(tmp_path / "run"),
           f"data.root={data}", "train.epochs=1", "data.num_workers=0", "data.num_frames=4", "train.device=cpu"],
          cwd=tmp_path)
