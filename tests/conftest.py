@@ -10,7 +10,7 @@ import pytest
 import torch
 
 # Two cores on CI. `make test` runs two workers and sets OMP_NUM_THREADS=1: one thread each, which torch has read
-# already. A plain `pytest` (one process) takes the two cores, not torch's default of one thread per core it sees.
+# already. A plain `pytest` (one process) takes two threads, CI's two cores, however many cores the machine has.
 if "OMP_NUM_THREADS" not in os.environ:
     torch.set_num_threads(2)
 
