@@ -23,8 +23,8 @@ test: venv
 demo: venv
 	$(BIN)/python tools/demo.py
 
-# The comparison study (8 models x 3 seeds at 32x32, ~35 minutes on 2 CPU cores): docs/reports/model_comparison.md;
-# then its 64x64 companion (the recurrent models and the 3-D CNN, 3 seeds, ~50 minutes): model_comparison_64.md.
+# The comparison study (8 models x 3 seeds at 32x32, 31 minutes on 2 CPU cores): docs/reports/model_comparison.md;
+# then its 64x64 companion (the recurrent models and the 3-D CNN, 3 seeds, 58 minutes): model_comparison_64.md.
 STUDY64 := outputs/study64
 study: venv
 	$(BIN)/python tools/study.py

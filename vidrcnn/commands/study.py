@@ -99,16 +99,19 @@ def _ablation(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: l
     vidrcnn/experiments/recipe_report.py, run by the same runner."""
     from vidrcnn.experiments import ablation, recipe_report, variants
 
-    flag, name, doc_name = (("--recipe", "recipe", "training_recipe") if args.recipe
-                          else ("--ablation", "ablation", "rcn_design_choices"))
-    pool, report = (recipe_report.VARIANTS, recipe_report.write_report) if args.recipe else (variants.VARIANTS, None)
+    if args.recipe:
+        flag, name, doc_name = "--recipe", "recipe", "training_recipe"
+        pool, report, default_sizes = recipe_report.VARIANTS, recipe_report.write_report, list(recipe_report.SIZES)
+    else:
+        flag, name, doc_name = "--ablation", "ablation", "rcn_design_choices"
+        pool, report, default_sizes = variants.VARIANTS, None, [32, 64]
     if args.overrides or args.data:
         parser.error(f"{flag} takes no config overrides and no --data: its variants say what they change")
     known = {v.label: v for v in pool}
     unknown = [label for label in args.variants or [] if label not in known]
     if unknown:
         parser.error(f"unknown variant(s): {', '.join(unknown)}; known: {', '.join(known)}")
-    sizes = args.sizes or (list(recipe_report.SIZES) if args.recipe else [32, 64])
+    sizes = args.sizes or default_sizes
     if any(s < 32 or s % 2 for s in sizes):
         parser.error("--sizes must be even frame sizes >= 32")
     args.doc = args.doc or f"docs/reports/{doc_name}.md"
